@@ -1,1 +1,1 @@
-
+"""Long-running processes: inbound consumer, event relay, projection consumers, alert timer."""

@@ -1,1 +1,1 @@
-
+"""The edges: event store wiring, Kafka clients, wire codecs, settings, logging, CLI."""

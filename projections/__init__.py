@@ -1,1 +1,1 @@
-
+"""Folds over incident events: SLA status, audit trail, escalation, availability, reports."""
