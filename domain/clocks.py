@@ -1,0 +1,288 @@
+"""The four SLA clocks of an incident (SPEC §5), by interval arithmetic over calendars.
+
+Every result is a pure function of (timeline as of `as_of`, contracts).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from domain.calendars import Calendar
+from domain.contracts import Contracts, Target
+from domain.model import Priority, State, format_instant
+from domain.timeline import Interval, Timeline
+
+
+class Metric(StrEnum):
+    RESPONSE = "response"
+    WORKAROUND = "workaround"
+    RESOLUTION = "resolution"
+    POSTMORTEM = "postmortem"
+
+
+class Status(StrEnum):
+    NOT_APPLICABLE = "not_applicable"
+    PENDING = "pending"
+    MET = "met"
+    BREACHED = "breached"
+    PAUSED = "paused"
+    AT_RISK = "at_risk"
+    RUNNING = "running"
+
+
+Segment = tuple[datetime, datetime]
+
+
+@dataclass(frozen=True)
+class Clock:
+    """One metric's clock as of `as_of`: status, figures and what they were computed from."""
+
+    metric: Metric
+    status: Status
+    target_s: int | None
+    elapsed_s: float | None
+    due_at: datetime | None
+    stopped_at: datetime | None
+    started_at: datetime | None = None
+    priority: Priority | None = None
+    calendar: Calendar | None = None
+    segments: tuple[Segment, ...] = ()
+    pauses: tuple[Interval, ...] = ()
+    at_risk_threshold: float = 0.75
+
+    @property
+    def running(self) -> bool:
+        return self.status in (Status.RUNNING, Status.AT_RISK, Status.PAUSED) or (
+            self.status is Status.BREACHED and self.stopped_at is None
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "status": str(self.status),
+            "target_s": self.target_s,
+            "elapsed_s": self.elapsed_s,
+            "due_at": format_instant(self.due_at) if self.due_at else None,
+            "stopped_at": format_instant(self.stopped_at) if self.stopped_at else None,
+        }
+
+    def explain(self) -> dict[str, Any]:
+        """The intervals counted, the pauses, the calendar and the priority used."""
+        counted: list[list[str]] = []
+        if self.calendar is not None:
+            for start, end in self.segments:
+                counted.extend(
+                    [format_instant(a), format_instant(b)]
+                    for a, b in self.calendar.working_intervals(start, end)
+                )
+        return {
+            **self.as_json(),
+            "started_at": format_instant(self.started_at) if self.started_at else None,
+            "priority": str(self.priority) if self.priority else None,
+            "calendar": self.calendar.name if self.calendar else None,
+            "at_risk_threshold": self.at_risk_threshold,
+            "active_segments": [[format_instant(a), format_instant(b)] for a, b in self.segments],
+            "pauses": [
+                [format_instant(p.start), format_instant(p.end) if p.end else None]
+                for p in self.pauses
+            ],
+            "counted_intervals": counted,
+        }
+
+
+@dataclass(frozen=True)
+class IncidentClocks:
+    timeline: Timeline
+    tier: str | None
+    clocks: dict[Metric, Clock] = field(default_factory=dict)
+
+
+def evaluate(timeline: Timeline, contracts: Contracts) -> IncidentClocks:
+    """All four clocks of one incident as of `timeline.as_of`."""
+    tier = contracts.tier_of(timeline.customer)
+    clocks = {
+        Metric.RESPONSE: _response(timeline, contracts),
+        Metric.WORKAROUND: _workaround(timeline, contracts),
+        Metric.RESOLUTION: _resolution(timeline, contracts),
+        Metric.POSTMORTEM: _postmortem(timeline, contracts),
+    }
+    return IncidentClocks(timeline=timeline, tier=tier[0] if tier else None, clocks=clocks)
+
+
+def _response(t: Timeline, contracts: Contracts) -> Clock:
+    return _clock(
+        Metric.RESPONSE, t, contracts, start=t.reported_at, stop=t.acknowledged_at,
+        runs=[Interval(t.reported_at, None)], pauses=(),
+    )  # fmt: skip
+
+
+def _workaround(t: Timeline, contracts: Contracts) -> Clock:
+    candidates = [m for m in (t.first_workaround_at, _first_resolution_at(t)) if m is not None]
+    return _clock(
+        Metric.WORKAROUND, t, contracts, start=t.reported_at,
+        stop=min(candidates) if candidates else None,
+        runs=[Interval(t.reported_at, None)], pauses=t.pauses,
+    )  # fmt: skip
+
+
+def _resolution(t: Timeline, contracts: Contracts) -> Clock:
+    latest = t.latest_resolution
+    stop = latest.at if t.state is State.RESOLVED and latest is not None else None
+    return _clock(
+        Metric.RESOLUTION, t, contracts, start=t.reported_at, stop=stop,
+        runs=t.open_runs(), pauses=t.pauses,
+    )  # fmt: skip
+
+
+def postmortem_required(t: Timeline) -> bool:
+    """P1 (in effect at the latest resolution, or now if unresolved) or an outage."""
+    latest = t.latest_resolution
+    moment = latest.at if t.state is State.RESOLVED and latest is not None else t.as_of
+    return t.outage or t.priority_at(moment) is Priority.P1
+
+
+def _postmortem(t: Timeline, contracts: Contracts) -> Clock:
+    target = contracts.target(t.customer, Priority.P1, Metric.POSTMORTEM)
+    if not postmortem_required(t):
+        return Clock(Metric.POSTMORTEM, Status.NOT_APPLICABLE, None, None, None, None)
+    latest = t.latest_resolution
+    if t.state is not State.RESOLVED or latest is None:
+        return Clock(Metric.POSTMORTEM, Status.PENDING, target.seconds, None, None, None)
+    published = [at for at in t.postmortems if at >= latest.at]
+    return _measure(
+        Metric.POSTMORTEM, t, target, start=latest.at,
+        stop=published[0] if published else None,
+        runs=[Interval(latest.at, None)], pauses=(), priority=t.priority_at(latest.at),
+        threshold=contracts.at_risk_threshold,
+    )  # fmt: skip
+
+
+def _first_resolution_at(t: Timeline) -> datetime | None:
+    return t.resolutions[0].at if t.resolutions else None
+
+
+def _clock(
+    metric: Metric,
+    t: Timeline,
+    contracts: Contracts,
+    *,
+    start: datetime,
+    stop: datetime | None,
+    runs: Sequence[Interval],
+    pauses: Sequence[Interval],
+) -> Clock:
+    # A stopped clock keeps the priority in effect when it stopped; a running one uses now's,
+    # recomputed over the whole interval since it started (rule 3).
+    priority = t.priority_at(stop if stop is not None else t.as_of)
+    target = contracts.target(t.customer, priority, metric)
+    return _measure(
+        metric, t, target, start=start, stop=stop, runs=runs, pauses=pauses,
+        priority=priority, threshold=contracts.at_risk_threshold,
+    )  # fmt: skip
+
+
+def _measure(
+    metric: Metric,
+    t: Timeline,
+    target: Target,
+    *,
+    start: datetime,
+    stop: datetime | None,
+    runs: Sequence[Interval],
+    pauses: Sequence[Interval],
+    priority: Priority,
+    threshold: float,
+) -> Clock:
+    horizon = stop if stop is not None else t.as_of
+    segments = active_segments(runs, pauses, horizon)
+    paused = _paused_at(pauses, horizon)
+    calendar = target.calendar
+    elapsed = sum(calendar.counted_seconds(a, b) for a, b in segments)
+    due = None
+    if target.seconds is not None:
+        due = due_instant(calendar, segments, None if paused else horizon, target.seconds)
+    status = _status(
+        target.seconds, elapsed, stopped=stop is not None, paused=paused, ratio=threshold
+    )
+    return Clock(
+        metric=metric,
+        status=status,
+        target_s=target.seconds,
+        elapsed_s=elapsed,
+        due_at=due,
+        stopped_at=stop,
+        started_at=start,
+        priority=priority,
+        calendar=calendar,
+        segments=tuple(segments),
+        pauses=tuple(p for p in pauses if p.start <= horizon),
+        at_risk_threshold=threshold,
+    )
+
+
+def active_segments(
+    runs: Sequence[Interval], pauses: Sequence[Interval], horizon: datetime
+) -> list[Segment]:
+    """The runs clipped at `horizon`, minus the pauses: the time a clock may count."""
+    segments: list[Segment] = []
+    for run in runs:
+        run_end = horizon if run.end is None else min(run.end, horizon)
+        if run_end <= run.start:
+            continue
+        pieces = [(run.start, run_end)]
+        for pause in pauses:
+            pause_end = horizon if pause.end is None else min(pause.end, horizon)
+            pieces = [piece for a, b in pieces for piece in _minus(a, b, pause.start, pause_end)]
+        segments.extend(pieces)
+    return segments
+
+
+def _minus(a: datetime, b: datetime, c: datetime, d: datetime) -> list[Segment]:
+    if d <= a or c >= b or d <= c:
+        return [(a, b)]
+    out = []
+    if c > a:
+        out.append((a, c))
+    if d < b:
+        out.append((d, b))
+    return out
+
+
+def _paused_at(pauses: Sequence[Interval], moment: datetime) -> bool:
+    return any(p.start <= moment and (p.end is None or p.end > moment) for p in pauses)
+
+
+def due_instant(
+    calendar: Calendar, segments: Sequence[Segment], tail_from: datetime | None, target_s: float
+) -> datetime | None:
+    """Earliest instant counted time reaches `target_s`: over the known segments, then
+    (unless paused) onwards from `tail_from` with no further pause (rule 4)."""
+    remaining = float(target_s)
+    for start, end in segments:
+        counted = calendar.counted_seconds(start, end)
+        if counted >= remaining:
+            return calendar.instant_after(start, remaining)
+        remaining -= counted
+    if tail_from is None:
+        return None
+    return calendar.instant_after(tail_from, remaining)
+
+
+def _status(
+    target_s: int | None, elapsed: float, *, stopped: bool, paused: bool, ratio: float
+) -> Status:
+    """Rule 5: first match wins."""
+    if target_s is None:
+        return Status.NOT_APPLICABLE
+    if stopped and elapsed <= target_s:
+        return Status.MET
+    if elapsed > target_s:
+        return Status.BREACHED
+    if paused:
+        return Status.PAUSED
+    if elapsed >= ratio * target_s:
+        return Status.AT_RISK
+    return Status.RUNNING

@@ -1,0 +1,232 @@
+"""Support contracts as data (SPEC §4): calendars, tiers, targets, credits, customers.
+
+`load_contracts(text, source)` parses the TOML text; every problem is reported as
+`ContractsError("<source>: <key>: <problem>")`.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+
+from domain.calendars import AlwaysCalendar, BusinessCalendar, Calendar, CalendarError
+from domain.durations import parse_duration
+from domain.model import Priority
+
+METRICS = ("response", "workaround", "resolution", "postmortem")
+POSTMORTEM_CALENDAR = AlwaysCalendar("24x7")
+
+
+class ContractsError(ValueError):
+    """A contracts file that cannot be used, naming the file, the key and the problem."""
+
+
+def _duration(value: object) -> int:
+    if isinstance(value, str):
+        return parse_duration(value)
+    raise ValueError(f"expected a duration string like '2h', got {value!r}")
+
+
+Duration = Annotated[int, BeforeValidator(_duration)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CalendarSpec(_Model):
+    kind: Literal["24x7", "business"]
+    timezone: str | None = None
+    weekdays: list[str] = Field(default_factory=lambda: ["mon", "tue", "wed", "thu", "fri"])
+    hours: list[str] = Field(default_factory=list)
+    holidays: str | None = None
+    extra_holidays: list[date] = Field(default_factory=list)
+    extra_workdays: list[date] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _business_needs_zone_and_hours(self) -> CalendarSpec:
+        if self.kind == "business":
+            if not self.timezone:
+                raise ValueError("a business calendar needs a timezone")
+            if not self.hours:
+                raise ValueError("a business calendar needs hours")
+        return self
+
+
+class PriorityTargets(_Model):
+    calendar: str
+    response: Duration | None = None
+    workaround: Duration | None = None
+    resolution: Duration | None = None
+
+
+class Tier(_Model):
+    availability_target: Annotated[float, Field(gt=0, le=100)]
+    P1: PriorityTargets | None = None
+    P2: PriorityTargets | None = None
+    P3: PriorityTargets | None = None
+    P4: PriorityTargets | None = None
+
+    def for_priority(self, priority: Priority) -> PriorityTargets | None:
+        targets: PriorityTargets | None = getattr(self, priority.value)
+        return targets
+
+
+class CreditRule(_Model):
+    below: Literal["target"] | Annotated[float, Field(gt=0, le=100)]
+    percent: Annotated[float, Field(ge=0, le=100)]
+
+
+class Customer(_Model):
+    tier: str
+    name: str | None = None
+    timezone: str | None = None
+
+
+class EscalationPolicy(_Model):
+    """Levels reached automatically (SPEC §7); a manual `escalated` raises to at least its level."""
+
+    at_risk_level: Annotated[int, Field(ge=1, le=4)] = 2
+    breached_level: Annotated[int, Field(ge=1, le=4)] = 3
+    overrun_level: Annotated[int, Field(ge=1, le=4)] = 4
+    overrun_ratio: Annotated[float, Field(gt=1)] = 2.0
+    p1_breached_level: Annotated[int, Field(ge=1, le=4)] = 4
+
+
+class ContractsSpec(_Model):
+    at_risk_threshold: Annotated[float, Field(gt=0, lt=1)] = 0.75
+    postmortem_within: Duration = 120 * 3600
+    calendars: dict[str, CalendarSpec] = Field(default_factory=dict)
+    tiers: dict[str, Tier]
+    credits: list[CreditRule] = Field(default_factory=list)
+    customers: dict[str, Customer] = Field(default_factory=dict)
+    escalation: EscalationPolicy = EscalationPolicy()
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> ContractsSpec:
+        for tier_name, tier in self.tiers.items():
+            for priority in Priority:
+                targets = tier.for_priority(priority)
+                if targets is not None and targets.calendar not in self.calendars:
+                    raise ValueError(
+                        f"tiers.{tier_name}.{priority}.calendar: unknown calendar "
+                        f"{targets.calendar!r} (known: {sorted(self.calendars)})"
+                    )
+        for customer_name, customer in self.customers.items():
+            if customer.tier not in self.tiers:
+                raise ValueError(
+                    f"customers.{customer_name}.tier: unknown tier {customer.tier!r} "
+                    f"(known: {sorted(self.tiers)})"
+                )
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """The target of one metric for one (tier, priority): seconds (None = no target)."""
+
+    seconds: int | None
+    calendar: Calendar
+
+
+@dataclass(frozen=True)
+class Contracts:
+    spec: ContractsSpec
+    calendars: dict[str, Calendar]
+    source: str = "<contracts>"
+    _always: Calendar = field(default_factory=lambda: AlwaysCalendar("24x7"))
+
+    @property
+    def at_risk_threshold(self) -> float:
+        return self.spec.at_risk_threshold
+
+    @property
+    def postmortem_within_s(self) -> int:
+        return self.spec.postmortem_within
+
+    @property
+    def escalation(self) -> EscalationPolicy:
+        return self.spec.escalation
+
+    def customer(self, name: str) -> Customer | None:
+        return self.spec.customers.get(name)
+
+    def tier_of(self, customer: str) -> tuple[str, Tier] | None:
+        found = self.spec.customers.get(customer)
+        if found is None:
+            return None
+        return found.tier, self.spec.tiers[found.tier]
+
+    def target(self, customer: str, priority: Priority, metric: str) -> Target:
+        """Target and calendar of `metric` for this customer's tier at `priority`."""
+        if metric == "postmortem":
+            return Target(self.spec.postmortem_within, POSTMORTEM_CALENDAR)
+        tier = self.tier_of(customer)
+        targets = tier[1].for_priority(priority) if tier else None
+        if targets is None:
+            return Target(None, self._always)
+        seconds: int | None = getattr(targets, metric)
+        return Target(seconds, self.calendars[targets.calendar])
+
+    def credit_percent(self, availability_percent: float, tier: Tier) -> float:
+        """Largest credit whose threshold the availability falls under; 0 if none."""
+        best = 0.0
+        for rule in self.spec.credits:
+            threshold = tier.availability_target if rule.below == "target" else rule.below
+            if availability_percent < threshold:
+                best = max(best, rule.percent)
+        return best
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "<top level>"
+
+
+def _build_calendar(name: str, spec: CalendarSpec) -> Calendar:
+    if spec.kind == "24x7":
+        return AlwaysCalendar(name)
+    assert spec.timezone is not None
+    return BusinessCalendar(
+        name,
+        timezone=spec.timezone,
+        weekdays=spec.weekdays,
+        hours=spec.hours,
+        holidays_country=spec.holidays,
+        extra_holidays=spec.extra_holidays,
+        extra_workdays=spec.extra_workdays,
+    )
+
+
+def load_contracts(text: str, source: str = "<contracts>") -> Contracts:
+    """Parse and validate the TOML text of a contracts file."""
+    try:
+        raw: dict[str, Any] = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ContractsError(f"{source}: not valid TOML: {error}") from error
+    try:
+        spec = ContractsSpec.model_validate(raw)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{_location(e['loc'])}: {e['msg']}"
+            + (f" (got {e['input']!r})" if e["type"] != "missing" and e.get("input") else "")
+            for e in error.errors(include_url=False)
+        )
+        raise ContractsError(f"{source}: {problems}") from error
+    calendars: dict[str, Calendar] = {}
+    for name, calendar_spec in spec.calendars.items():
+        try:
+            calendars[name] = _build_calendar(name, calendar_spec)
+        except CalendarError as error:
+            raise ContractsError(f"{source}: calendars.{name}: {error}") from error
+    return Contracts(spec=spec, calendars=calendars, source=source)

@@ -1,0 +1,50 @@
+"""Why a message is refused: each error carries a stable machine-readable `code` (SPEC §3)."""
+
+from __future__ import annotations
+
+
+class Rejection(Exception):
+    """A message refused as a whole; `code` is stable, `reason` is for people."""
+
+    code = "rejected"
+
+    def __init__(self, reason: str, *, incident_id: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.incident_id = incident_id
+
+
+class InvalidMessageError(Rejection):
+    """Not the wire contract; `code` is set per problem (invalid_json, unknown_field, …)."""
+
+    def __init__(self, code: str, reason: str, *, incident_id: str | None = None) -> None:
+        super().__init__(reason, incident_id=incident_id)
+        self.code = code
+
+
+class FirstEventNotReportedError(Rejection):
+    code = "first_event_not_reported"
+
+
+class AlreadyReportedError(Rejection):
+    code = "already_reported"
+
+
+class OutOfOrderError(Rejection):
+    code = "out_of_order"
+
+
+class FromTheFutureError(Rejection):
+    code = "future_timestamp"
+
+
+class TransitionNotAllowedError(Rejection):
+    code = "transition_not_allowed"
+
+
+class UnknownCustomerError(Rejection):
+    code = "unknown_customer"
+
+
+class MessageIdConflictError(Rejection):
+    code = "message_id_conflict"

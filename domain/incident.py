@@ -1,0 +1,224 @@
+"""The Incident aggregate: the only writer of an incident's history.
+
+Public command methods check the rules and raise a `Rejection`; the events' `apply` only
+assigns state, so replaying history never re-runs checks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, ClassVar
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate
+
+from domain.contracts import Contracts
+from domain.errors import (
+    AlreadyReportedError,
+    FromTheFutureError,
+    OutOfOrderError,
+    UnknownCustomerError,
+)
+from domain.lifecycle import check_transition, next_state
+from domain.model import (
+    GENESIS_HASH,
+    EventType,
+    IncidentEvent,
+    State,
+    chain_fields,
+    chain_hash,
+    incident_uuid,
+)
+
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+
+
+@dataclass(frozen=True, slots=True)
+class Fact:
+    """What a publisher says happened: one validated message, ready to be recorded."""
+
+    type: EventType
+    incident_id: str
+    occurred_at: datetime
+    actor: str
+    source: str | None
+    message_id: str
+    data: Mapping[str, Any]
+
+
+def _check_not_future(fact: Fact, now: datetime) -> None:
+    if fact.occurred_at > now + MAX_CLOCK_SKEW:
+        raise FromTheFutureError(
+            f"occurred_at {fact.occurred_at.isoformat()} is more than 5 minutes ahead of "
+            f"the receiver's clock ({now.isoformat()})",
+            incident_id=fact.incident_id,
+        )
+
+
+class Incident(Aggregate):
+    class Event(Aggregate.Event):
+        incident_id: str
+        occurred_at: datetime
+        actor: str
+        source: str | None
+        message_id: str
+        data: dict[str, Any]
+        prev_hash: str
+        hash: str
+
+        type_name: ClassVar[EventType]
+
+        def apply(self, aggregate: Incident) -> None:
+            aggregate._evolve(self)
+
+        def to_record(self) -> IncidentEvent:
+            return IncidentEvent(
+                incident_id=self.incident_id,
+                position=self.originator_version,
+                type=self.type_name,
+                occurred_at=self.occurred_at,
+                recorded_at=self.timestamp,
+                actor=self.actor,
+                source=self.source,
+                message_id=self.message_id,
+                data=self.data,
+                prev_hash=self.prev_hash,
+                hash=self.hash,
+            )
+
+    class Reported(Event, Aggregate.Created):
+        type_name = EventType.REPORTED
+
+    class Triaged(Event):
+        type_name = EventType.TRIAGED
+
+    class PriorityChanged(Event):
+        type_name = EventType.PRIORITY_CHANGED
+
+    class Acknowledged(Event):
+        type_name = EventType.ACKNOWLEDGED
+
+    class AwaitingCustomer(Event):
+        type_name = EventType.AWAITING_CUSTOMER
+
+    class CustomerResponded(Event):
+        type_name = EventType.CUSTOMER_RESPONDED
+
+    class WorkaroundProvided(Event):
+        type_name = EventType.WORKAROUND_PROVIDED
+
+    class Escalated(Event):
+        type_name = EventType.ESCALATED
+
+    class Resolved(Event):
+        type_name = EventType.RESOLVED
+
+    class Reopened(Event):
+        type_name = EventType.REOPENED
+
+    class PostmortemPublished(Event):
+        type_name = EventType.POSTMORTEM_PUBLISHED
+
+    def __init__(self) -> None:
+        self.incident_id = ""
+        self.customer = ""
+        self.state = State.OPEN
+        self.acknowledged = False
+        self.last_occurred_at: datetime | None = None
+        self.head_hash = GENESIS_HASH
+
+    @staticmethod
+    def create_id(incident_id: str) -> UUID:
+        return incident_uuid(incident_id)
+
+    @classmethod
+    def report(cls, fact: Fact, *, contracts: Contracts, now: datetime) -> Incident:
+        """Open a new incident from its `reported` fact."""
+        if fact.type is not EventType.REPORTED:
+            raise ValueError("Incident.report needs a reported fact")
+        _check_not_future(fact, now)
+        customer = str(fact.data["customer"])
+        if contracts.customer(customer) is None:
+            raise UnknownCustomerError(
+                f"customer {customer!r} is not in the contracts ({contracts.source})",
+                incident_id=fact.incident_id,
+            )
+        fields = _chained(fact, position=cls.INITIAL_VERSION, now=now, prev_hash=GENESIS_HASH)
+        return cls._create(cls.Reported, id=incident_uuid(fact.incident_id), **fields)
+
+    def record(self, fact: Fact, *, now: datetime) -> None:
+        """Record any later fact of this incident, if the lifecycle allows it now."""
+        if fact.type is EventType.REPORTED:
+            raise AlreadyReportedError(
+                f"incident {self.incident_id!r} was already reported", incident_id=self.incident_id
+            )
+        _check_not_future(fact, now)
+        if self.last_occurred_at is not None and fact.occurred_at < self.last_occurred_at:
+            raise OutOfOrderError(
+                f"occurred_at {fact.occurred_at.isoformat()} is earlier than the incident's "
+                f"previous event ({self.last_occurred_at.isoformat()})",
+                incident_id=self.incident_id,
+            )
+        check_transition(
+            self.state, fact.type, acknowledged=self.acknowledged, incident_id=self.incident_id
+        )
+        fields = _chained(fact, position=self.version + 1, now=now, prev_hash=self.head_hash)
+        self.trigger_event(_EVENT_CLASSES[fact.type], **fields)
+
+    def _evolve(self, event: Incident.Event) -> None:
+        kind = event.type_name
+        if kind is EventType.REPORTED:
+            self.incident_id = event.incident_id
+            self.customer = str(event.data["customer"])
+        self.state = next_state(self.state, kind)
+        if kind is EventType.ACKNOWLEDGED:
+            self.acknowledged = True
+        self.last_occurred_at = event.occurred_at
+        self.head_hash = event.hash
+
+
+_EVENT_CLASSES: dict[EventType, type[Incident.Event]] = {
+    cls.type_name: cls
+    for cls in (
+        Incident.Reported,
+        Incident.Triaged,
+        Incident.PriorityChanged,
+        Incident.Acknowledged,
+        Incident.AwaitingCustomer,
+        Incident.CustomerResponded,
+        Incident.WorkaroundProvided,
+        Incident.Escalated,
+        Incident.Resolved,
+        Incident.Reopened,
+        Incident.PostmortemPublished,
+    )
+}
+
+
+def _chained(fact: Fact, *, position: int, now: datetime, prev_hash: str) -> dict[str, Any]:
+    """Event attributes for `fact`, including the hash chaining it to `prev_hash`."""
+    data = dict(fact.data)
+    fields = chain_fields(
+        incident_id=fact.incident_id,
+        position=position,
+        type=fact.type,
+        occurred_at=fact.occurred_at,
+        recorded_at=now,
+        actor=fact.actor,
+        source=fact.source,
+        message_id=fact.message_id,
+        data=data,
+    )
+    return {
+        "timestamp": now,
+        "incident_id": fact.incident_id,
+        "occurred_at": fact.occurred_at,
+        "actor": fact.actor,
+        "source": fact.source,
+        "message_id": fact.message_id,
+        "data": data,
+        "prev_hash": prev_hash,
+        "hash": chain_hash(prev_hash, fields),
+    }

@@ -1,0 +1,59 @@
+"""Which event may follow which state (SPEC §2–3), and the state each event leads to."""
+
+from __future__ import annotations
+
+from domain.errors import TransitionNotAllowedError
+from domain.model import EventType, State
+
+_ALLOWED: dict[State, frozenset[EventType]] = {
+    State.OPEN: frozenset(
+        {
+            EventType.TRIAGED,
+            EventType.PRIORITY_CHANGED,
+            EventType.ACKNOWLEDGED,
+            EventType.AWAITING_CUSTOMER,
+            EventType.WORKAROUND_PROVIDED,
+            EventType.ESCALATED,
+            EventType.RESOLVED,
+        }
+    ),
+    State.AWAITING_CUSTOMER: frozenset(
+        {
+            EventType.TRIAGED,
+            EventType.PRIORITY_CHANGED,
+            EventType.ACKNOWLEDGED,
+            EventType.CUSTOMER_RESPONDED,
+            EventType.WORKAROUND_PROVIDED,
+            EventType.ESCALATED,
+            EventType.RESOLVED,
+        }
+    ),
+    State.RESOLVED: frozenset({EventType.REOPENED, EventType.POSTMORTEM_PUBLISHED}),
+}
+
+_NEXT: dict[EventType, State] = {
+    EventType.REPORTED: State.OPEN,
+    EventType.AWAITING_CUSTOMER: State.AWAITING_CUSTOMER,
+    EventType.CUSTOMER_RESPONDED: State.OPEN,
+    EventType.RESOLVED: State.RESOLVED,
+    EventType.REOPENED: State.OPEN,
+}
+
+
+def check_transition(
+    state: State, event: EventType, *, acknowledged: bool, incident_id: str
+) -> None:
+    """Raise `TransitionNotAllowedError` when `event` may not happen in `state`."""
+    if event not in _ALLOWED[state]:
+        raise TransitionNotAllowedError(
+            f"{event} is not allowed while the incident is {state}", incident_id=incident_id
+        )
+    if event is EventType.ACKNOWLEDGED and acknowledged:
+        raise TransitionNotAllowedError(
+            "acknowledged is not allowed: the incident was already acknowledged",
+            incident_id=incident_id,
+        )
+
+
+def next_state(state: State, event: EventType) -> State:
+    return _NEXT.get(event, state)

@@ -1,0 +1,157 @@
+"""Value types shared by the whole model: priorities, event types, states, recorded events."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+
+class Priority(StrEnum):
+    P1 = "P1"
+    P2 = "P2"
+    P3 = "P3"
+    P4 = "P4"
+
+
+class EventType(StrEnum):
+    REPORTED = "reported"
+    TRIAGED = "triaged"
+    PRIORITY_CHANGED = "priority_changed"
+    ACKNOWLEDGED = "acknowledged"
+    AWAITING_CUSTOMER = "awaiting_customer"
+    CUSTOMER_RESPONDED = "customer_responded"
+    WORKAROUND_PROVIDED = "workaround_provided"
+    ESCALATED = "escalated"
+    RESOLVED = "resolved"
+    REOPENED = "reopened"
+    POSTMORTEM_PUBLISHED = "postmortem_published"
+
+
+class State(StrEnum):
+    OPEN = "open"
+    AWAITING_CUSTOMER = "awaiting_customer"
+    RESOLVED = "resolved"
+
+
+class Cause(StrEnum):
+    VENDOR = "vendor"
+    CUSTOMER = "customer"
+    THIRD_PARTY = "third_party"
+    FORCE_MAJEURE = "force_majeure"
+    MAINTENANCE = "maintenance"
+
+
+EXCLUDED_CAUSES = frozenset(
+    {Cause.CUSTOMER, Cause.THIRD_PARTY, Cause.FORCE_MAJEURE, Cause.MAINTENANCE}
+)
+
+GENESIS_HASH = "0" * 64
+
+_INCIDENT_NAMESPACE = uuid.UUID("6f1d7c1e-52a4-5b8e-9a57-5c1a7a7e0001")
+_MESSAGE_NAMESPACE = uuid.UUID("6f1d7c1e-52a4-5b8e-9a57-5c1a7a7e0002")
+
+
+def incident_uuid(incident_id: str) -> uuid.UUID:
+    """Aggregate id of an incident: stable, so a redelivered message lands on the same one."""
+    return uuid.uuid5(_INCIDENT_NAMESPACE, incident_id)
+
+
+def receipt_uuid(message_id: str) -> uuid.UUID:
+    """Aggregate id of the receipt that makes a message_id unique across the store."""
+    return uuid.uuid5(_MESSAGE_NAMESPACE, message_id)
+
+
+def format_instant(moment: datetime) -> str:
+    """RFC 3339 in UTC ending in `Z`; microseconds only when present."""
+    utc = moment.astimezone(UTC)
+    if utc.microsecond:
+        return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return utc.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_instant(text: str) -> datetime:
+    """Inverse of `format_instant` (accepts any RFC 3339 offset)."""
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise ValueError(f"timestamp without offset: {text!r}")
+    return moment.astimezone(UTC)
+
+
+def canonical_json(value: Any) -> bytes:
+    """The one canonical encoding used for hashes and fingerprints."""
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentEvent:
+    """One recorded event of an incident: what every projection folds over."""
+
+    incident_id: str
+    position: int
+    type: EventType
+    occurred_at: datetime
+    recorded_at: datetime
+    actor: str
+    source: str | None
+    message_id: str
+    data: Mapping[str, Any]
+    prev_hash: str
+    hash: str
+
+    def canonical_fields(self) -> dict[str, Any]:
+        return chain_fields(
+            incident_id=self.incident_id,
+            position=self.position,
+            type=self.type,
+            occurred_at=self.occurred_at,
+            recorded_at=self.recorded_at,
+            actor=self.actor,
+            source=self.source,
+            message_id=self.message_id,
+            data=self.data,
+        )
+
+    def computed_hash(self) -> str:
+        return chain_hash(self.prev_hash, self.canonical_fields())
+
+
+def chain_fields(
+    *,
+    incident_id: str,
+    position: int,
+    type: EventType,
+    occurred_at: datetime,
+    recorded_at: datetime,
+    actor: str,
+    source: str | None,
+    message_id: str,
+    data: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The fields covered by the hash chain, in their canonical (JSON) form."""
+    return {
+        "incident_id": incident_id,
+        "position": position,
+        "type": str(type),
+        "occurred_at": format_instant(occurred_at),
+        "recorded_at": format_instant(recorded_at),
+        "actor": actor,
+        "source": source,
+        "message_id": message_id,
+        "data": dict(data),
+    }
+
+
+def chain_hash(prev_hash: str, fields: Mapping[str, Any]) -> str:
+    """hash = SHA-256(prev_hash as ASCII hex ‖ canonical JSON of the fields), hex."""
+    digest = hashlib.sha256()
+    digest.update(prev_hash.encode("ascii"))
+    digest.update(canonical_json(dict(fields)))
+    return digest.hexdigest()

@@ -1,0 +1,43 @@
+"""Message receipts: one aggregate per `message_id`, so the store itself refuses a second one."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate
+
+from domain.model import receipt_uuid
+
+
+class MessageReceipt(Aggregate):
+    """Proof that a message was recorded; `fingerprint` tells a duplicate from a conflict."""
+
+    class Received(Aggregate.Created):
+        message_id: str
+        incident_id: str
+        fingerprint: str
+        position: int
+
+    def __init__(self, message_id: str, incident_id: str, fingerprint: str, position: int) -> None:
+        self.message_id = message_id
+        self.incident_id = incident_id
+        self.fingerprint = fingerprint
+        self.position = position
+
+    @staticmethod
+    def create_id(message_id: str) -> UUID:
+        return receipt_uuid(message_id)
+
+    @classmethod
+    def issue(
+        cls, *, message_id: str, incident_id: str, fingerprint: str, position: int, now: datetime
+    ) -> MessageReceipt:
+        return cls._create(
+            cls.Received,
+            timestamp=now,
+            message_id=message_id,
+            incident_id=incident_id,
+            fingerprint=fingerprint,
+            position=position,
+        )

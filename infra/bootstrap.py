@@ -1,0 +1,62 @@
+"""The composition root: builds contracts, the store and (later) Kafka clients from Settings.
+
+Nothing connects at import time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib.resources import files
+from pathlib import Path
+
+from domain.contracts import Contracts, ContractsError, load_contracts
+from infra.settings import Settings
+from infra.store import SlatrailApplication, open_application
+
+SAMPLE_CONTRACTS = "contracts.sample.toml"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def sample_contracts_text() -> str:
+    return files("infra").joinpath("data", SAMPLE_CONTRACTS).read_text(encoding="utf-8")
+
+
+def read_contracts(path: Path | None) -> Contracts:
+    """The contracts file at `path`, or the shipped sample."""
+    if path is None:
+        return load_contracts(sample_contracts_text(), f"<sample {SAMPLE_CONTRACTS}>")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ContractsError(f"{path}: cannot read: {error.strerror or error}") from error
+    return load_contracts(text, str(path))
+
+
+@dataclass
+class Container:
+    settings: Settings
+    clock: Callable[[], datetime] = utc_now
+    _contracts: Contracts | None = None
+    _app: SlatrailApplication | None = field(default=None, repr=False)
+
+    @property
+    def contracts(self) -> Contracts:
+        if self._contracts is None:
+            self._contracts = read_contracts(self.settings.contracts)
+        return self._contracts
+
+    @property
+    def app(self) -> SlatrailApplication:
+        if self._app is None:
+            self._app = open_application(self.settings.store, self.contracts)
+        return self._app
+
+    def close(self) -> None:
+        if self._app is not None:
+            self._app.close()
+            self._app = None

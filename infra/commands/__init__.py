@@ -1,0 +1,12 @@
+"""One module per `slatrail` command; each exposes `register(subparsers)`."""
+
+from __future__ import annotations
+
+from importlib import import_module
+from types import ModuleType
+
+COMMAND_MODULES = ("demo", "ingest", "sla", "audit")
+
+
+def command_modules() -> list[ModuleType]:
+    return [import_module(f"infra.commands.{name}") for name in COMMAND_MODULES]

@@ -1,0 +1,86 @@
+"""`slatrail ingest FILE|-`: record JSON Lines; exit 1 if any line was rejected."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from infra.bootstrap import Container
+from infra.ingest import ingest_lines
+from infra.progress import Progress
+from infra.render import to_json
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "ingest", help="record JSON Lines messages (FILE or - for stdin)"
+    )
+    parser.add_argument("input", help="JSON Lines file, or - for standard input")
+    parser.add_argument(
+        "--rejected", type=Path,
+        help="where rejected lines go (default: <input>.rejected.jsonl, "
+        "or slatrail-stdin.rejected.jsonl for -)",
+    )  # fmt: skip
+    parser.add_argument("--format", choices=("table", "json"), default="table")
+    parser.set_defaults(handler=run)
+
+
+def rejected_path(source: str, explicit: Path | None) -> Path:
+    if explicit is not None:
+        return explicit
+    if source == "-":
+        return Path("slatrail-stdin.rejected.jsonl")
+    path = Path(source)
+    stem = path.name[: -len(".jsonl")] if path.name.endswith(".jsonl") else path.name
+    return path.with_name(f"{stem}.rejected.jsonl")
+
+
+def _lines(stream: IO[bytes]) -> Iterator[bytes]:
+    yield from stream
+
+
+def run(container: Container, args: argparse.Namespace) -> int:
+    source: str = args.input
+    out_path = rejected_path(source, args.rejected)
+    opened: list[IO[str]] = []
+
+    def open_rejected() -> IO[str]:
+        handle = out_path.open("a", encoding="utf-8")
+        opened.append(handle)
+        return handle
+
+    if source == "-":
+        stream: IO[bytes] = sys.stdin.buffer
+        total = None
+    else:
+        try:
+            stream = open(source, "rb")  # noqa: SIM115 - closed below
+        except OSError as error:
+            print(f"slatrail ingest: cannot read {source}: {error.strerror}", file=sys.stderr)
+            return 2
+        total = os.fstat(stream.fileno()).st_size
+    progress = Progress(total)
+    try:
+        counts = ingest_lines(
+            _lines(stream), container.app, container.clock, open_rejected, progress.advance
+        )
+    finally:
+        progress.close()
+        if stream is not sys.stdin.buffer:
+            stream.close()
+        for handle in opened:
+            handle.close()
+    if args.format == "json":
+        print(to_json({**counts.as_json(), "rejected_file": str(out_path) if opened else None}))
+    else:
+        print(f"accepted {counts.accepted}, duplicate {counts.duplicate}, "
+              f"rejected {counts.rejected}")  # fmt: skip
+        for code, n in sorted(counts.by_code.items()):
+            print(f"  rejected {code}: {n}")
+        if opened:
+            print(f"rejected messages written to {out_path}")
+    return 1 if counts.rejected else 0

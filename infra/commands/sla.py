@@ -1,0 +1,118 @@
+"""`slatrail sla`: SLA clocks of incidents as of any moment (SPEC §5, §10)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from domain.clocks import Clock, Status
+from domain.durations import format_duration
+from domain.model import IncidentEvent, format_instant
+from infra.bootstrap import Container
+from infra.render import table, to_json
+from infra.timearg import instant
+from projections.sla import IncidentSla, sla_view
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("sla", help="SLA clocks of incidents")
+    add_time_options(parser)
+    parser.add_argument("--incident", help="only this incident")
+    parser.add_argument("--customer", help="only this customer's incidents")
+    parser.add_argument(
+        "--explain",
+        action="store_true",
+        help="show intervals counted, pauses, calendar and priority",
+    )
+    parser.add_argument("--format", choices=("table", "json"), default="table")
+    parser.set_defaults(handler=run)
+
+
+def add_time_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--as-of", type=instant, help="event time to answer as of (default now)")
+    parser.add_argument(
+        "--as-known-at",
+        type=instant,
+        help="answer with only what had been recorded by this instant",
+    )
+
+
+def histories_for(container: Container, incident: str | None) -> list[list[IncidentEvent]]:
+    if incident is not None:
+        events = container.app.incident_events(incident)
+        return [events] if events else []
+    return list(container.app.histories().values())
+
+
+def run(container: Container, args: argparse.Namespace) -> int:
+    as_of = args.as_of or container.clock()
+    histories = histories_for(container, args.incident)
+    if args.incident and not histories:
+        print(f"slatrail sla: no incident {args.incident!r}")
+        return 1
+    view = sla_view(
+        histories, container.contracts, as_of,
+        as_known_at=args.as_known_at, customer=args.customer,
+    )  # fmt: skip
+    if args.format == "json":
+        print(to_json([s.explain() if args.explain else s.as_json() for s in view]))
+    else:
+        print(render_table(view, as_of))
+        if args.explain:
+            for sla in view:
+                print()
+                print(render_explanation(sla))
+    return 0
+
+
+_SHORT = {
+    Status.NOT_APPLICABLE: "-", Status.PENDING: "pending", Status.MET: "met",
+    Status.BREACHED: "BREACHED", Status.PAUSED: "paused", Status.AT_RISK: "AT RISK",
+    Status.RUNNING: "running",
+}  # fmt: skip
+
+
+def _cell(clock: Clock) -> str:
+    if clock.status in (Status.NOT_APPLICABLE, Status.PENDING) or clock.target_s is None:
+        return _SHORT[clock.status]
+    elapsed = format_duration(clock.elapsed_s or 0)
+    return f"{_SHORT[clock.status]} {elapsed}/{format_duration(clock.target_s)}"
+
+
+def render_table(view: list[IncidentSla], as_of: Any) -> str:
+    rows = []
+    for sla in view:
+        t = sla.clocks.timeline
+        priority = str(t.priority)
+        if t.claimed_priority != t.priority:
+            priority += f" (claimed {t.claimed_priority})"
+        rows.append([
+            t.incident_id, t.customer, sla.clocks.tier, priority,
+            str(t.state) + (" excluded" if t.excluded else ""),
+            sla.escalation.level,
+            *(_cell(c) for c in sla.clocks.clocks.values()),
+        ])  # fmt: skip
+    header = f"SLA as of {format_instant(as_of)} — {len(view)} incidents"
+    headers = ["incident", "customer", "tier", "priority", "state", "esc",
+               "response", "workaround", "resolution", "postmortem"]  # fmt: skip
+    return header + "\n" + table(headers, rows)
+
+
+def render_explanation(sla: IncidentSla) -> str:
+    t = sla.clocks.timeline
+    lines = [f"{t.incident_id} ({t.customer}, claimed {t.claimed_priority}, "
+             f"escalation {sla.escalation.level}: {sla.escalation.why})"]  # fmt: skip
+    for at, priority in t.priority_changes:
+        lines.append(f"  priority {priority} from {format_instant(at)}")
+    for metric, clock in sla.clocks.clocks.items():
+        info = clock.explain()
+        lines.append(
+            f"  {metric}: {info['status']} — priority {info['priority']}, calendar "
+            f"{info['calendar']}, target {info['target_s']} s, counted {info['elapsed_s']} s, "
+            f"due {info['due_at']}, stopped {info['stopped_at']}"
+        )
+        for start, end in info["pauses"]:
+            lines.append(f"    paused {start} → {end or 'still paused'}")
+        for start, end in info["counted_intervals"]:
+            lines.append(f"    counted {start} → {end}")
+    return "\n".join(lines)

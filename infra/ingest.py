@@ -1,0 +1,153 @@
+"""Recording JSON Lines input in batches; rejected lines are kept next to the input."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import IO, Any
+
+import structlog
+
+from domain.errors import InvalidMessageError
+from domain.model import format_instant
+from infra.store import Decoded, Outcome, SlatrailApplication
+from infra.wire import decode
+
+log = structlog.get_logger("slatrail.ingest")
+
+BATCH_SIZE = 500
+
+
+@dataclass
+class IngestCounts:
+    accepted: int = 0
+    duplicate: int = 0
+    rejected: int = 0
+    by_code: dict[str, int] = field(default_factory=dict)
+
+    def add(self, outcome: Outcome) -> None:
+        if outcome.status == "accepted":
+            self.accepted += 1
+        elif outcome.status == "duplicate":
+            self.duplicate += 1
+        else:
+            self.rejected += 1
+            code = outcome.code or "rejected"
+            self.by_code[code] = self.by_code.get(code, 0) + 1
+
+    @property
+    def total(self) -> int:
+        return self.accepted + self.duplicate + self.rejected
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "accepted": self.accepted,
+            "duplicate": self.duplicate,
+            "rejected": self.rejected,
+            "rejected_by_code": dict(sorted(self.by_code.items())),
+        }
+
+
+def rejection_record(
+    raw: bytes, outcome: Outcome, *, line: int | None, rejected_at: datetime
+) -> dict[str, Any]:
+    """A dead-letter entry: the original message, why, and when (SPEC §3)."""
+    text = raw.decode("utf-8", errors="replace")
+    try:
+        original: Any = json.loads(text)
+    except ValueError:
+        original = None
+    record: dict[str, Any] = {
+        "code": outcome.code,
+        "reason": outcome.reason,
+        "incident_id": outcome.incident_id,
+        "message_id": outcome.message_id,
+        "rejected_at": format_instant(rejected_at),
+        "message": original if isinstance(original, dict) else None,
+        "raw": None if isinstance(original, dict) else text,
+    }
+    if line is not None:
+        record["line"] = line
+    return record
+
+
+class Ingestor:
+    """Feeds raw messages to the application in batches; reports every outcome."""
+
+    def __init__(
+        self,
+        app: SlatrailApplication,
+        clock: Callable[[], datetime],
+        on_rejected: Callable[[bytes, Outcome, int | None], None],
+        batch_size: int = BATCH_SIZE,
+    ) -> None:
+        self.app = app
+        self.clock = clock
+        self.on_rejected = on_rejected
+        self.batch_size = batch_size
+        self.counts = IngestCounts()
+        self._batch: list[tuple[Decoded, bytes, int | None]] = []
+
+    def feed(self, raw: bytes, line: int | None = None) -> None:
+        try:
+            decoded = decode(raw)
+        except InvalidMessageError as error:
+            self._done(raw, Outcome.rejected(error), line)
+            return
+        self._batch.append((decoded, raw, line))
+        if len(self._batch) >= self.batch_size:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._batch:
+            return
+        batch, self._batch = self._batch, []
+        outcomes = self.app.record([item[0] for item in batch], now=self.clock())
+        for (_, raw, line), outcome in zip(batch, outcomes, strict=True):
+            self._done(raw, outcome, line)
+
+    def _done(self, raw: bytes, outcome: Outcome, line: int | None) -> None:
+        self.counts.add(outcome)
+        if outcome.status == "rejected":
+            log.warning(
+                "message_rejected",
+                line=line,
+                incident_id=outcome.incident_id,
+                message_id=outcome.message_id,
+                code=outcome.code,
+                reason=outcome.reason,
+            )
+            self.on_rejected(raw, outcome, line)
+
+
+def ingest_lines(
+    lines: Iterable[bytes],
+    app: SlatrailApplication,
+    clock: Callable[[], datetime],
+    rejected_out: IO[str] | Callable[[], IO[str]],
+    progress: Callable[[int], None] | None = None,
+) -> IngestCounts:
+    """Record every non-blank line; rejected ones are appended to `rejected_out` as JSON."""
+    sink: IO[str] | None = None if callable(rejected_out) else rejected_out
+
+    def keep(raw: bytes, outcome: Outcome, line: int | None) -> None:
+        nonlocal sink
+        if sink is None:
+            assert callable(rejected_out)
+            sink = rejected_out()
+        record = rejection_record(raw, outcome, line=line, rejected_at=clock())
+        sink.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+    ingestor = Ingestor(app, clock, keep)
+    for number, raw in enumerate(lines, start=1):
+        body = raw.rstrip(b"\r\n")
+        if body.strip():
+            ingestor.feed(body, number)
+        if progress is not None:
+            progress(len(raw))
+    ingestor.flush()
+    if sink is not None:
+        sink.flush()
+    return ingestor.counts

@@ -1,0 +1,266 @@
+"""The event store: an eventsourcing Application over SQLite (default) or PostgreSQL."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import unquote, urlparse
+from uuid import UUID
+
+import structlog
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError
+from eventsourcing.utils import get_topic
+
+from domain.contracts import Contracts
+from domain.errors import (
+    AlreadyReportedError,
+    FirstEventNotReportedError,
+    MessageIdConflictError,
+    Rejection,
+)
+from domain.incident import Fact, Incident
+from domain.messages import IncidentMessage
+from domain.model import EventType, IncidentEvent, incident_uuid, receipt_uuid
+from domain.receipt import MessageReceipt
+from infra.wire import fingerprint, to_fact
+
+log = structlog.get_logger("slatrail.store")
+
+INCIDENT_TOPICS: tuple[str, ...] = tuple(
+    get_topic(cls)
+    for cls in (
+        Incident.Reported,
+        Incident.Triaged,
+        Incident.PriorityChanged,
+        Incident.Acknowledged,
+        Incident.AwaitingCustomer,
+        Incident.CustomerResponded,
+        Incident.WorkaroundProvided,
+        Incident.Escalated,
+        Incident.Resolved,
+        Incident.Reopened,
+        Incident.PostmortemPublished,
+    )
+)
+
+
+class StoreURLError(ValueError):
+    """A --store URL slatrail cannot use."""
+
+
+def persistence_env(store_url: str) -> dict[str, str]:
+    """eventsourcing environment for `sqlite:///path` or `postgresql://user:pw@host:port/db`."""
+    parsed = urlparse(store_url)
+    if parsed.scheme == "sqlite":
+        path = unquote(store_url[len("sqlite://") :])
+        path = path[1:]  # sqlite:///relative.db, sqlite:////absolute.db
+        if not path:
+            raise StoreURLError(f"sqlite store URL needs a path: {store_url!r}")
+        if path == ":memory:":
+            path = "file::memory:?mode=memory&cache=shared"
+        return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": path}
+    if parsed.scheme in ("postgresql", "postgres"):
+        if not parsed.path.strip("/"):
+            raise StoreURLError(f"postgresql store URL needs a database name: {store_url!r}")
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": unquote(parsed.path.lstrip("/")),
+            "POSTGRES_HOST": parsed.hostname or "127.0.0.1",
+            "POSTGRES_PORT": str(parsed.port or 5432),
+            "POSTGRES_USER": unquote(parsed.username or "postgres"),
+            "POSTGRES_PASSWORD": unquote(parsed.password or ""),
+            "POSTGRES_POOL_SIZE": "5",
+            "POSTGRES_MAX_OVERFLOW": "10",
+        }
+    raise StoreURLError(
+        f"unsupported store URL {store_url!r}: use sqlite:///path or postgresql://…"
+    )
+
+
+def sqlite_path(store_url: str) -> str | None:
+    env = persistence_env(store_url)
+    return env.get("SQLITE_DBNAME")
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What happened to one message: accepted, duplicate or rejected (with code and reason)."""
+
+    status: str
+    message_id: str | None = None
+    incident_id: str | None = None
+    code: str | None = None
+    reason: str | None = None
+    position: int | None = None
+
+    @classmethod
+    def rejected(cls, error: Rejection, message_id: str | None = None) -> Outcome:
+        return cls("rejected", message_id, error.incident_id, error.code, error.reason)
+
+
+Decoded = tuple[IncidentMessage, dict[str, Any]]
+
+
+class SlatrailApplication(Application[UUID]):
+    """Records incident facts; every recorded event is also the outbox for Kafka."""
+
+    name = "slatrail"
+
+    def __init__(self, contracts: Contracts, env: dict[str, str] | None = None) -> None:
+        super().__init__(env=env)
+        self.contracts = contracts
+        self._incidents: OrderedDict[UUID, Incident] = OrderedDict()
+        self._cache_size = 50_000
+
+    def record(self, batch: Sequence[Decoded], *, now: datetime) -> list[Outcome]:
+        """Apply a batch of decoded messages and store what was accepted in one transaction."""
+        try:
+            return self._record_batch(batch, now)
+        except IntegrityError:
+            # Another writer got there first (or a stale cache): redo one message at a time.
+            log.warning("batch_conflict_retrying_singly", batch_size=len(batch))
+            self._incidents.clear()
+            outcomes: list[Outcome] = []
+            for item in batch:
+                try:
+                    outcomes.extend(self._record_batch([item], now))
+                except IntegrityError:
+                    self._incidents.clear()
+                    outcomes.extend(self._record_batch([item], now))
+            return outcomes
+
+    def _record_batch(self, batch: Sequence[Decoded], now: datetime) -> list[Outcome]:
+        touched: dict[UUID, Incident] = {}
+        receipts: dict[str, MessageReceipt] = {}
+        outcomes: list[Outcome] = []
+        for message, obj in batch:
+            fact = to_fact(message)
+            print_ = fingerprint(obj)
+            prior = receipts.get(fact.message_id) or self._receipt(fact.message_id)
+            if prior is not None:
+                outcomes.append(self._repeat(fact, prior, print_))
+                continue
+            try:
+                incident = self._apply(fact, touched, now)
+            except Rejection as error:
+                error.incident_id = error.incident_id or fact.incident_id
+                outcomes.append(Outcome.rejected(error, fact.message_id))
+                continue
+            receipts[fact.message_id] = MessageReceipt.issue(
+                message_id=fact.message_id,
+                incident_id=fact.incident_id,
+                fingerprint=print_,
+                position=incident.version,
+                now=now,
+            )
+            outcomes.append(
+                Outcome("accepted", fact.message_id, fact.incident_id, position=incident.version)
+            )
+        if touched or receipts:
+            try:
+                self.save(*touched.values(), *receipts.values())
+            except BaseException:
+                for aggregate_id in touched:
+                    self._incidents.pop(aggregate_id, None)
+                raise
+            for aggregate_id, incident in touched.items():
+                self._remember(aggregate_id, incident)
+        return outcomes
+
+    def _apply(self, fact: Fact, touched: dict[UUID, Incident], now: datetime) -> Incident:
+        aggregate_id = incident_uuid(fact.incident_id)
+        incident = touched.get(aggregate_id) or self._load_incident(aggregate_id)
+        if fact.type is EventType.REPORTED:
+            if incident is not None:
+                raise AlreadyReportedError(
+                    f"incident {fact.incident_id!r} was already reported",
+                    incident_id=fact.incident_id,
+                )
+            incident = Incident.report(fact, contracts=self.contracts, now=now)
+        elif incident is None:
+            raise FirstEventNotReportedError(
+                f"incident {fact.incident_id!r} does not exist: its first message must be "
+                f"'reported', got {fact.type!s}",
+                incident_id=fact.incident_id,
+            )
+        else:
+            incident.record(fact, now=now)
+        touched[aggregate_id] = incident
+        return incident
+
+    def _repeat(self, fact: Fact, prior: MessageReceipt, print_: str) -> Outcome:
+        if prior.fingerprint == print_:
+            return Outcome("duplicate", fact.message_id, fact.incident_id, position=prior.position)
+        error = MessageIdConflictError(
+            f"message_id {fact.message_id!r} was already recorded with different content "
+            f"(incident {prior.incident_id!r}, position {prior.position})",
+            incident_id=fact.incident_id,
+        )
+        return Outcome.rejected(error, fact.message_id)
+
+    def _receipt(self, message_id: str) -> MessageReceipt | None:
+        try:
+            receipt: MessageReceipt = self.repository.get(receipt_uuid(message_id))
+        except AggregateNotFoundError:
+            return None
+        return receipt
+
+    def _load_incident(self, aggregate_id: UUID) -> Incident | None:
+        cached = self._incidents.get(aggregate_id)
+        if cached is not None:
+            self._incidents.move_to_end(aggregate_id)
+            return cached
+        try:
+            incident: Incident = self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return None
+        self._remember(aggregate_id, incident)
+        return incident
+
+    def _remember(self, aggregate_id: UUID, incident: Incident) -> None:
+        self._incidents[aggregate_id] = incident
+        self._incidents.move_to_end(aggregate_id)
+        while len(self._incidents) > self._cache_size:
+            self._incidents.popitem(last=False)
+
+    # -- reading -------------------------------------------------------------------------
+
+    def incident_events(self, incident_id: str) -> list[IncidentEvent]:
+        """The recorded events of one incident, in order (empty if unknown)."""
+        events = self.events.get(incident_uuid(incident_id))
+        return [event.to_record() for event in events if isinstance(event, Incident.Event)]
+
+    def all_events(
+        self, *, start: int = 1, page: int = 2000
+    ) -> Iterator[tuple[int, IncidentEvent]]:
+        """Every recorded incident event with its notification id, in store order."""
+        position = start
+        while True:
+            notifications = self.recorder.select_notifications(
+                position, page, topics=INCIDENT_TOPICS
+            )
+            if not notifications:
+                return
+            for notification in notifications:
+                event = self.mapper.to_domain_event(notification)
+                assert isinstance(event, Incident.Event)
+                yield notification.id, event.to_record()
+            position = notifications[-1].id + 1
+
+    def histories(self) -> dict[str, list[IncidentEvent]]:
+        """All incidents' events grouped by incident, each list in position order."""
+        grouped: dict[str, list[IncidentEvent]] = {}
+        for _, event in self.all_events():
+            grouped.setdefault(event.incident_id, []).append(event)
+        return grouped
+
+
+def open_application(store_url: str, contracts: Contracts) -> SlatrailApplication:
+    """Connect to the store named by `store_url` (creating tables if needed)."""
+    env = persistence_env(store_url)
+    env.setdefault("CREATE_TABLE", "y")
+    return SlatrailApplication(contracts, env=env)
