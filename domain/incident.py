@@ -128,6 +128,7 @@ class Incident(Aggregate):
         self.acknowledged = False
         self.last_occurred_at: datetime | None = None
         self.head_hash = GENESIS_HASH
+        self.message_ids: set[str] = set()
 
     @staticmethod
     def create_id(incident_id: str) -> UUID:
@@ -177,6 +178,7 @@ class Incident(Aggregate):
             self.acknowledged = True
         self.last_occurred_at = event.occurred_at
         self.head_hash = event.hash
+        self.message_ids.add(event.message_id)
 
 
 _EVENT_CLASSES: dict[EventType, type[Incident.Event]] = {

@@ -119,34 +119,46 @@ class SlatrailApplication(Application[UUID]):
     def record(self, batch: Sequence[Decoded], *, now: datetime) -> list[Outcome]:
         """Apply a batch of decoded messages and store what was accepted in one transaction."""
         try:
-            return self._record_batch(batch, now)
+            return self._record_batch(batch, now, careful=False)
         except IntegrityError:
-            # Another writer got there first (or a stale cache): redo one message at a time.
+            # A receipt or incident version already exists: a message_id reused by another
+            # incident, or another writer got there first. Redo one message at a time, looking
+            # up every receipt first.
             log.warning("batch_conflict_retrying_singly", batch_size=len(batch))
             self._incidents.clear()
             outcomes: list[Outcome] = []
             for item in batch:
                 try:
-                    outcomes.extend(self._record_batch([item], now))
+                    outcomes.extend(self._record_batch([item], now, careful=True))
                 except IntegrityError:
                     self._incidents.clear()
-                    outcomes.extend(self._record_batch([item], now))
+                    outcomes.extend(self._record_batch([item], now, careful=True))
             return outcomes
 
-    def _record_batch(self, batch: Sequence[Decoded], now: datetime) -> list[Outcome]:
+    def _record_batch(
+        self, batch: Sequence[Decoded], now: datetime, *, careful: bool
+    ) -> list[Outcome]:
+        """One transaction for the batch. Receipts are read only when needed: when `careful`,
+        when the incident already holds the message_id, or to explain a rejection."""
         touched: dict[UUID, Incident] = {}
         receipts: dict[str, MessageReceipt] = {}
         outcomes: list[Outcome] = []
         for message, obj in batch:
             fact = to_fact(message)
             print_ = fingerprint(obj)
-            prior = receipts.get(fact.message_id) or self._receipt(fact.message_id)
+            prior = receipts.get(fact.message_id)
+            if prior is None and (careful or self._holds(fact, touched)):
+                prior = self._receipt(fact.message_id)
             if prior is not None:
                 outcomes.append(self._repeat(fact, prior, print_))
                 continue
             try:
                 incident = self._apply(fact, touched, now)
             except Rejection as error:
+                earlier = None if careful else self._receipt(fact.message_id)
+                if earlier is not None:
+                    outcomes.append(self._repeat(fact, earlier, print_))
+                    continue
                 error.incident_id = error.incident_id or fact.incident_id
                 outcomes.append(Outcome.rejected(error, fact.message_id))
                 continue
@@ -170,6 +182,11 @@ class SlatrailApplication(Application[UUID]):
             for aggregate_id, incident in touched.items():
                 self._remember(aggregate_id, incident)
         return outcomes
+
+    def _holds(self, fact: Fact, touched: dict[UUID, Incident]) -> bool:
+        aggregate_id = incident_uuid(fact.incident_id)
+        incident = touched.get(aggregate_id) or self._load_incident(aggregate_id)
+        return incident is not None and fact.message_id in incident.message_ids
 
     def _apply(self, fact: Fact, touched: dict[UUID, Incident], now: datetime) -> Incident:
         aggregate_id = incident_uuid(fact.incident_id)

@@ -46,8 +46,10 @@ class Region:
         return int((self.last - self.first) / MINUTE)
 
 
-def _utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
+def _utc(
+    year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0, us: int = 0
+) -> datetime:
+    return datetime(year, month, day, hour, minute, second, us, tzinfo=UTC)
 
 
 REGIONS = (
@@ -167,10 +169,16 @@ def _hhmm(minutes: int) -> str:
 
 @st.composite
 def hour_ranges(draw: st.DrawFn) -> tuple[tuple[int, int], ...]:
-    """Sorted, non-overlapping ranges on a 15-minute grid; consecutive ones may touch."""
-    points = draw(st.lists(st.integers(0, 96), min_size=2, max_size=7, unique=True).map(sorted))
-    used = draw(st.lists(st.booleans(), min_size=len(points) - 1, max_size=len(points) - 1))
-    ranges = tuple((points[i] * 15, points[i + 1] * 15) for i, on in enumerate(used) if on)
+    """Sorted, non-overlapping ranges on a 15-minute grid; consecutive ones may touch, and
+    often the day starts at 00:00 and ends at 24:00 so that working time runs across midnight."""
+    points = set(draw(st.lists(st.integers(0, 96), min_size=2, max_size=7, unique=True)))
+    if draw(st.booleans()):
+        points |= {0, 96}
+    ordered = sorted(points)
+    used = draw(st.lists(st.booleans(), min_size=len(ordered) - 1, max_size=len(ordered) - 1))
+    if draw(st.booleans()):
+        used[0] = used[-1] = True
+    ranges = tuple((ordered[i] * 15, ordered[i + 1] * 15) for i, on in enumerate(used) if on)
     return ranges or ((9 * 60, 17 * 60 + 30),)
 
 
