@@ -1,0 +1,93 @@
+"""Clock evaluation speed: all four clocks of N incidents (default 10,000), as of month end.
+
+Baseline in the same run: a minute-stepping evaluation of counted time (the obviously-correct
+reference of the property tests) over a sample of the same clocks.
+Usage: python bench/clocks.py [INCIDENTS]
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._data import incident_messages
+from domain.calendars import Calendar
+from domain.clocks import evaluate
+from domain.incident import Incident
+from domain.model import IncidentEvent
+from domain.timeline import build_timeline
+from infra.bootstrap import read_contracts
+from infra.wire import decode, to_fact
+from projections.sla import sla_view
+
+AS_OF = datetime(2026, 10, 1, tzinfo=UTC)
+
+
+def histories(count: int) -> list[list[IncidentEvent]]:
+    contracts = read_contracts(None)
+    rng = random.Random(11)
+    base = datetime(2026, 9, 1, tzinfo=UTC)
+    out = []
+    for index in range(count):
+        messages = incident_messages(index, rng, base)
+        # Cut some incidents short so running, paused and at-risk clocks are measured too.
+        messages = messages[: rng.choice([3, 4, 6, 8, 10, 10])]
+        facts = [to_fact(decode(json.dumps(m))[0]) for m in messages]
+        now = datetime(2026, 12, 1, tzinfo=UTC)
+        incident = Incident.report(facts[0], contracts=contracts, now=now)
+        for fact in facts[1:]:
+            incident.record(fact, now=now)
+        out.append([e.to_record() for e in incident.collect_events()])
+    return out
+
+
+def minute_stepping(calendar: Calendar, start: datetime, end: datetime) -> float:
+    """Reference: count working minutes one by one."""
+    counted, moment = 0.0, start
+    while moment < end:
+        step = min(moment + timedelta(minutes=1), end)
+        if calendar.counted_seconds(moment, step) > 0:
+            counted += (step - moment).total_seconds()
+        moment = step
+    return counted
+
+
+def main() -> None:
+    count = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
+    contracts = read_contracts(None)
+    data = histories(count)
+
+    started = time.perf_counter()
+    evaluated = [evaluate(t, contracts) for events in data if (t := build_timeline(events, AS_OF))]
+    clocks_s = time.perf_counter() - started
+    started = time.perf_counter()
+    view = sla_view(data, contracts, AS_OF)
+    view_s = time.perf_counter() - started
+
+    sample = evaluated[:200]
+    started = time.perf_counter()
+    for clocks in sample:
+        for clock in clocks.clocks.values():
+            if clock.calendar is not None:
+                for a, b in clock.segments:
+                    minute_stepping(clock.calendar, a, b)
+    reference_s = (time.perf_counter() - started) * len(evaluated) / max(len(sample), 1)
+
+    n = len(evaluated)
+    print(f"incidents: {n}, clocks: {4 * n}")
+    print(f"four clocks, interval arithmetic: {clocks_s:.3f} s = {1000 * clocks_s / n * 1000:.1f} "
+          f"ms per 1,000 incidents, {4 * n / clocks_s:,.0f} clock evaluations/s")  # fmt: skip
+    per_thousand = 1000 * view_s / len(view) * 1000
+    print(f"sla view incl. escalation level: {view_s:.3f} s = {per_thousand:.1f} ms per 1,000")
+    print(f"baseline minute-stepping counted time (extrapolated from {len(sample)} incidents): "
+          f"{reference_s:.1f} s; speed-up {reference_s / clocks_s:,.0f}x")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
