@@ -1,0 +1,91 @@
+"""Shared pytest fixtures.
+
+Real servers (see ``tests/servers.py`` for where they come from and for the Tansu /
+kafka-python findings):
+
+* ``postgres_server`` (session) -- a running PostgreSQL (:class:`PostgresServer`);
+  tests using it are skipped, with the reason, when PostgreSQL cannot be had at all.
+* ``postgres_database_factory`` (function) -- ``create(label=None) -> url``: a fresh,
+  uniquely named database per call, dropped after the test.
+* ``postgres_url`` (function) -- the URL of a fresh database for this test.
+* ``kafka_server`` (session) -- a running Kafka-compatible broker (:class:`KafkaServer`,
+  ``.bootstrap``, ``.pause()``/``.resume()`` when ``.can_pause``).
+* ``kafka_bootstrap`` (function) -- ``"127.0.0.1:PORT"``.
+
+The servers start lazily: a session that needs neither pays for neither.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from tests.servers import (
+    KafkaServer,
+    KafkaUnavailable,
+    PostgresServer,
+    PostgresUnavailable,
+    database_name,
+    start_kafka,
+    start_postgres,
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # kafka-python 3.0 loads its protocol schemas with deprecated importlib.resources
+    # calls: hundreds of warnings per session that say nothing about our code.
+    config.addinivalue_line(
+        "filterwarnings", "ignore:(read|open)_text is deprecated:DeprecationWarning"
+    )
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    with contextlib.ExitStack() as stack:
+        try:
+            server = stack.enter_context(start_postgres())
+        except PostgresUnavailable as exc:
+            pytest.skip(f"PostgreSQL unavailable: {exc}")
+        yield server
+
+
+@pytest.fixture
+def postgres_database_factory(
+    postgres_server: PostgresServer, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., str]]:
+    created: list[str] = []
+
+    def create(label: str | None = None) -> str:
+        name = database_name(label or request.node.name)
+        url = postgres_server.create_database(name)
+        created.append(name)
+        return url
+
+    yield create
+    for name in created:
+        with contextlib.suppress(Exception):  # best effort; the cluster is throwaway anyway
+            postgres_server.drop_database(name)
+
+
+@pytest.fixture
+def postgres_url(postgres_database_factory: Callable[..., str]) -> str:
+    return postgres_database_factory()
+
+
+@pytest.fixture(scope="session")
+def kafka_server() -> Iterator[KafkaServer]:
+    with contextlib.ExitStack() as stack:
+        try:
+            server = stack.enter_context(start_kafka())
+        except KafkaUnavailable as exc:
+            pytest.skip(f"Kafka unavailable: {exc}")
+        yield server
+
+
+@pytest.fixture
+def kafka_bootstrap(kafka_server: KafkaServer) -> str:
+    if kafka_server.is_paused:  # a previous test left it frozen
+        kafka_server.resume()
+    return kafka_server.bootstrap
