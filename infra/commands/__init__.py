@@ -5,7 +5,13 @@ from __future__ import annotations
 from importlib import import_module
 from types import ModuleType
 
-COMMAND_MODULES = ("demo", "ingest", "sla", "audit")
+COMMAND_MODULES = (
+    "demo",
+    "ingest",
+    "sla",
+    "audit",
+    "report",
+)
 
 
 def command_modules() -> list[ModuleType]:

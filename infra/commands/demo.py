@@ -12,9 +12,11 @@ from domain.clocks import Metric, Status
 from domain.model import format_instant
 from infra.bootstrap import Container
 from infra.commands.ingest import rejected_path
+from infra.commands.report import build_reports, write_html
 from infra.demo import generate_month, month_bounds
 from infra.ingest import ingest_lines
 from infra.render import table
+from projections.availability import Month
 from projections.sla import IncidentSla, sla_view
 
 
@@ -60,6 +62,10 @@ def run(container: Container, args: argparse.Namespace) -> int:
             if s.clocks.timeline.reported_at < end]  # fmt: skip
     print()
     print(summary(view, format_instant(as_of)))
+    reports = build_reports(container, [Month(year, month)], as_of=as_of)
+    page = write_html(container, reports, args.out_dir / f"slatrail-report-{year}-{month:02d}.html")
+    print()
+    print(f"HTML report: {page.resolve()}")
     return 0
 
 

@@ -1,0 +1,204 @@
+"""`slatrail report --month YYYY-MM`: monthly service reports (table, JSON, CSV, HTML)."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from infra.bootstrap import Container
+from infra.render import table, to_json
+from infra.report_html import render_html
+from infra.timearg import instant
+from projections.availability import Month, quarter_months
+from projections.report import monthly_reports
+
+FORMATS = ("table", "json", "csv", "html")
+METRICS = ("response", "workaround", "resolution", "postmortem")
+
+
+def _month(text: str) -> Month:
+    try:
+        return Month.parse(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
+
+
+def _quarter(text: str) -> list[Month]:
+    try:
+        return quarter_months(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "report", help="monthly service report per customer (SLA attainment, availability)"
+    )
+    period = parser.add_mutually_exclusive_group(required=True)
+    period.add_argument("--month", type=_month, help="YYYY-MM, in each customer's time zone")
+    period.add_argument("--quarter", type=_quarter, help="YYYY-Qn: its three monthly reports")
+    parser.add_argument("--customer", help="only this customer")
+    parser.add_argument("--format", choices=FORMATS, default="table")
+    parser.add_argument("--output", type=Path, help="write to FILE instead of standard output")
+    parser.add_argument(
+        "--as-of", type=instant, help="event time to evaluate the clocks at (default now)"
+    )
+    parser.add_argument(
+        "--as-known-at",
+        type=instant,
+        help="answer with only what had been recorded by this instant",
+    )
+    parser.set_defaults(handler=run)
+
+
+def build_reports(
+    container: Container,
+    months: Sequence[Month],
+    *,
+    as_of: datetime,
+    as_known_at: datetime | None = None,
+    customer: str | None = None,
+) -> list[dict[str, Any]]:
+    return monthly_reports(
+        container.app.histories().values(), container.contracts, months, as_of,
+        as_known_at=as_known_at, customer=customer,
+    )  # fmt: skip
+
+
+def write_html(container: Container, reports: list[dict[str, Any]], path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    page = render_html(reports, generated_at=container.clock(), source=container.contracts.source)
+    path.write_text(page, encoding="utf-8")
+    return path
+
+
+def run(container: Container, args: argparse.Namespace) -> int:
+    months: list[Month] = args.quarter or [args.month]
+    if args.customer is not None and container.contracts.customer(args.customer) is None:
+        known = ", ".join(sorted(container.contracts.spec.customers))
+        print(f"slatrail report: unknown customer {args.customer!r} (known: {known})",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    as_of = args.as_of or container.clock()
+    reports = build_reports(
+        container, months, as_of=as_of, as_known_at=args.as_known_at, customer=args.customer
+    )
+    if args.format == "html":
+        if args.output is None:
+            period = f"{months[0]}_{months[-1]}" if args.quarter else str(months[0])
+            args.output = Path(f"slatrail-report-{period}.html")
+        write_html(container, reports, args.output)
+        print(f"wrote {args.output} ({len(reports)} report(s))")
+        return 0
+    if args.format == "json":
+        text = to_json(reports)
+    elif args.format == "csv":
+        text = render_csv(reports)
+    else:
+        text = render_table(reports)
+    if args.output is not None:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+        print(f"wrote {args.output} ({len(reports)} report(s))")
+    else:
+        print(text.rstrip("\n"))
+    return 0
+
+
+def csv_row(r: dict[str, Any]) -> dict[str, Any]:
+    """One flat row per (customer, month)."""
+    a = r["availability"]
+    row: dict[str, Any] = {
+        "customer": r["customer"],
+        "tier": r["tier"],
+        "month": r["month"],
+        "timezone": r["timezone"],
+        "final": r["final"],
+        "incidents": r["incidents"]["total"],
+        **{f"incidents_{p.lower()}": n for p, n in r["incidents"]["by_priority"].items()},
+        "incidents_open": r["incidents"]["open"],
+        "incidents_excluded": r["incidents"]["excluded"],
+    }
+    for metric in METRICS:
+        figures = r["metrics"][metric]
+        row[f"{metric}_met"] = figures["met"]
+        row[f"{metric}_breached"] = figures["breached"]
+        row[f"{metric}_attainment"] = figures["attainment"]
+    row.update(
+        {
+            "mtta_s": r["mtta_s"],
+            "mtta_counted_s": r["mtta_counted_s"],
+            "mttr_s": r["mttr_s"],
+            "mttr_counted_s": r["mttr_counted_s"],
+            "disputes": r["disputes"]["total"],
+            **{f"escalation_level_{k}": v for k, v in r["escalations"]["by_level"].items()},
+            "postmortems_required": r["postmortems"]["required"],
+            "postmortem_compliance": r["postmortems"]["compliance"],
+            "breaches": len(r["breaches"]),
+            "availability_target": a["target"],
+            "availability_percent": a["percent"],
+            "downtime_s": a["downtime_s"],
+            "allowance_s": a["allowance_s"],
+            "credit_percent": a["credit_percent"],
+        }
+    )
+    return row
+
+
+def render_csv(reports: list[dict[str, Any]]) -> str:
+    rows = [csv_row(r) for r in reports]
+    out = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({k: "" if v is None else v for k, v in row.items()} for row in rows)
+    return out.getvalue()
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def _minutes(seconds: float | None) -> str:
+    return "n/a" if seconds is None else f"{seconds / 60:.0f} min"
+
+
+def render_table(reports: list[dict[str, Any]]) -> str:
+    if not reports:
+        return "no report"
+    head = reports[0]
+    out = [f"Monthly service report as of {head['as_of']}"
+           + (f" (as known at {head['as_known_at']})" if head["as_known_at"] else "")]  # fmt: skip
+    rows = []
+    for r in reports:
+        a = r["availability"]
+        rows.append([
+            r["customer"], r["tier"], r["month"], r["incidents"]["total"],
+            r["incidents"]["excluded"],
+            *(f"{r['metrics'][m]['met']}/{r['metrics'][m]['met'] + r['metrics'][m]['breached']} "
+              f"{_pct(r['metrics'][m]['attainment'])}" for m in METRICS),
+            _minutes(r["mtta_s"]), _minutes(r["mttr_s"]), r["disputes"]["total"],
+            r["escalations"]["escalated"], f"{a['percent']:.4f}%", f"{a['target']}%",
+            f"{a['downtime_s'] / 60:.1f} min", f"{a['credit_percent']:g}%",
+            "final" if r["final"] else "provisional",
+        ])  # fmt: skip
+    out.append(table(
+        ["customer", "tier", "month", "incidents", "excluded", "response", "workaround",
+         "resolution", "postmortem", "MTTA", "MTTR", "disputes", "escalated", "availability",
+         "target", "downtime", "credit", "status"], rows))  # fmt: skip
+    breaches = [
+        [r["customer"], r["month"], b["incident_id"], b["metric"], b["priority"],
+         f"{b['elapsed_s'] / 60:.0f} min", f"{b['target_s'] / 60:.0f} min"]
+        for r in reports for b in r["breaches"]
+    ]  # fmt: skip
+    out += ["", f"breaches ({len(breaches)}):"]
+    if breaches:
+        out.append(table(["customer", "month", "incident", "metric", "priority", "counted",
+                          "target"], breaches))  # fmt: skip
+    return "\n".join(out)
