@@ -200,7 +200,7 @@ def _measure(
     segments = active_segments(runs, pauses, horizon)
     paused = _paused_at(pauses, horizon)
     calendar = target.calendar
-    elapsed = sum(calendar.counted_seconds(a, b) for a, b in segments)
+    elapsed = _seconds(sum(_micros(calendar.counted_seconds(a, b)) for a, b in segments))
     due = None
     if target.seconds is not None:
         due = due_instant(calendar, segments, None if paused else horizon, target.seconds)
@@ -260,15 +260,25 @@ def due_instant(
 ) -> datetime | None:
     """Earliest instant counted time reaches `target_s`: over the known segments, then
     (unless paused) onwards from `tail_from` with no further pause (rule 4)."""
-    remaining = float(target_s)
+    remaining = _micros(target_s)
     for start, end in segments:
-        counted = calendar.counted_seconds(start, end)
+        counted = _micros(calendar.counted_seconds(start, end))
         if counted >= remaining:
-            return calendar.instant_after(start, remaining)
+            return calendar.instant_after(start, _seconds(remaining))
         remaining -= counted
     if tail_from is None:
         return None
-    return calendar.instant_after(tail_from, remaining)
+    return calendar.instant_after(tail_from, _seconds(remaining))
+
+
+# Counted time is summed in whole microseconds (the calendars' resolution): a float sum of
+# pieces that add up to a target exactly may land a hair above it and turn "met" into "breached".
+def _micros(seconds: float) -> int:
+    return round(seconds * 1_000_000)
+
+
+def _seconds(micros: int) -> float:
+    return micros / 1_000_000
 
 
 def _status(

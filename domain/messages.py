@@ -5,14 +5,17 @@ Unknown fields are rejected everywhere; timestamps must carry an offset.
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    Strict,
     StrictBool,
     StringConstraints,
     TypeAdapter,
@@ -26,6 +29,20 @@ SCHEMA = "slatrail.incident/v1"
 MAX_MESSAGE_BYTES = 1024 * 1024
 
 Text = Annotated[str, StringConstraints(min_length=1)]
+
+# RFC 3339 date-time; the offset is optional here only so that a naive timestamp gets its own
+# code (`naive_timestamp`) from the AwareDatetime check that follows.
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})?$")
+
+
+def _rfc3339_text(value: object) -> object:
+    """Only RFC 3339 strings are timestamps (pydantic alone would take "1772442000")."""
+    if not isinstance(value, str) or not _RFC3339.match(value):
+        raise ValueError("must be an RFC 3339 timestamp with an offset, e.g. 2026-10-31T23:59:59Z")
+    return value
+
+
+Timestamp = Annotated[AwareDatetime, Strict(False), BeforeValidator(_rfc3339_text)]
 
 
 class _Strict(BaseModel):
@@ -50,7 +67,7 @@ class ReportedData(_Strict):
     priority: Priority
     channel: Literal["ticket", "email", "im", "phone", "portal"] = "ticket"
     outage: StrictBool = False
-    impact_started_at: AwareDatetime | None = None
+    impact_started_at: Timestamp | None = None
     description: str | None = None
 
 
@@ -89,7 +106,7 @@ class EscalatedData(_Strict):
 class ResolvedData(_Strict):
     resolution: Text
     cause: Cause = Cause.VENDOR
-    service_restored_at: AwareDatetime | None = None
+    service_restored_at: Timestamp | None = None
 
 
 class ReopenedData(_Strict):
@@ -112,7 +129,7 @@ class _Message(_Strict):
     schema_: Literal["slatrail.incident/v1"] = Field(alias="schema")
     message_id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
     incident_id: IncidentId
-    occurred_at: AwareDatetime
+    occurred_at: Timestamp
     actor: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     source: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
 
@@ -121,7 +138,7 @@ class _Message(_Strict):
     def _reasonable_year(cls, value: datetime) -> datetime:
         if not 1970 <= value.year <= 9998:
             raise ValueError("year out of range 1970–9998")
-        return value
+        return value.astimezone(UTC)  # one normal form: the instant in UTC
 
     @property
     def event_type(self) -> EventType:

@@ -68,11 +68,10 @@ def receipt_uuid(message_id: str) -> uuid.UUID:
 
 
 def format_instant(moment: datetime) -> str:
-    """RFC 3339 in UTC ending in `Z`; microseconds only when present."""
-    utc = moment.astimezone(UTC)
-    if utc.microsecond:
-        return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return utc.strftime("%Y-%m-%dT%H:%M:%SZ")
+    """RFC 3339 in UTC ending in `Z`; microseconds only when present.
+
+    (`isoformat` of the naive UTC time writes exactly that, faster than `strftime`.)"""
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat() + "Z"
 
 
 def parse_instant(text: str) -> datetime:
@@ -83,11 +82,14 @@ def parse_instant(text: str) -> datetime:
     return moment.astimezone(UTC)
 
 
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
+
+
 def canonical_json(value: Any) -> bytes:
-    """The one canonical encoding used for hashes and fingerprints."""
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
+    """The one canonical encoding used for hashes and fingerprints (docs/audit.md §2)."""
+    return _CANONICAL.encode(value).encode("utf-8")
 
 
 @dataclass(frozen=True, slots=True)

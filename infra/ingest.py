@@ -57,7 +57,7 @@ def rejection_record(
     text = raw.decode("utf-8", errors="replace")
     try:
         original: Any = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         original = None
     record: dict[str, Any] = {
         "code": outcome.code,

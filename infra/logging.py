@@ -8,6 +8,11 @@ import sys
 import structlog
 
 
+def _stderr_logger(*_: object) -> structlog.PrintLogger:
+    # Looked up at each logger creation, so a replaced sys.stderr (tests, daemons) is honoured.
+    return structlog.PrintLogger(sys.stderr)
+
+
 def configure_logging(level: str = "info", fmt: str = "auto") -> None:
     renderer: structlog.typing.Processor
     pretty = fmt == "console" or (fmt == "auto" and sys.stderr.isatty())
@@ -26,6 +31,6 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
         ),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )

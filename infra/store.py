@@ -12,7 +12,7 @@ from uuid import UUID
 
 import structlog
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, PersistenceError
 from eventsourcing.utils import get_topic
 
 from domain.contracts import Contracts
@@ -190,6 +190,20 @@ class SlatrailApplication(Application[UUID]):
 
     def _apply(self, fact: Fact, touched: dict[UUID, Incident], now: datetime) -> Incident:
         aggregate_id = incident_uuid(fact.incident_id)
+        cached = aggregate_id not in touched and aggregate_id in self._incidents
+        try:
+            return self._apply_to(fact, aggregate_id, touched, now)
+        except Rejection:
+            if not cached:
+                raise
+            # The cached incident may be stale (another writer went on with it): a refusal
+            # must be judged on the stored history. (A stale acceptance fails at save instead.)
+            self._incidents.pop(aggregate_id, None)
+            return self._apply_to(fact, aggregate_id, touched, now)
+
+    def _apply_to(
+        self, fact: Fact, aggregate_id: UUID, touched: dict[UUID, Incident], now: datetime
+    ) -> Incident:
         incident = touched.get(aggregate_id) or self._load_incident(aggregate_id)
         if fact.type is EventType.REPORTED:
             if incident is not None:
@@ -276,8 +290,21 @@ class SlatrailApplication(Application[UUID]):
         return grouped
 
 
+def redacted(store_url: str) -> str:
+    """`store_url` without its password, for messages and logs."""
+    parsed = urlparse(store_url)
+    if parsed.password is None:
+        return store_url
+    netloc = parsed.netloc.rsplit("@", 1)
+    user = netloc[0].split(":", 1)[0]
+    return parsed._replace(netloc=f"{user}:***@{netloc[1]}").geturl()
+
+
 def open_application(store_url: str, contracts: Contracts) -> SlatrailApplication:
     """Connect to the store named by `store_url` (creating tables if needed)."""
     env = persistence_env(store_url)
     env.setdefault("CREATE_TABLE", "y")
-    return SlatrailApplication(contracts, env=env)
+    try:
+        return SlatrailApplication(contracts, env=env)
+    except PersistenceError as error:  # unreachable server, bad credentials, unwritable file
+        raise StoreURLError(f"cannot open the store {redacted(store_url)}: {error}") from error

@@ -19,6 +19,7 @@ _CODE_BY_PYDANTIC_TYPE = {
     "timezone_aware": "naive_timestamp",
     "union_tag_invalid": "unknown_type",
     "union_tag_not_found": "missing_field",
+    "json_invalid": "invalid_json",
 }
 
 
@@ -35,7 +36,7 @@ def decode(raw: bytes | str) -> tuple[IncidentMessage, dict[str, Any]]:
         raise InvalidMessageError("invalid_encoding", f"message is not UTF-8: {error}") from error
     try:
         obj = json.loads(text)
-    except json.JSONDecodeError as error:
+    except (ValueError, RecursionError) as error:  # also too deeply nested, or huge integers
         raise InvalidMessageError("invalid_json", f"message is not valid JSON: {error}") from error
     if not isinstance(obj, dict):
         raise InvalidMessageError(

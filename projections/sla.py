@@ -9,7 +9,7 @@ from typing import Any
 
 from domain.clocks import IncidentClocks, evaluate
 from domain.contracts import Contracts
-from domain.model import IncidentEvent
+from domain.model import IncidentEvent, format_instant
 from domain.timeline import build_timeline
 from projections.escalation import Reason, escalation_level
 from projections.history import known_by
@@ -43,7 +43,7 @@ class IncidentSla:
         t = self.clocks.timeline
         out["escalation_reason"] = self.escalation.why
         out["priority_changes"] = [
-            {"at": at.isoformat(), "priority": str(p)} for at, p in t.priority_changes
+            {"at": format_instant(at), "priority": str(p)} for at, p in t.priority_changes
         ]
         out["metrics"] = {str(m): c.explain() for m, c in self.clocks.clocks.items()}
         return out
