@@ -166,7 +166,7 @@ class Incident(Aggregate):
             self.state, fact.type, acknowledged=self.acknowledged, incident_id=self.incident_id
         )
         fields = _chained(fact, position=self.version + 1, now=now, prev_hash=self.head_hash)
-        self.trigger_event(_EVENT_CLASSES[fact.type], **fields)
+        self.trigger_event(EVENT_CLASSES[fact.type], **fields)
 
     def _evolve(self, event: Incident.Event) -> None:
         kind = event.type_name
@@ -181,7 +181,7 @@ class Incident(Aggregate):
         self.message_ids.add(event.message_id)
 
 
-_EVENT_CLASSES: dict[EventType, type[Incident.Event]] = {
+EVENT_CLASSES: dict[EventType, type[Incident.Event]] = {
     cls.type_name: cls
     for cls in (
         Incident.Reported,

@@ -22,7 +22,7 @@ from domain.errors import (
     MessageIdConflictError,
     Rejection,
 )
-from domain.incident import Fact, Incident
+from domain.incident import EVENT_CLASSES, Fact, Incident
 from domain.messages import IncidentMessage
 from domain.model import EventType, IncidentEvent, incident_uuid, receipt_uuid
 from domain.receipt import MessageReceipt
@@ -30,22 +30,7 @@ from infra.wire import fingerprint, to_fact
 
 log = structlog.get_logger("slatrail.store")
 
-INCIDENT_TOPICS: tuple[str, ...] = tuple(
-    get_topic(cls)
-    for cls in (
-        Incident.Reported,
-        Incident.Triaged,
-        Incident.PriorityChanged,
-        Incident.Acknowledged,
-        Incident.AwaitingCustomer,
-        Incident.CustomerResponded,
-        Incident.WorkaroundProvided,
-        Incident.Escalated,
-        Incident.Resolved,
-        Incident.Reopened,
-        Incident.PostmortemPublished,
-    )
-)
+INCIDENT_TOPICS: tuple[str, ...] = tuple(get_topic(cls) for cls in EVENT_CLASSES.values())
 
 
 class StoreURLError(ValueError):
