@@ -179,6 +179,17 @@ class ServerStartError(RuntimeError):
     """A server was found but did not start or answer (a real failure, not a skip)."""
 
 
+def _stop_process(pid: int, timeout: float = 5.0) -> None:
+    """SIGSTOP, then wait until the kernel reports the process stopped (delivery is async)."""
+    os.kill(pid, signal.SIGSTOP)
+    stat = Path(f"/proc/{pid}/stat")
+    deadline = time.monotonic() + timeout
+    while stat.exists() and time.monotonic() < deadline:
+        if stat.read_text().rsplit(")", 1)[1].split()[0] in ("T", "t"):
+            return
+        time.sleep(0.005)
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port that was free a moment ago (bind to port 0 and let the kernel pick)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -713,7 +724,7 @@ def _tansu_kafka(timeout: float = 30.0) -> Iterator[KafkaServer]:
             kind="tansu",
             pid=pid,
             log_path=log_path,
-            _pause=lambda: os.kill(pid, signal.SIGSTOP),
+            _pause=lambda: _stop_process(pid),
             _resume=lambda: os.kill(pid, signal.SIGCONT),
         )
     finally:
