@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import itertools
 import tomllib
 from dataclasses import dataclass, field
 from datetime import date
@@ -94,14 +95,55 @@ class Customer(_Model):
     timezone: str | None = None
 
 
-class EscalationPolicy(_Model):
-    """Levels reached automatically (SPEC §7); a manual `escalated` raises to at least its level."""
+Level = Annotated[int, Field(ge=1, le=4)]
+MetricName = Literal["response", "workaround", "resolution", "postmortem"]
+_ALL_METRICS: tuple[MetricName, ...] = ("response", "workaround", "resolution", "postmortem")
 
-    at_risk_level: Annotated[int, Field(ge=1, le=4)] = 2
-    breached_level: Annotated[int, Field(ge=1, le=4)] = 3
-    overrun_level: Annotated[int, Field(ge=1, le=4)] = 4
-    overrun_ratio: Annotated[float, Field(gt=1)] = 2.0
-    p1_breached_level: Annotated[int, Field(ge=1, le=4)] = 4
+
+class EscalationPolicy(_Model):
+    """Levels reached automatically (SPEC §7); a manual `escalated` raises to at least its level.
+
+    See docs/escalation.md. The at-risk threshold is the contracts' `at_risk_threshold` (the
+    same instant the clock's status becomes `at_risk`).
+    """
+
+    at_risk_level: Level = 2
+    breached_level: Level = 3
+    overrun_level: Level = 4
+    overrun_ratio: Annotated[float, Field(gt=1, le=100)] = 2.0
+    p1_breached_level: Level = 4
+    manual_override: bool = True
+    metrics: list[MetricName] = Field(default_factory=lambda: list(_ALL_METRICS))
+    level_names: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(
+        default_factory=lambda: ["support engineer", "expert", "engineering/R&D", "management"],
+        min_length=4,
+        max_length=4,
+    )
+
+    @model_validator(mode="after")
+    def _levels_rise_with_severity(self) -> EscalationPolicy:
+        order = [
+            ("at_risk_level", self.at_risk_level),
+            ("breached_level", self.breached_level),
+            ("overrun_level", self.overrun_level),
+        ]
+        for (low_name, low), (high_name, high) in itertools.pairwise(order):
+            if high < low:
+                raise ValueError(
+                    f"{high_name} ({high}) must not be below {low_name} ({low}): "
+                    "a worse condition cannot call for a lower level"
+                )
+        if self.p1_breached_level < self.breached_level:
+            raise ValueError(
+                f"p1_breached_level ({self.p1_breached_level}) must not be below "
+                f"breached_level ({self.breached_level})"
+            )
+        if len(set(self.metrics)) != len(self.metrics):
+            raise ValueError(f"metrics lists a clock twice: {self.metrics}")
+        return self
+
+    def level_name(self, level: int) -> str:
+        return self.level_names[level - 1]
 
 
 class ContractsSpec(_Model):

@@ -10,10 +10,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.resources import files
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from domain.contracts import Contracts, ContractsError, load_contracts
 from infra.settings import Settings
 from infra.store import SlatrailApplication, open_application
+from projections.read_models import ReadModelStore, default_read_model_url
+
+if TYPE_CHECKING:
+    from infra.kafka import KafkaClients
 
 SAMPLE_CONTRACTS = "contracts.sample.toml"
 
@@ -43,6 +48,7 @@ class Container:
     clock: Callable[[], datetime] = utc_now
     _contracts: Contracts | None = None
     _app: SlatrailApplication | None = field(default=None, repr=False)
+    _read_models: ReadModelStore | None = field(default=None, repr=False)
 
     @property
     def contracts(self) -> Contracts:
@@ -56,7 +62,28 @@ class Container:
             self._app = open_application(self.settings.store, self.contracts)
         return self._app
 
+    @property
+    def read_model_url(self) -> str:
+        """settings.read_model, else next to a SQLite store (`x.db` → `x-read.db`)."""
+        return self.settings.read_model or default_read_model_url(self.settings.store)
+
+    @property
+    def read_models(self) -> ReadModelStore:
+        """The read-model database (`sla`, `audit`), opened on first use."""
+        if self._read_models is None:
+            self._read_models = ReadModelStore(self.read_model_url)
+        return self._read_models
+
+    def kafka(self) -> KafkaClients:
+        """Factory of Kafka clients from the settings; nothing connects until a client is built."""
+        from infra.kafka import KafkaClients
+
+        return KafkaClients(self.settings)
+
     def close(self) -> None:
+        if self._read_models is not None:
+            self._read_models.close()
+            self._read_models = None
         if self._app is not None:
             self._app.close()
             self._app = None

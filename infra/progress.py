@@ -8,9 +8,16 @@ from typing import TextIO
 
 
 class Progress:
-    def __init__(self, total: int | None, unit: str = "B", stream: TextIO | None = None) -> None:
+    def __init__(
+        self,
+        total: int | None,
+        unit: str = "B",
+        stream: TextIO | None = None,
+        label: str = "lines",
+    ) -> None:
         self.total = total
         self.unit = unit
+        self.label = label
         self.stream = stream or sys.stderr
         self.enabled = self.stream.isatty()
         self.done = 0
@@ -34,9 +41,11 @@ class Progress:
             filled = int(fraction * 30)
             eta = (elapsed / fraction - elapsed) if fraction > 0 else 0.0
             bar = "#" * filled + "-" * (30 - filled)
-            text = f"\r[{bar}] {fraction:6.1%} {self.items} lines {rate:,.0f}/s ETA {eta:4.0f}s"
+            text = (
+                f"\r[{bar}] {fraction:6.1%} {self.items} {self.label} {rate:,.0f}/s ETA {eta:4.0f}s"
+            )
         else:
-            text = f"\r{self.items} lines {rate:,.0f}/s"
+            text = f"\r{self.items} {self.label} {rate:,.0f}/s"
         self.stream.write(text)
         self.stream.flush()
 

@@ -29,5 +29,21 @@ class Settings(BaseSettings):
     group_inbound: str = "slatrail-inbound"
     group_projections: str = "slatrail-projections"
     read_model: str | None = None
+    # Kafka client tuning (see docs/streaming.md); the defaults suit a production broker.
+    kafka_client_id: str = "slatrail"
+    kafka_session_timeout_ms: int = 10_000
+    kafka_heartbeat_interval_ms: int = 3_000
+    kafka_max_poll_interval_ms: int = 300_000
+    kafka_request_timeout_ms: int = 30_000
+    kafka_delivery_timeout_ms: int = 120_000
+    kafka_max_message_bytes: int = 16 * 1024 * 1024
+    kafka_batch_size: int = 500
+    kafka_fetch_max_wait_ms: int = 25
+    kafka_check_crcs: bool | None = None  # None: only with the C `crc32c` module installed
+    topic_replication_factor: int = 1
+    topic_create: bool = True
+    relay_poll_interval_s: float = 0.01
+    health_interval_s: float = 10.0
+    serve_processes: bool = False  # `serve --processes`: one child process per worker
     log_level: str = "info"
     log_format: str = "auto"

@@ -1,17 +1,37 @@
-"""Escalation level of an incident (SPEC §7): a pure function of (events, contracts, as_of)."""
+"""Escalation state of incidents (SPEC §7): a pure function of (events, contracts, as_of).
+
+The level (1-4) and its history — when it rose, to which level, why (which clock crossed which
+threshold, or which manual `escalated` event) — from the exact crossing instants computed by
+`domain.escalation`. The level never drops: not while the incident is open, not when it is
+resolved (the level it reached stays on record), not when it is reopened (it keeps its level).
+
+The same computation, run with no horizon over every known event, gives the alerts a running
+service must publish (`planned_alerts`): one per at-risk and breach crossing per clock and open
+cycle, one per level change, each with a stable key.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime
+from typing import Any
 
-from domain.clocks import IncidentClocks, Status, evaluate
+from domain.clocks import Metric
 from domain.contracts import Contracts
-from domain.model import IncidentEvent, Priority
+from domain.escalation import (
+    DEFAULT_REASON,
+    Crossing,
+    Kind,
+    Step,
+    crossings,
+    level_steps,
+)
+from domain.model import IncidentEvent, State, format_instant
 from domain.timeline import Timeline, build_timeline
 
-_JUST_BEFORE = timedelta(microseconds=1)
+FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
+"""`as_of` that includes every known event (used to plan alerts)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,56 +40,251 @@ class Reason:
     why: str
 
 
-def instantaneous_level(clocks: IncidentClocks, contracts: Contracts) -> Reason:
-    """The level the clocks call for at this instant, without history."""
-    policy = contracts.escalation
-    best = Reason(1, "support engineer (default)")
-    priority = clocks.timeline.priority
-    for metric, clock in clocks.clocks.items():
-        if clock.target_s is None or clock.elapsed_s is None:
-            continue
-        if clock.status is Status.BREACHED:
-            if clock.elapsed_s >= policy.overrun_ratio * clock.target_s:
-                best = _max(
-                    best,
-                    Reason(policy.overrun_level, f"{metric} over {policy.overrun_ratio:g}x target"),
-                )
-            if (clock.priority or priority) is Priority.P1:
-                best = _max(best, Reason(policy.p1_breached_level, f"P1 {metric} breached"))
-            best = _max(best, Reason(policy.breached_level, f"{metric} breached"))
-        elif clock.status is Status.AT_RISK:
-            best = _max(best, Reason(policy.at_risk_level, f"{metric} at risk"))
-    for manual in clocks.timeline.escalations:
-        best = _max(best, Reason(manual.level, f"manual escalation: {manual.reason}"))
-    return best
+@dataclass(frozen=True)
+class EscalationState:
+    """An incident's escalation as of `as_of`."""
+
+    incident_id: str
+    customer: str
+    state: State
+    priority: str
+    as_of: datetime
+    steps: tuple[Step, ...]
+    crossings: tuple[Crossing, ...]
+    level_names: tuple[str, ...]
+
+    @property
+    def level(self) -> int:
+        return self.steps[-1].level if self.steps else 1
+
+    @property
+    def open(self) -> bool:
+        return self.state is not State.RESOLVED
+
+    @property
+    def reason(self) -> Reason:
+        return Reason(self.level, self.steps[-1].why if self.steps else DEFAULT_REASON)
+
+    @property
+    def since(self) -> datetime | None:
+        return self.steps[-1].at if self.steps else None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "incident_id": self.incident_id,
+            "customer": self.customer,
+            "state": str(self.state),
+            "priority": self.priority,
+            "level": self.level,
+            "level_name": self.level_names[self.level - 1],
+            "since": format_instant(self.since) if self.since else None,
+            "reason": self.reason.why,
+            "history": [step_json(step, self.level_names) for step in self.steps],
+            "crossings": [crossing_json(c) for c in self.crossings],
+        }
 
 
-def _max(a: Reason, b: Reason) -> Reason:
-    return b if b.level > a.level else a
+def step_json(step: Step, names: Sequence[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "at": format_instant(step.at),
+        "level": step.level,
+        "level_name": names[step.level - 1],
+        "from_level": step.previous,
+        "why": step.why,
+        "detail": step.detail,
+    }
+    if step.manual is not None:
+        out["cause"] = {
+            "manual": True,
+            "position": step.manual.position,
+            "level": step.manual.level,
+            "reason": step.manual.reason,
+        }
+    else:
+        assert step.crossing is not None
+        out["cause"] = crossing_json(step.crossing)
+    return out
+
+
+def crossing_json(c: Crossing) -> dict[str, Any]:
+    return {
+        "metric": str(c.metric),
+        "kind": str(c.kind),
+        "at": format_instant(c.at),
+        "from_just_after": not c.inclusive,
+        "cycle": c.cycle,
+        "priority": str(c.priority),
+        "target_s": c.target_s,
+        "threshold_s": c.threshold_s,
+        "calendar": c.calendar,
+        "level": c.level,
+    }
+
+
+def state_of(timeline: Timeline, contracts: Contracts) -> EscalationState:
+    """Escalation as of `timeline.as_of` (the timeline holds the events known by then)."""
+    found = crossings(timeline, contracts, horizon=timeline.as_of)
+    steps = level_steps(found, timeline.escalations, contracts.escalation)
+    return EscalationState(
+        incident_id=timeline.incident_id,
+        customer=timeline.customer,
+        state=timeline.state,
+        priority=str(timeline.priority),
+        as_of=timeline.as_of,
+        steps=tuple(steps),
+        crossings=tuple(distinct(found)),
+        level_names=tuple(contracts.escalation.level_names),
+    )
+
+
+def distinct(found: Iterable[Crossing]) -> list[Crossing]:
+    """The first crossing of each (clock, kind, cycle, level): a condition still holding in a
+    later phase (after a priority change, a pause, …) is not a new crossing."""
+    seen: set[tuple[str, str, int, int]] = set()
+    out: list[Crossing] = []
+    for c in found:
+        key = (str(c.metric), str(c.kind), c.cycle, c.level)
+        if key not in seen:
+            seen.add(key)
+            out.append(c)
+    return out
+
+
+def escalation_state(
+    events: Sequence[IncidentEvent], contracts: Contracts, as_of: datetime
+) -> EscalationState | None:
+    """None if the incident was not reported by `as_of`."""
+    timeline = build_timeline(events, as_of)
+    return None if timeline is None else state_of(timeline, contracts)
 
 
 def escalation_level(
     events: Sequence[IncidentEvent], contracts: Contracts, as_of: datetime
 ) -> Reason:
-    """Highest level reached since the incident was last (re)opened, as of `as_of`.
+    """The level as of `as_of` and the reason for it."""
+    state = escalation_state(events, contracts, as_of)
+    return Reason(1, "not reported") if state is None else state.reason
 
-    Counted time only grows between two events and targets only change at events, so the
-    highest level between events is reached just before the next event: checking those
-    instants and `as_of` finds every crossing.
+
+def escalations_view(
+    histories: Iterable[Sequence[IncidentEvent]],
+    contracts: Contracts,
+    as_of: datetime,
+    *,
+    level: int | None = None,
+    include_resolved: bool = False,
+) -> list[EscalationState]:
+    """Incidents (open ones unless `include_resolved`) by level, highest first, then longest
+    at that level."""
+    out: list[EscalationState] = []
+    for events in histories:
+        state = escalation_state(events, contracts, as_of)
+        if state is None or not (include_resolved or state.open):
+            continue
+        if level is not None and state.level != level:
+            continue
+        out.append(state)
+    out.sort(key=lambda s: (-s.level, s.since or FAR_FUTURE, s.incident_id))
+    return out
+
+
+# -- alerts ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedAlert:
+    """An alert a running service publishes at `at` (SPEC §7), under a stable key."""
+
+    key: str
+    kind: str  # at_risk | breached | escalated
+    at: datetime
+    inclusive: bool  # False: the condition holds from just after `at` (a breach)
+    metric: Metric | None
+    cycle: int
+    level: int
+    crossing: Crossing | None
+    step: Step | None
+
+    @property
+    def reason(self) -> str:
+        if self.step is not None:
+            return self.step.why
+        assert self.crossing is not None
+        return self.crossing.why
+
+    @property
+    def detail(self) -> str:
+        if self.step is not None:
+            return self.step.detail
+        assert self.crossing is not None
+        return self.crossing.detail
+
+
+def alert_key(incident_id: str, kind: str, metric: str | None, cycle_or_level: int) -> str:
+    """`INC-1/resolution/breached/0` (cycle = reopenings before it), `INC-1/escalated/3`.
+
+    `/` never occurs in an incident_id, so keys cannot collide.
     """
-    timeline = build_timeline(events, as_of)
-    if timeline is None:
-        return Reason(1, "not reported")
-    opened = timeline.reopenings[-1] if timeline.reopenings else timeline.reported_at
-    best = Reason(1, "support engineer (default)")
-    for moment in _checkpoints(events, timeline, opened):
-        snapshot = build_timeline(events, moment)
-        if snapshot is not None:
-            best = _max(best, instantaneous_level(evaluate(snapshot, contracts), contracts))
-    return best
+    if kind == "escalated":
+        return f"{incident_id}/escalated/{cycle_or_level}"
+    return f"{incident_id}/{metric}/{kind}/{cycle_or_level}"
 
 
-def _checkpoints(events: Sequence[IncidentEvent], t: Timeline, opened: datetime) -> list[datetime]:
-    moments = [e.occurred_at - _JUST_BEFORE for e in events if opened < e.occurred_at <= t.as_of]
-    moments.append(t.as_of)
-    return moments
+def planned_alerts(timeline: Timeline, contracts: Contracts) -> list[PlannedAlert]:
+    """Every alert the known events imply, past and future (as if no further event came),
+    in time order. Build `timeline` with `as_of=FAR_FUTURE` to see every known event."""
+    found = crossings(timeline, contracts, horizon=None)
+    steps = level_steps(found, timeline.escalations, contracts.escalation)
+    alerts: dict[str, PlannedAlert] = {}
+    for c in found:
+        if c.kind is Kind.OVERRUN or not c.running:
+            continue  # an overrun shows as a level change; a stopped clock is not alerted
+        key = alert_key(timeline.incident_id, str(c.kind), str(c.metric), c.cycle)
+        if key not in alerts:  # the first crossing of its cycle (found is in time order)
+            level = _level_after(steps, c)
+            alerts[key] = PlannedAlert(
+                key, str(c.kind), c.at, c.inclusive, c.metric, c.cycle, level, c, None
+            )
+    for step in steps:
+        key = alert_key(timeline.incident_id, "escalated", None, step.level)
+        metric = step.crossing.metric if step.crossing is not None else None
+        cycle = step.crossing.cycle if step.crossing is not None else _cycle(timeline, step.at)
+        alerts[key] = PlannedAlert(
+            key, "escalated", step.at, step.inclusive, metric, cycle, step.level,
+            step.crossing, step,
+        )  # fmt: skip
+    return sorted(alerts.values(), key=lambda a: (a.at, _KIND_ORDER[a.kind], a.key))
+
+
+_KIND_ORDER = {"at_risk": 0, "breached": 1, "escalated": 2}
+
+
+def _level_after(steps: Sequence[Step], crossing: Crossing) -> int:
+    level = 1
+    for step in steps:
+        if (step.at, not step.inclusive) <= (crossing.at, not crossing.inclusive):
+            level = step.level
+    return level
+
+
+def _cycle(timeline: Timeline, moment: datetime) -> int:
+    return sum(1 for at in timeline.reopenings if at <= moment)
+
+
+def next_alert(timeline: Timeline, contracts: Contracts) -> PlannedAlert | None:
+    """The first alert still to come after `timeline.as_of` if no further event came."""
+    for alert in planned_alerts(timeline, contracts):
+        if not (alert.at < timeline.as_of or (alert.inclusive and alert.at == timeline.as_of)):
+            return alert
+    return None
+
+
+def planned_json(alert: PlannedAlert) -> dict[str, Any]:
+    return {
+        "alert_key": alert.key,
+        "kind": alert.kind,
+        "metric": str(alert.metric) if alert.metric is not None else None,
+        "at": format_instant(alert.at),
+        "level": alert.level,
+        "reason": alert.reason,
+    }

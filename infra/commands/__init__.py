@@ -10,7 +10,13 @@ COMMAND_MODULES = (
     "ingest",
     "sla",
     "audit",
+    "verify",
+    "export",
+    "replay",
     "report",
+    "escalations",
+    "publish",
+    "serve",
 )
 
 

@@ -1,4 +1,4 @@
-"""`slatrail audit ID`: an incident's audit trail."""
+"""`slatrail audit ID`: an incident's audit trail, with what each event caused."""
 
 from __future__ import annotations
 
@@ -6,10 +6,12 @@ import argparse
 import json
 from typing import Any
 
+from domain.model import format_instant
 from infra.bootstrap import Container
-from infra.commands.sla import add_time_options
+from infra.commands.sla import add_read_model_option, add_time_options, answer_as_of
 from infra.render import table, to_json
-from projections.audit import audit_trail
+from projections.audit import annotated_trail
+from projections.read_models import AUDIT as AUDIT_READ_MODEL
 
 
 def register(subparsers: Any) -> None:
@@ -17,27 +19,43 @@ def register(subparsers: Any) -> None:
     parser.add_argument("incident", help="incident_id")
     add_time_options(parser)
     parser.add_argument("--format", choices=("table", "json"), default="table")
+    add_read_model_option(parser)
     parser.set_defaults(handler=run)
 
 
 def run(container: Container, args: argparse.Namespace) -> int:
-    events = container.app.incident_events(args.incident)
+    if args.from_read_model:
+        events = container.read_models.incident_events(args.incident, AUDIT_READ_MODEL)
+    else:
+        events = container.app.incident_events(args.incident)
     if not events:
         print(f"slatrail audit: no incident {args.incident!r}")
         return 1
-    trail = audit_trail(events, as_of=args.as_of, as_known_at=args.as_known_at)
+    as_of = answer_as_of(args, container)
+    trail = annotated_trail(events, container.contracts, as_of, as_known_at=args.as_known_at)
     if args.format == "json":
         print(to_json(trail))
         return 0
+    print(render(args.incident, trail, as_of, args.as_known_at))
+    return 0
+
+
+def render(incident: str, trail: list[dict[str, Any]], as_of: Any, as_known_at: Any) -> str:
     rows = [
         [e["position"], e["occurred_at"], e["recorded_at"], e["type"], e["actor"],
          e["source"] or "", e["message_id"], _short(e["data"]), e["hash"][:12]]
         for e in trail
     ]  # fmt: skip
-    print(f"audit trail of {args.incident} — {len(trail)} events")
-    print(table(["pos", "occurred_at", "recorded_at", "type", "actor", "source",
-                 "message_id", "data", "hash"], rows))  # fmt: skip
-    return 0
+    headers = ["pos", "occurred_at", "recorded_at", "type", "actor", "source",
+               "message_id", "data", "hash"]  # fmt: skip
+    lines = table(headers, rows).split("\n")
+    out = lines[:2]
+    for entry, line in zip(trail, lines[2:], strict=True):
+        out.append(line)
+        out.extend(f"      ↳ {note['text']}" for note in entry["annotations"])
+    known = f", as known at {format_instant(as_known_at)}" if as_known_at else ""
+    title = f"audit trail of {incident} as of {format_instant(as_of)}{known} — {len(trail)} events"
+    return "\n".join([title, *out])
 
 
 def _short(data: dict[str, Any], limit: int = 60) -> str:

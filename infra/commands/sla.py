@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from datetime import datetime
 from typing import Any
 
 from domain.clocks import Clock, Status
@@ -11,6 +12,7 @@ from domain.model import IncidentEvent, format_instant
 from infra.bootstrap import Container
 from infra.render import table, to_json
 from infra.timearg import instant
+from projections.read_models import SLA as SLA_READ_MODEL
 from projections.sla import IncidentSla, sla_view
 
 
@@ -25,11 +27,25 @@ def register(subparsers: Any) -> None:
         help="show intervals counted, pauses, calendar and priority",
     )
     parser.add_argument("--format", choices=("table", "json"), default="table")
+    add_read_model_option(parser)
     parser.set_defaults(handler=run)
 
 
+def add_read_model_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--from-read-model",
+        action="store_true",
+        help="answer from the read model kept by `slatrail serve` (SLATRAIL_READ_MODEL) "
+        "instead of the event store",
+    )
+
+
 def add_time_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--as-of", type=instant, help="event time to answer as of (default now)")
+    parser.add_argument(
+        "--as-of",
+        type=instant,
+        help="event time to answer as of (default: --as-known-at if given, else now)",
+    )
     parser.add_argument(
         "--as-known-at",
         type=instant,
@@ -37,7 +53,25 @@ def add_time_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def histories_for(container: Container, incident: str | None) -> list[list[IncidentEvent]]:
+def answer_as_of(args: argparse.Namespace, container: Container) -> datetime:
+    """`--as-of`, else `--as-known-at` (the answer slatrail gave then), else now."""
+    moment: datetime = args.as_of or args.as_known_at or container.clock()
+    return moment
+
+
+def histories_for(
+    container: Container,
+    incident: str | None,
+    *,
+    from_read_model: bool = False,
+    customer: str | None = None,
+) -> list[list[IncidentEvent]]:
+    if from_read_model:
+        read_models = container.read_models
+        if incident is not None:
+            events = read_models.incident_events(incident, SLA_READ_MODEL)
+            return [events] if events else []
+        return list(read_models.histories(SLA_READ_MODEL, customer=customer).values())
     if incident is not None:
         events = container.app.incident_events(incident)
         return [events] if events else []
@@ -45,8 +79,10 @@ def histories_for(container: Container, incident: str | None) -> list[list[Incid
 
 
 def run(container: Container, args: argparse.Namespace) -> int:
-    as_of = args.as_of or container.clock()
-    histories = histories_for(container, args.incident)
+    as_of = answer_as_of(args, container)
+    histories = histories_for(
+        container, args.incident, from_read_model=args.from_read_model, customer=args.customer
+    )
     if args.incident and not histories:
         print(f"slatrail sla: no incident {args.incident!r}")
         return 1

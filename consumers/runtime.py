@@ -1,0 +1,222 @@
+"""Running workers: one thread each, restarted after a failure, with periodic health logs.
+
+A worker is anything with `name`, `open()`, `step(stop)`, `close()` and `stats()`:
+`open` creates its clients (and may fail: the broker is down), `step` does one unit of work
+(one poll batch) and returns how many items it handled, `stats` returns counters for the
+health log. `slatrail serve` builds the list of workers; more can be added (alert timer).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import structlog
+
+log = structlog.get_logger("slatrail.serve")
+
+
+class Worker(Protocol):
+    name: str
+
+    def open(self) -> None: ...
+
+    def step(self, stop: threading.Event) -> int: ...
+
+    def close(self) -> None: ...
+
+    def stats(self) -> dict[str, Any]: ...
+
+
+@dataclass
+class WorkerState:
+    worker: Worker
+    state: str = "starting"
+    processed: int = 0
+    restarts: int = 0
+    last_error: str | None = None
+    since: float = field(default_factory=time.monotonic)
+    thread: threading.Thread | None = None
+
+
+class Supervisor:
+    """Runs each worker in its own thread until `stop()`; logs health every `interval_s`."""
+
+    def __init__(
+        self,
+        workers: Sequence[Worker],
+        *,
+        health_interval_s: float = 10.0,
+        max_backoff_s: float = 15.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.states = [WorkerState(worker) for worker in workers]
+        self.health_interval_s = health_interval_s
+        self.max_backoff_s = max_backoff_s
+        self.clock = clock
+        self.stopping = threading.Event()
+        self._health: threading.Thread | None = None
+
+    def start(self) -> None:
+        for state in self.states:
+            state.thread = threading.Thread(
+                target=self._run, args=(state,), name=f"slatrail-{state.worker.name}", daemon=True
+            )
+            state.thread.start()
+        if self.health_interval_s > 0:
+            self._health = threading.Thread(
+                target=self._health_loop, name="slatrail-health", daemon=True
+            )
+            self._health.start()
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def join(self, timeout_s: float = 30.0) -> bool:
+        """Wait for every worker to finish its current step and close; False on timeout."""
+        deadline = self.clock() + timeout_s
+        for state in self.states:
+            if state.thread is not None:
+                state.thread.join(max(0.0, deadline - self.clock()))
+        if self._health is not None:
+            self._health.join(1.0)
+        alive = [s.worker.name for s in self.states if s.thread and s.thread.is_alive()]
+        if alive:
+            log.warning("workers_did_not_stop", workers=alive, timeout_s=timeout_s)
+        return not alive
+
+    def _run(self, state: WorkerState) -> None:
+        worker = state.worker
+        backoff = 0.5
+        while not self.stopping.is_set():
+            try:
+                state.state = "connecting"
+                worker.open()
+                state.state = "running"
+                log.info("worker_started", worker=worker.name)
+                backoff = 0.5
+                while not self.stopping.is_set():
+                    state.processed += worker.step(self.stopping)
+            except Exception as error:
+                state.restarts += 1
+                state.last_error = repr(error)
+                state.state = "restarting"
+                log.error(
+                    "worker_failed",
+                    worker=worker.name,
+                    error=repr(error),
+                    restart_in_s=backoff,
+                    exc_info=True,
+                )
+            finally:
+                with contextlib.suppress(Exception):
+                    worker.close()
+            if self.stopping.wait(backoff):
+                break
+            backoff = min(backoff * 2, self.max_backoff_s)
+        state.state = "stopped"
+        log.info("worker_stopped", worker=worker.name, processed=state.processed)
+
+    def _health_loop(self) -> None:
+        last = {id(s): (self.clock(), s.processed) for s in self.states}
+        while not self.stopping.wait(self.health_interval_s):
+            for state in self.states:
+                then, count = last[id(state)]
+                now = self.clock()
+                rate = (state.processed - count) / max(now - then, 1e-9)
+                last[id(state)] = (now, state.processed)
+                try:
+                    extra = state.worker.stats()
+                except Exception as error:  # stats must never take the service down
+                    extra = {"stats_error": repr(error)}
+                log.info(
+                    "health",
+                    worker=state.worker.name,
+                    state=state.state,
+                    processed=state.processed,
+                    rate_per_s=round(rate, 1),
+                    restarts=state.restarts,
+                    last_error=state.last_error,
+                    **extra,
+                )
+
+
+class BrokerWatch:
+    """Turns a consumer's heartbeat silence into `broker_unreachable` / `..._again` logs."""
+
+    def __init__(self, worker: str, *, threshold_s: float = 6.0, every_s: float = 5.0) -> None:
+        self.worker = worker
+        self.threshold_s = threshold_s
+        self.every_s = every_s
+        self.silence_s: float | None = None
+        self.down_since: float | None = None
+        self._warned = 0.0
+        self._checked = 0.0
+
+    def due(self) -> bool:
+        """True about once a second (reading client metrics is not free)."""
+        now = time.monotonic()
+        if now - self._checked < 1.0:
+            return False
+        self._checked = now
+        return True
+
+    def observe(self, silence_s: float | None) -> None:
+        self.silence_s = None if silence_s is None else round(silence_s, 1)
+        now = time.monotonic()
+        if silence_s is not None and silence_s >= self.threshold_s:
+            if self.down_since is None:
+                self.down_since = now - silence_s
+            if now - self._warned >= self.every_s:
+                self._warned = now
+                log.warning("broker_unreachable", worker=self.worker, silent_s=round(silence_s, 1))
+        elif self.down_since is not None:
+            log.info(
+                "broker_reachable_again", worker=self.worker, down_s=round(now - self.down_since, 1)
+            )
+            self.down_since = None
+
+
+def wait_for_flush(
+    flush: Callable[[float], None],
+    stop: threading.Event,
+    *,
+    worker: str,
+    pending: Callable[[], int],
+    warn_after_s: float = 5.0,
+    give_up_on_stop: bool = True,
+) -> bool:
+    """Flush until acknowledged; logs `broker_unreachable` every few seconds while waiting.
+
+    Returns False if `stop` was set before everything was acknowledged (the caller must then
+    not record progress). Delivery errors propagate.
+    """
+    started = time.monotonic()
+    warned_at = started
+    while True:
+        try:
+            flush(1.0)
+        except TimeoutError:
+            now = time.monotonic()
+            if now - warned_at >= warn_after_s:
+                warned_at = now
+                log.warning(
+                    "broker_unreachable",
+                    worker=worker,
+                    waiting_s=round(now - started, 1),
+                    pending=pending(),
+                )
+            if give_up_on_stop and stop.is_set():
+                return False
+            continue
+        if time.monotonic() - started >= warn_after_s:
+            log.info(
+                "broker_reachable_again",
+                worker=worker,
+                waited_s=round(time.monotonic() - started, 1),
+            )
+        return True

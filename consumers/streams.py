@@ -1,0 +1,252 @@
+"""The small interface every consumer is driven through: a `Source` of records and a `Sink`.
+
+`infra/kafka.py` implements it over kafka-python; `MemoryBroker` implements it in memory for
+unit tests (same semantics: partitions by key, offsets, group commits, seek, delivery errors).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+Partition = tuple[str, int]
+"""(topic, partition)."""
+
+OnAssign = Callable[[Sequence[Partition]], Mapping[Partition, int]]
+"""Called with newly assigned partitions; returns the offset to start each one at.
+
+Partitions it leaves out start at the group's committed offset (else the earliest).
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One message read from a topic partition."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...] = ()
+    timestamp_ms: int | None = None
+
+    @property
+    def tp(self) -> Partition:
+        return (self.topic, self.partition)
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One message to be written."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+class DeliveryError(Exception):
+    """Some messages sent since the last flush were not acknowledged by the broker."""
+
+    def __init__(self, failed: Sequence[tuple[Outgoing, BaseException]]) -> None:
+        first = failed[0][1] if failed else None
+        super().__init__(f"{len(failed)} message(s) not delivered: {first!r}")
+        self.failed = list(failed)
+
+
+class MessageTooLargeError(Exception):
+    """The broker (or the client's limit) refuses a message this large."""
+
+
+class Source(Protocol):
+    """Records from subscribed topics, with manual offset commits."""
+
+    def poll(self, timeout_s: float, max_records: int) -> list[Record]: ...
+
+    def commit(self, offsets: Mapping[Partition, int]) -> None:
+        """Commit the *next* offset to read for each partition (offset of last record + 1)."""
+
+    def seek(self, partition: Partition, offset: int) -> None: ...
+
+    def lag(self) -> int | None:
+        """Records not yet read from the assigned partitions (None when unknown)."""
+
+    def assignment(self) -> set[Partition]: ...
+
+    def broker_silence_s(self) -> float | None:
+        """Seconds since the broker last answered the group's heartbeats (None: unknown)."""
+
+    def close(self) -> None: ...
+
+
+class Sink(Protocol):
+    """Asynchronous sends, acknowledged together by `flush`."""
+
+    def send(self, message: Outgoing) -> None:
+        """Queue a message; may raise `MessageTooLargeError` at once."""
+
+    def flush(self, timeout_s: float) -> None:
+        """Wait until everything sent so far is acknowledged.
+
+        Raises `TimeoutError` when not all are acknowledged yet (they stay pending: call again)
+        and `DeliveryError` (listing the failed messages, which are then forgotten) when the
+        broker refused or gave up on some.
+        """
+
+    def pending(self) -> int: ...
+
+    def close(self) -> None: ...
+
+
+# -- in memory ----------------------------------------------------------------------------
+
+
+def partition_for(key: bytes | None, partitions: int, counter: int) -> int:
+    """Deterministic key → partition (round robin without a key), like Kafka's partitioner."""
+    if key is None:
+        return counter % partitions
+    return zlib.crc32(key) % partitions
+
+
+@dataclass
+class MemoryBroker:
+    """Topics, partitions and committed group offsets, all in memory (tests only)."""
+
+    partitions: int = 4
+    max_message_bytes: int | None = None
+    topics: dict[str, list[list[Record]]] = field(default_factory=dict)
+    committed: dict[tuple[str, Partition], int] = field(default_factory=dict)
+    down: bool = False
+    _counter: int = 0
+
+    def topic(self, name: str) -> list[list[Record]]:
+        if name not in self.topics:
+            self.topics[name] = [[] for _ in range(self.partitions)]
+        return self.topics[name]
+
+    def append(self, message: Outgoing) -> Record:
+        parts = self.topic(message.topic)
+        self._counter += 1
+        index = partition_for(message.key, len(parts), self._counter)
+        log = parts[index]
+        record = Record(message.topic, index, len(log), message.key, message.value, message.headers)
+        log.append(record)
+        return record
+
+    def produce(self, topic: str, value: bytes, key: bytes | None = None) -> Record:
+        return self.append(Outgoing(topic, key, value))
+
+    def records(self, topic: str) -> list[Record]:
+        """Every record of a topic, partition by partition."""
+        return [record for log in self.topic(topic) for record in log]
+
+    def source(
+        self, topics: Sequence[str], group: str, on_assign: OnAssign | None = None
+    ) -> MemorySource:
+        return MemorySource(self, list(topics), group, on_assign)
+
+    def sink(self) -> MemorySink:
+        return MemorySink(self)
+
+
+class MemorySource:
+    """A single group member that owns every partition of its topics."""
+
+    def __init__(
+        self,
+        broker: MemoryBroker,
+        topics: list[str],
+        group: str,
+        on_assign: OnAssign | None = None,
+    ) -> None:
+        self.broker = broker
+        self.topics = topics
+        self.group = group
+        self.on_assign = on_assign
+        self.positions: dict[Partition, int] = {}
+        self.closed = False
+
+    def _assign(self) -> None:
+        fresh = [
+            (topic, index)
+            for topic in self.topics
+            for index in range(len(self.broker.topic(topic)))
+            if (topic, index) not in self.positions
+        ]
+        if not fresh:
+            return
+        starts = dict(self.on_assign(fresh)) if self.on_assign else {}
+        for tp in fresh:
+            self.positions[tp] = starts.get(tp, self.broker.committed.get((self.group, tp), 0))
+
+    def poll(self, timeout_s: float, max_records: int) -> list[Record]:
+        if self.broker.down:
+            return []
+        self._assign()
+        out: list[Record] = []
+        for tp, position in sorted(self.positions.items()):
+            log = self.broker.topic(tp[0])[tp[1]]
+            chunk = log[position : position + max_records - len(out)]
+            out.extend(chunk)
+            self.positions[tp] = position + len(chunk)
+            if len(out) >= max_records:
+                break
+        return out
+
+    def commit(self, offsets: Mapping[Partition, int]) -> None:
+        if self.broker.down:
+            raise ConnectionError("broker down")
+        for tp, offset in offsets.items():
+            self.broker.committed[(self.group, tp)] = offset
+
+    def seek(self, partition: Partition, offset: int) -> None:
+        self.positions[partition] = offset
+
+    def lag(self) -> int | None:
+        return sum(
+            len(self.broker.topic(tp[0])[tp[1]]) - position
+            for tp, position in self.positions.items()
+        )
+
+    def assignment(self) -> set[Partition]:
+        return set(self.positions)
+
+    def broker_silence_s(self) -> float | None:
+        return float("inf") if self.broker.down else 0.0
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class MemorySink:
+    """Buffers sends; `flush` appends them to the broker (or fails while it is down)."""
+
+    def __init__(self, broker: MemoryBroker) -> None:
+        self.broker = broker
+        self._pending: list[Outgoing] = []
+        self.fail_next: list[BaseException] = []
+
+    def send(self, message: Outgoing) -> None:
+        limit = self.broker.max_message_bytes
+        if limit is not None and len(message.value) > limit:
+            raise MessageTooLargeError(f"{len(message.value)} bytes > {limit}")
+        self._pending.append(message)
+
+    def flush(self, timeout_s: float) -> None:
+        if self.broker.down:
+            raise TimeoutError("broker down")
+        pending, self._pending = self._pending, []
+        if self.fail_next and pending:
+            error = self.fail_next.pop(0)
+            raise DeliveryError([(message, error) for message in pending])
+        for message in pending:
+            self.broker.append(message)
+
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def close(self) -> None:
+        self._pending.clear()

@@ -1,0 +1,488 @@
+"""Escalation (SPEC §7): the exact instants at which an incident's clocks cross the policy's
+thresholds, and the levels they call for.
+
+Pure: a `Timeline` and the contracts in, `Crossing`s and level `Step`s out. No sampling: each
+clock's life is cut into *phases* at every instant where something it depends on changes (start,
+stop, run and pause edges, priority changes, resolutions and reopenings). Inside a phase the
+priority, target, calendar and running/paused state are fixed and counted time only grows, so
+the first instant a threshold is reached is found with the calendar's interval arithmetic
+(`instant_after`), the same arithmetic as `domain.clocks.due_instant`. All counting is done in
+whole microseconds, so the instants are exact.
+
+Conditions (each one holds at an instant τ exactly when `domain.clocks` would say so at τ):
+
+* at risk   — the clock runs and is not paused, and threshold × target ≤ counted ≤ target;
+* breached  — counted > target (so the breach instant is `due_at`, the condition holding from
+  the instant just after it; on a business calendar a target reached exactly at the end of the
+  working day is breached when work resumes);
+* overrun   — counted ≥ overrun_ratio × target.
+
+A condition counts only while its clock is *in force*: the response, workaround and resolution
+clocks while the incident is not resolved, the post-mortem clock while it is resolved.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from domain.calendars import AlwaysCalendar, Calendar
+from domain.clocks import Metric
+from domain.contracts import Contracts, EscalationPolicy, Target
+from domain.model import Priority
+from domain.timeline import ManualEscalation, Timeline
+
+_US = 1_000_000
+_ONE_US = timedelta(microseconds=1)
+
+Span = tuple[datetime, datetime | None]  # [start, end), end None: open-ended
+
+DEFAULT_REASON = "support engineer (default)"
+
+
+class Kind(StrEnum):
+    AT_RISK = "at_risk"
+    BREACHED = "breached"
+    OVERRUN = "overrun"
+
+
+@dataclass(frozen=True, slots=True)
+class Crossing:
+    """The first instant of one phase of a clock at which a condition holds.
+
+    `inclusive`: the condition holds at `at` itself; otherwise from the instant just after
+    (a breach: counted time equals the target at `at` and exceeds it right after).
+    `running`: the clock had not stopped for good then (only such crossings are alerted).
+    """
+
+    metric: Metric
+    kind: Kind
+    at: datetime
+    inclusive: bool
+    cycle: int
+    priority: Priority
+    target_s: int
+    threshold_s: float
+    calendar: str
+    running: bool
+    level: int
+
+    def reached_by(self, moment: datetime) -> bool:
+        return self.at < moment or (self.inclusive and self.at == moment)
+
+    @property
+    def why(self) -> str:
+        """Short reason, as shown next to a level."""
+        if self.kind is Kind.AT_RISK:
+            return f"{self.metric} at risk"
+        if self.kind is Kind.OVERRUN:
+            return f"{self.metric} over {self.threshold_s / self.target_s:g}x target"
+        if self.priority is Priority.P1:
+            return f"P1 {self.metric} breached"
+        return f"{self.metric} breached"
+
+    @property
+    def detail(self) -> str:
+        """Which clock, which threshold, under which priority and calendar."""
+        target = _duration(self.target_s)
+        if self.kind is Kind.AT_RISK:
+            what = f"counted reached {_duration(self.threshold_s)} ({_ratio(self)} of {target})"
+        elif self.kind is Kind.BREACHED:
+            what = f"counted exceeded the {target} target"
+        else:
+            what = f"counted reached {_duration(self.threshold_s)} ({_ratio(self)} of {target})"
+        return f"{self.metric} clock: {what}; {self.priority} target, calendar {self.calendar}"
+
+
+def _ratio(crossing: Crossing) -> str:
+    return f"{crossing.threshold_s / crossing.target_s:.0%}"
+
+
+def _duration(seconds: float) -> str:
+    whole = int(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    text = (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes else "")
+    if secs or seconds != whole or not text:
+        text += f"{seconds - 60 * (hours * 60 + minutes):g}s"
+    return text
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """The level rose to `level` at `at` (from the instant just after, unless `inclusive`)."""
+
+    at: datetime
+    inclusive: bool
+    level: int
+    previous: int
+    crossing: Crossing | None = None
+    manual: ManualEscalation | None = None
+
+    def reached_by(self, moment: datetime) -> bool:
+        return self.at < moment or (self.inclusive and self.at == moment)
+
+    @property
+    def why(self) -> str:
+        if self.manual is not None:
+            return f"manual escalation: {self.manual.reason}"
+        assert self.crossing is not None
+        return self.crossing.why
+
+    @property
+    def detail(self) -> str:
+        if self.manual is not None:
+            return (
+                f"escalated event at position {self.manual.position}: level "
+                f"{self.manual.level} asked: {self.manual.reason}"
+            )
+        assert self.crossing is not None
+        return self.crossing.detail
+
+
+# -- clocks as the escalation sees them ---------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _ClockLife:
+    """One clock's life: when it may count, when it stopped for good, when it is in force."""
+
+    metric: Metric
+    start: datetime
+    stop: datetime | None
+    runs: tuple[Span, ...]
+    pauses: tuple[Span, ...]
+    in_force: tuple[Span, ...]
+    fixed_priority: Priority | None = None
+
+
+def _lives(t: Timeline, metrics: Iterable[str]) -> list[_ClockLife]:
+    """The clocks of `domain.clocks`, with the same starts, stops, runs and pauses."""
+    wanted = set(metrics)
+    open_runs = tuple((r.start, r.end) for r in t.open_runs())
+    pauses = tuple((p.start, p.end) for p in t.pauses)
+    since_report: tuple[Span, ...] = ((t.reported_at, None),)
+    lives: list[_ClockLife] = []
+    if Metric.RESPONSE in wanted:
+        lives.append(
+            _ClockLife(
+                Metric.RESPONSE, t.reported_at, t.acknowledged_at, since_report, (), open_runs
+            )
+        )
+    if Metric.WORKAROUND in wanted:
+        stops = [m for m in (t.first_workaround_at, _first_resolution(t)) if m is not None]
+        lives.append(
+            _ClockLife(
+                Metric.WORKAROUND, t.reported_at, min(stops) if stops else None,
+                since_report, pauses, open_runs,
+            )
+        )  # fmt: skip
+    if Metric.RESOLUTION in wanted:
+        lives.append(
+            _ClockLife(Metric.RESOLUTION, t.reported_at, None, open_runs, pauses, open_runs)
+        )
+    if Metric.POSTMORTEM in wanted:
+        # One post-mortem clock per resolution: it runs from the resolution until published;
+        # a reopening returns it to pending (the clock of that resolution is gone).
+        for index, resolution in enumerate(t.resolutions):
+            priority = t.priority_at(resolution.at)
+            if not (t.outage or priority is Priority.P1):
+                continue
+            gone = t.reopenings[index] if index < len(t.reopenings) else None
+            published = next((at for at in t.postmortems if at >= resolution.at), None)
+            if published is not None and gone is not None and published >= gone:
+                published = None
+            span = ((resolution.at, gone),)
+            lives.append(
+                _ClockLife(Metric.POSTMORTEM, resolution.at, published, span, (), span, priority)
+            )
+    return lives
+
+
+def _first_resolution(t: Timeline) -> datetime | None:
+    return t.resolutions[0].at if t.resolutions else None
+
+
+def _inside(spans: Sequence[Span], moment: datetime) -> bool:
+    for start, end in spans:  # noqa: SIM110 - a loop is faster than any() here
+        if start <= moment and (end is None or moment < end):
+            return True
+    return False
+
+
+# -- calendar arithmetic in whole microseconds ---------------------------------------------
+
+
+def _counted_us(calendar: Calendar, start: datetime, end: datetime) -> int:
+    if isinstance(calendar, AlwaysCalendar):
+        return max((end - start) // _ONE_US, 0)
+    # counted_seconds sums whole microseconds and divides once: the product is exact.
+    return round(calendar.counted_seconds(start, end) * _US)
+
+
+def _after(calendar: Calendar, start: datetime, need_us: int) -> datetime | None:
+    """Earliest instant at which `need_us` of working time has been counted from `start`."""
+    if isinstance(calendar, AlwaysCalendar):
+        return start + timedelta(microseconds=need_us)
+    return calendar.instant_after(start, need_us / _US)
+
+
+def _resume(calendar: Calendar, moment: datetime) -> datetime | None:
+    """First instant at or after `moment` from which working time is counted."""
+    if isinstance(calendar, AlwaysCalendar):
+        return moment
+    first = next(iter(calendar.working_intervals(moment, None)), None)
+    return None if first is None else first[0]
+
+
+def threshold_us(seconds: float) -> int:
+    """Smallest whole number of microseconds n with n / 1e6 >= seconds (as clocks compare)."""
+    n = round(seconds * _US)
+    if n / _US < seconds:
+        n += 1
+    elif n > 0 and (n - 1) / _US >= seconds:
+        n -= 1
+    return n
+
+
+# -- the sweep ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Levels:
+    at_risk: int
+    breached: int
+    p1_breached: int
+    overrun: int
+    ratio: float
+    threshold: float
+
+    @classmethod
+    def of(cls, policy: EscalationPolicy, threshold: float) -> _Levels:
+        return cls(
+            policy.at_risk_level,
+            policy.breached_level,
+            policy.p1_breached_level,
+            policy.overrun_level,
+            policy.overrun_ratio,
+            threshold,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Goal:
+    """One target with its thresholds in whole microseconds."""
+
+    seconds: int
+    calendar: Calendar
+    target_us: int
+    risk_s: float
+    risk_us: int
+    over_s: float
+    over_us: int
+
+
+_GOALS: dict[tuple[int, str, Priority, str], tuple[Contracts, _Goal | None]] = {}
+
+
+def _goal(contracts: Contracts, customer: str, priority: Priority, metric: str) -> _Goal | None:
+    """`contracts.target` with its thresholds, cached (the key holds the contracts object, so
+    an id is never reused while cached)."""
+    key = (id(contracts), customer, priority, metric)
+    cached = _GOALS.get(key)
+    if cached is not None and cached[0] is contracts:
+        return cached[1]
+    target: Target = contracts.target(customer, priority, metric)
+    goal: _Goal | None = None
+    if target.seconds is not None:
+        risk_s = contracts.at_risk_threshold * target.seconds
+        over_s = contracts.escalation.overrun_ratio * target.seconds
+        goal = _Goal(
+            target.seconds, target.calendar, target.seconds * _US,
+            risk_s, threshold_us(risk_s), over_s, threshold_us(over_s),
+        )  # fmt: skip
+    if len(_GOALS) > 4096:
+        _GOALS.clear()
+    _GOALS[key] = (contracts, goal)
+    return goal
+
+
+def crossings(
+    t: Timeline, contracts: Contracts, *, horizon: datetime | None = None
+) -> list[Crossing]:
+    """The first crossing of every condition of the incident's clocks, in time order: per
+    clock, condition and open cycle, the first instant it holds, and again whenever it is met
+    at a level not seen before (a P1 upgrade of a breached clock).
+
+    `horizon=None`: all crossings implied by the known events, future ones included (as if no
+    further event came); else only those reached by `horizon` (normally `t.as_of`).
+    """
+    policy = contracts.escalation
+    levels = _Levels.of(policy, contracts.at_risk_threshold)
+    out: list[Crossing] = []
+    for life in _lives(t, policy.metrics):
+        _sweep(life, t, contracts, levels, horizon, out)
+    out.sort(key=_order)
+    return out
+
+
+def _order(c: Crossing) -> tuple[datetime, bool, int]:
+    return (c.at, not c.inclusive, -c.level)
+
+
+def _sweep(
+    life: _ClockLife,
+    t: Timeline,
+    contracts: Contracts,
+    levels: _Levels,
+    horizon: datetime | None,
+    out: list[Crossing],
+) -> None:
+    """Cut the clock's life into phases and find each condition's first instant in each."""
+    start, stop, metric = life.start, life.stop, life.metric
+    edges = {start}
+    if stop is not None:
+        edges.add(stop)
+    for spans in (life.runs, life.in_force, life.pauses):
+        for x, y in spans:
+            edges.add(x)
+            if y is not None:
+                edges.add(y)
+    fixed = life.fixed_priority
+    if fixed is None:
+        edges.update(at for at, _ in t.priority_changes if stop is None or at < stop)
+    bounds = sorted(e for e in edges if e >= start and (horizon is None or e <= horizon))
+    name = "postmortem" if metric is Metric.POSTMORTEM else str(metric)
+    pieces: list[tuple[datetime, datetime]] = []  # active time so far
+    prefix: dict[int, int] = {}  # id(calendar) -> µs counted on it over `pieces`
+    calendars: dict[int, Calendar] = {}
+    seen: set[tuple[Kind, int, int]] = set()  # (kind, cycle, level) already emitted
+    last = len(bounds) - 1
+    for index, a in enumerate(bounds):
+        b = bounds[index + 1] if index < last else None
+        before_stop = stop is None or a < stop
+        active = before_stop and _inside(life.runs, a) and not _inside(life.pauses, a)
+        moment = a if before_stop or stop is None else stop  # a stopped clock keeps its priority
+        priority = fixed or t.priority_at(moment)
+        goal = _goal(contracts, t.customer, priority, name)
+        if goal is not None and _inside(life.in_force, a):
+            calendar = goal.calendar
+            key = id(calendar)
+            counted = prefix.get(key)
+            if counted is None:
+                calendars[key] = calendar
+                counted = prefix[key] = sum(_counted_us(calendar, x, y) for x, y in pieces)
+            end = b if b is not None else horizon  # where counting stops for this phase
+            reached: int | None = counted  # counted at the phase's end (None: unbounded)
+            if active:
+                reached = None if end is None else counted + _counted_us(calendar, a, end)
+            running = stop is None or a <= stop
+            cycle = bisect.bisect_right(t.reopenings, a)  # reopenings are phase edges
+            for kind, moment, inclusive, threshold, level in _phase(
+                a, b, horizon, active, priority, goal, counted, reached, levels
+            ):
+                mark = (kind, cycle, level)
+                if mark in seen:  # still holding since an earlier phase: not a new crossing
+                    continue
+                seen.add(mark)
+                out.append(
+                    Crossing(
+                        metric, kind, moment, inclusive, cycle, priority, goal.seconds,
+                        threshold, calendar.name, running, level,
+                    )
+                )  # fmt: skip
+        if active and b is not None:
+            pieces.append((a, b))
+            for k, cal in calendars.items():
+                prefix[k] += _counted_us(cal, a, b)
+
+
+_Found = tuple[Kind, datetime, bool, float, int]
+
+
+def _phase(
+    a: datetime,
+    b: datetime | None,
+    horizon: datetime | None,
+    active: bool,
+    priority: Priority,
+    goal: _Goal,
+    counted: int,
+    reached: int | None,
+    levels: _Levels,
+) -> list[_Found]:
+    """The first instant in [a, b) (capped at `horizon`) of each condition."""
+    found: list[_Found] = []
+    calendar, target = goal.calendar, goal.target_us
+    # at risk: running, not paused, threshold <= counted <= target
+    if active:
+        if goal.risk_us <= counted <= target:
+            found.append((Kind.AT_RISK, a, True, goal.risk_s, levels.at_risk))
+        elif counted < goal.risk_us and (reached is None or reached >= goal.risk_us):
+            moment = _after(calendar, a, goal.risk_us - counted)
+            if _within(moment, b, horizon, strictly=False):
+                assert moment is not None
+                found.append((Kind.AT_RISK, moment, True, goal.risk_s, levels.at_risk))
+    # breached: counted > target, from just after the instant it equals the target
+    level = levels.p1_breached if priority is Priority.P1 else levels.breached
+    if counted > target:
+        found.append((Kind.BREACHED, a, True, float(goal.seconds), level))
+    elif active and (reached is None or reached > target):
+        due = _after(calendar, a, target - counted)
+        moment = None if due is None else _resume(calendar, due)
+        if _within(moment, b, horizon, strictly=True):
+            assert moment is not None
+            found.append((Kind.BREACHED, moment, False, float(goal.seconds), level))
+    # overrun: counted >= ratio x target
+    if counted >= goal.over_us:
+        found.append((Kind.OVERRUN, a, True, goal.over_s, levels.overrun))
+    elif active and (reached is None or reached >= goal.over_us):
+        moment = _after(calendar, a, goal.over_us - counted)
+        if _within(moment, b, horizon, strictly=False):
+            assert moment is not None
+            found.append((Kind.OVERRUN, moment, True, goal.over_s, levels.overrun))
+    return found
+
+
+def _within(
+    moment: datetime | None, b: datetime | None, horizon: datetime | None, *, strictly: bool
+) -> bool:
+    """In the phase (before `b`) and reached by the horizon (a breach: strictly before it)."""
+    if moment is None or (b is not None and moment >= b):
+        return False
+    return horizon is None or moment < horizon or (moment == horizon and not strictly)
+
+
+# -- levels ---------------------------------------------------------------------------------
+
+
+def level_steps(
+    found: Sequence[Crossing],
+    manual: Sequence[ManualEscalation],
+    policy: EscalationPolicy,
+) -> list[Step]:
+    """The instants the level rose, in order: it never drops (SPEC §7)."""
+    candidates: list[tuple[datetime, bool, int, Crossing | None, ManualEscalation | None]] = [
+        (c.at, c.inclusive, c.level, c, None) for c in found
+    ]
+    if policy.manual_override:
+        candidates.extend((m.at, True, m.level, None, m) for m in manual)
+    candidates.sort(key=lambda c: (c[0], not c[1], -c[2]))
+    steps: list[Step] = []
+    level = 1
+    for at, inclusive, wanted, crossing, escalation in candidates:
+        if wanted > level:
+            steps.append(Step(at, inclusive, wanted, level, crossing, escalation))
+            level = wanted
+    return steps
+
+
+def level_at(steps: Sequence[Step], moment: datetime) -> int:
+    level = 1
+    for step in steps:
+        if step.reached_by(moment):
+            level = step.level
+    return level

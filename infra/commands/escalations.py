@@ -1,0 +1,135 @@
+"""`slatrail escalations`: open incidents by escalation level, with the reason (SPEC §7, §10)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from domain.model import format_instant
+from domain.timeline import build_timeline
+from infra.bootstrap import Container
+from infra.commands.sla import (
+    add_read_model_option,
+    add_time_options,
+    answer_as_of,
+    histories_for,
+)
+from infra.render import table, to_json
+from projections.escalation import (
+    EscalationState,
+    crossing_json,
+    escalations_view,
+    next_alert,
+    planned_json,
+)
+from projections.history import known_by
+
+
+def _level(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 4:
+        raise argparse.ArgumentTypeError(f"a level is 1, 2, 3 or 4, not {text!r}")
+    return value
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "escalations", help="open incidents by escalation level, with the reason"
+    )
+    add_time_options(parser)
+    parser.add_argument("--level", type=_level, help="only incidents at this level (1-4)")
+    parser.add_argument("--incident", help="only this incident")
+    parser.add_argument("--customer", help="only this customer's incidents")
+    parser.add_argument(
+        "--all", action="store_true", help="resolved incidents too (the level they reached)"
+    )
+    parser.add_argument(
+        "--explain", action="store_true", help="show the history and every threshold crossing"
+    )
+    parser.add_argument("--format", choices=("table", "json"), default="table")
+    add_read_model_option(parser)
+    parser.set_defaults(handler=run)
+
+
+def run(container: Container, args: argparse.Namespace) -> int:
+    as_of = answer_as_of(args, container)
+    histories = histories_for(
+        container, args.incident, from_read_model=args.from_read_model, customer=args.customer
+    )
+    if args.incident and not histories:
+        print(f"slatrail escalations: no incident {args.incident!r}")
+        return 1
+    visible = [known_by(events, args.as_known_at) for events in histories]
+    if args.customer is not None:
+        visible = [e for e in visible if e and e[0].data.get("customer") == args.customer]
+    include_resolved = args.all or args.incident is not None
+    contracts = container.contracts
+    view = escalations_view(
+        visible, contracts, as_of, level=args.level, include_resolved=include_resolved
+    )
+    by_id = {events[0].incident_id: events for events in visible if events}
+    upcoming: dict[str, dict[str, Any] | None] = {}
+    for state in view:
+        timeline = build_timeline(by_id[state.incident_id], as_of)
+        coming = next_alert(timeline, contracts) if timeline is not None else None
+        upcoming[state.incident_id] = planned_json(coming) if coming is not None else None
+    if args.format == "json":
+        documents = []
+        for state in view:
+            document = state.as_json()
+            if not args.explain:
+                document.pop("crossings")
+            document["next"] = upcoming[state.incident_id]
+            documents.append(document)
+        print(to_json(documents))
+        return 0
+    print(render_table(view, upcoming, as_of))
+    if args.explain:
+        for state in view:
+            print()
+            print(render_history(state))
+    return 0
+
+
+def render_table(
+    view: list[EscalationState], upcoming: dict[str, dict[str, Any] | None], as_of: Any
+) -> str:
+    rows = []
+    for state in view:
+        coming = upcoming.get(state.incident_id)
+        rows.append([
+            state.incident_id, state.customer, state.priority, str(state.state),
+            f"{state.level} {state.level_names[state.level - 1]}",
+            format_instant(state.since) if state.since else "-",
+            state.reason.why,
+            f"{coming['reason']} at {coming['at']}" if coming else "-",
+        ])  # fmt: skip
+    counts = {level: sum(1 for s in view if s.level == level) for level in (1, 2, 3, 4)}
+    header = (
+        f"Escalations as of {format_instant(as_of)} — {len(view)} incidents "
+        f"(level 4: {counts[4]}, 3: {counts[3]}, 2: {counts[2]}, 1: {counts[1]})"
+    )
+    headers = ["incident", "customer", "priority", "state", "level", "since", "reason", "next"]
+    return header + "\n" + table(headers, rows)
+
+
+def render_history(state: EscalationState) -> str:
+    lines = [f"{state.incident_id} ({state.customer}): level {state.level}"]
+    if not state.steps:
+        lines.append("  level 1 since the report: no threshold crossed, no manual escalation")
+    for step in state.steps:
+        lines.append(
+            f"  {format_instant(step.at)}  level {step.previous} → {step.level} "
+            f"({state.level_names[step.level - 1]}): {step.why} — {step.detail}"
+        )
+    for crossing in state.crossings:
+        c = crossing_json(crossing)
+        lines.append(
+            f"    crossing: {c['metric']} {c['kind']} at {c['at']}"
+            f"{' (from just after)' if c['from_just_after'] else ''}, cycle {c['cycle']}, "
+            f"{c['priority']} target {c['target_s']} s, calendar {c['calendar']}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,289 @@
+"""`slatrail serve`: the Kafka workers, one thread each, until SIGTERM/SIGINT.
+
+Workers (see docs/streaming.md): `inbound` (incidents.inbound → store, refusals →
+incidents.rejected), `relay` (store → incidents.events), `projections` (incidents.events →
+read models). More workers register in `WORKER_BUILDERS` (e.g. the alert timer):
+
+    from infra.commands import serve
+    serve.WORKER_BUILDERS["alerts"] = build_alert_timer   # (Container) -> Worker
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+from urllib.parse import urlparse
+
+import structlog
+from pydantic import SecretStr
+
+from consumers.alert_timer import build_alert_timer
+from consumers.inbound import InboundConsumer
+from consumers.projections import ProjectionConsumer
+from consumers.relay import EventRelay
+from consumers.runtime import Supervisor, Worker
+from consumers.streams import OnAssign
+from infra.bootstrap import Container
+from infra.kafka import KafkaNotConfiguredError, quiet_kafka_logging, redacted
+from infra.kafka_outbox import Outbox
+
+log = structlog.get_logger("slatrail.serve")
+
+WorkerBuilder = Callable[[Container], Worker]
+
+
+_RECORDED = threading.Event()
+"""Set by the inbound consumer after each recorded batch: wakes the relay in this process."""
+
+
+def build_inbound(container: Container) -> Worker:
+    s, kafka = container.settings, container.kafka()
+    return InboundConsumer(
+        container.app,
+        lambda: kafka.source([s.topic_inbound], s.group_inbound),
+        kafka.sink,
+        rejected_topic=s.topic_rejected,
+        clock=container.clock,
+        batch_size=s.kafka_batch_size,
+        unreachable_after_s=_unreachable_after(container),
+        on_recorded=_RECORDED.set,
+    )
+
+
+def build_relay(container: Container) -> Worker:
+    s, kafka = container.settings, container.kafka()
+    app = container.app
+    return EventRelay(
+        lambda: Outbox(app, s.store, name=f"relay:{s.topic_events}", recorded=_RECORDED),
+        kafka.sink,
+        topic=s.topic_events,
+        batch_size=s.kafka_batch_size,
+        poll_interval_s=s.relay_poll_interval_s,
+    )
+
+
+def build_projections(container: Container) -> Worker:
+    s, kafka = container.settings, container.kafka()
+
+    def source(on_assign: OnAssign) -> Any:
+        return kafka.source([s.topic_events], s.group_projections, on_assign=on_assign)
+
+    return ProjectionConsumer(
+        container.read_models,
+        source,
+        batch_size=s.kafka_batch_size,
+        unreachable_after_s=_unreachable_after(container),
+    )
+
+
+def _unreachable_after(container: Container) -> float:
+    """Heartbeat silence after which a consumer reports the broker unreachable."""
+    return max(6.0, 2 * container.settings.kafka_heartbeat_interval_ms / 1000 + 1)
+
+
+WORKER_BUILDERS: dict[str, WorkerBuilder] = {
+    "inbound": build_inbound,
+    "relay": build_relay,
+    "projections": build_projections,
+    "alerts": build_alert_timer,  # consumers/alert_timer.py (docs/escalation.md)
+}
+"""Every worker `serve` runs, by name; later features add theirs (alert timer)."""
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="run the Kafka workers: inbound consumer, event relay, projections, alert timer",
+    )
+    parser.add_argument(
+        "--workers",
+        help=f"comma-separated subset to run (default: all of {', '.join(WORKER_BUILDERS)})",
+    )
+    parser.add_argument("--read-model", help="read-model database URL  [SLATRAIL_READ_MODEL]")
+    parser.add_argument(
+        "--partitions", type=int, help="partitions of topics created  [SLATRAIL_TOPIC_PARTITIONS]"
+    )
+    parser.add_argument(
+        "--no-create-topics", action="store_true", help="do not create missing topics"
+    )
+    parser.add_argument(
+        "--health-interval", type=float, help="seconds between health logs (default 10)"
+    )
+    parser.add_argument(
+        "--processes",
+        action="store_true",
+        help="one child process per worker (several cores; children die with this process)  "
+        "[SLATRAIL_SERVE_PROCESSES]",
+    )
+    parser.set_defaults(handler=run)
+
+
+def safe_url(url: str) -> str:
+    parsed = urlparse(url)
+    if parsed.password:
+        return url.replace(f":{parsed.password}@", ":***@", 1)
+    return url
+
+
+def run(container: Container, args: argparse.Namespace) -> int:
+    overrides: dict[str, Any] = {}
+    if args.read_model:
+        overrides["read_model"] = args.read_model
+    if args.partitions:
+        overrides["topic_partitions"] = args.partitions
+    if args.no_create_topics:
+        overrides["topic_create"] = False
+    if args.health_interval is not None:
+        overrides["health_interval_s"] = args.health_interval
+    if args.processes:
+        overrides["serve_processes"] = True
+    parent = os.environ.pop(CHILD_ENV, None)
+    if parent is not None:
+        _die_with_parent(int(parent))
+        overrides["serve_processes"] = False
+    if overrides:
+        container.settings = container.settings.model_copy(update=overrides)
+    names = list(WORKER_BUILDERS) if not args.workers else args.workers.split(",")
+    unknown = [n for n in names if n not in WORKER_BUILDERS]
+    if unknown:
+        print(f"slatrail serve: unknown worker(s) {', '.join(unknown)}", file=sys.stderr)
+        return 2
+    kafka = container.kafka()
+    try:
+        config = kafka.config()
+    except KafkaNotConfiguredError as error:
+        print(f"slatrail serve: {error}", file=sys.stderr)
+        return 2
+    quiet_kafka_logging()
+    sys.setswitchinterval(0.001)  # I/O threads (Kafka clients, relay) get the GIL sooner
+    stop = threading.Event()
+    _install_signal_handlers(stop)
+    s = container.settings
+    log.info(
+        "serve_starting",
+        workers=names,
+        kafka=redacted(config),
+        store=safe_url(s.store),
+        read_model=safe_url(container.read_model_url),
+        topics=kafka.topics.all(),
+    )
+    container.app  # noqa: B018 - open the store (and the read models) before the threads
+    if "projections" in names:
+        container.read_models  # noqa: B018
+    if s.topic_create and not _create_topics(container, stop):
+        return 0
+    if s.serve_processes:
+        return _run_children(container, names, stop)
+    supervisor = Supervisor(
+        [WORKER_BUILDERS[name](container) for name in names],
+        health_interval_s=s.health_interval_s,
+    )
+    supervisor.start()
+    while not stop.wait(0.5):
+        pass
+    log.info("serve_stopping")
+    supervisor.stop()
+    clean = supervisor.join(timeout_s=30)
+    log.info("serve_stopped", clean=clean)
+    return 0
+
+
+CHILD_ENV = "SLATRAIL_SERVE_CHILD_OF"
+
+
+def _run_children(container: Container, names: list[str], stop: threading.Event) -> int:
+    """`--processes`: one `serve --workers NAME` child per worker, restarted if it dies."""
+    env = {**os.environ, **_settings_env(container), CHILD_ENV: str(os.getpid())}
+    env["SLATRAIL_TOPIC_CREATE"] = "false"
+    children: dict[str, subprocess.Popen[bytes]] = {}
+    restart_at: dict[str, float] = {name: 0.0 for name in names}
+    while not stop.is_set():
+        for name in names:
+            child = children.get(name)
+            if child is not None and child.poll() is None:
+                continue
+            if child is not None:
+                log.error(
+                    "worker_process_exited", worker=name, pid=child.pid, code=child.returncode
+                )
+                children.pop(name)
+                restart_at[name] = time.monotonic() + 1.0
+            if time.monotonic() >= restart_at[name]:
+                argv = [sys.executable, "-m", "infra.cli", "serve", "--workers", name]
+                children[name] = subprocess.Popen(argv, env=env)
+                log.info("worker_process_started", worker=name, pid=children[name].pid)
+        stop.wait(0.5)
+    log.info("serve_stopping")
+    for child in children.values():
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    clean = True
+    for child in children.values():
+        try:
+            child.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            clean = False
+            child.kill()
+    log.info("serve_stopped", clean=clean)
+    return 0
+
+
+def _settings_env(container: Container) -> dict[str, str]:
+    """The effective settings as `SLATRAIL_*` variables, for child processes."""
+    env: dict[str, str] = {}
+    for name, value in container.settings:
+        if value is None:
+            continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        elif isinstance(value, bool):
+            value = "true" if value else "false"
+        env[f"SLATRAIL_{name.upper()}"] = str(value)
+    env["SLATRAIL_READ_MODEL"] = container.read_model_url
+    return env
+
+
+def _die_with_parent(parent: int) -> None:
+    """A `--processes` child: get SIGKILL when the parent dies (even by kill -9)."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent died before prctl
+        os._exit(1)
+
+
+def _create_topics(container: Container, stop: threading.Event) -> bool:
+    """Create missing topics, retrying while the broker is unreachable; False if stopped."""
+    backoff = 1.0
+    while not stop.is_set():
+        try:
+            container.kafka().ensure_topics()
+            return True
+        except Exception as error:
+            log.warning("broker_unreachable", step="create_topics", error=repr(error))
+        stop.wait(backoff)
+        backoff = min(backoff * 2, 15.0)
+    return False
+
+
+def _install_signal_handlers(stop: threading.Event) -> None:
+    def handle(signum: int, frame: FrameType | None) -> None:
+        if stop.is_set():
+            return
+        log.info("signal_received", signal=signal.Signals(signum).name, at=time.time())
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)

@@ -1,0 +1,219 @@
+"""The audit export for external auditors (docs/audit.md): JSON Lines or CSV, verifiable.
+
+Each selected incident is exported with its whole chain (position 1 to its head), so an auditor
+recomputes every hash from the genesis value without trusting anything outside the file. The
+file ends with the chain heads (per incident: last position and its hash).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+from uuid import UUID
+
+from domain.model import (
+    GENESIS_HASH,
+    EventType,
+    IncidentEvent,
+    canonical_json,
+    format_instant,
+    incident_uuid,
+)
+from infra.store import SlatrailApplication
+from projections.verification import Anchor
+
+FORMAT = "slatrail.export/v1"
+CSV_COLUMNS = (
+    "record",
+    "incident_id",
+    "position",
+    "type",
+    "occurred_at",
+    "recorded_at",
+    "actor",
+    "source",
+    "message_id",
+    "data",
+    "prev_hash",
+    "hash",
+    "in_range",
+)
+
+
+class AnchorsError(ValueError):
+    """A file given as anchors that holds no chain heads."""
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which incidents to export: a customer's, and/or those with an event in [start, end)."""
+
+    customer: str | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+
+    @property
+    def windowed(self) -> bool:
+        return self.start is not None or self.end is not None
+
+    def in_range(self, event: IncidentEvent) -> bool:
+        return (self.start is None or event.occurred_at >= self.start) and (
+            self.end is None or event.occurred_at < self.end
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "customer": self.customer,
+            "from": format_instant(self.start) if self.start else None,
+            "to": format_instant(self.end) if self.end else None,
+        }
+
+
+@dataclass
+class ExportCounts:
+    incidents: int = 0
+    events: int = 0
+    heads: dict[str, tuple[int, str]] = field(default_factory=dict)
+
+
+def event_record(event: IncidentEvent, *, in_range: bool = True) -> dict[str, Any]:
+    """One exported event: exactly the hashed fields in canonical form, plus the chain links."""
+    return {
+        "record": "event",
+        **event.canonical_fields(),
+        "prev_hash": event.prev_hash,
+        "hash": event.hash,
+        "in_range": in_range,
+    }
+
+
+def _selected(app: SlatrailApplication, selection: Selection) -> set[UUID] | None:
+    """Aggregate ids of the selected incidents (one streaming pass), None for all."""
+    if selection.customer is None and not selection.windowed:
+        return None
+    customer_ok: set[UUID] = set()
+    window_ok: set[UUID] = set()
+    for _, event in app.all_events():
+        aggregate_id = incident_uuid(event.incident_id)
+        if event.type is EventType.REPORTED and (
+            selection.customer is None or event.data.get("customer") == selection.customer
+        ):
+            customer_ok.add(aggregate_id)
+        if selection.windowed and selection.in_range(event):
+            window_ok.add(aggregate_id)
+    return customer_ok & window_ok if selection.windowed else customer_ok
+
+
+def exported_events(
+    app: SlatrailApplication, selection: Selection, counts: ExportCounts
+) -> Iterator[dict[str, Any]]:
+    """The selected incidents' events in store order (chains interleave, each in order)."""
+    chosen = _selected(app, selection)
+    for _, event in app.all_events():
+        if chosen is not None and incident_uuid(event.incident_id) not in chosen:
+            continue
+        counts.events += 1
+        counts.heads[event.incident_id] = (event.position, event.hash)
+        yield event_record(event, in_range=selection.in_range(event))
+    counts.incidents = len(counts.heads)
+
+
+def heads_record(counts: ExportCounts) -> dict[str, Any]:
+    return {
+        "record": "chain_heads",
+        "incidents": counts.incidents,
+        "events": counts.events,
+        "heads": [
+            {"incident_id": incident_id, "position": position, "hash": hash_}
+            for incident_id, (position, hash_) in sorted(counts.heads.items())
+        ],
+    }
+
+
+def write_jsonl(
+    out: IO[str], records: Iterable[dict[str, Any]], counts: ExportCounts, header: dict[str, Any]
+) -> None:
+    out.write(json.dumps(header, ensure_ascii=False) + "\n")
+    for record in records:
+        out.write(json.dumps(record, ensure_ascii=False) + "\n")
+    out.write(json.dumps(heads_record(counts), ensure_ascii=False) + "\n")
+
+
+def write_csv(out: IO[str], records: Iterable[dict[str, Any]], counts: ExportCounts) -> None:
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for record in records:
+        writer.writerow(
+            [
+                "event",
+                record["incident_id"],
+                record["position"],
+                record["type"],
+                record["occurred_at"],
+                record["recorded_at"],
+                record["actor"],
+                record["source"] if record["source"] is not None else "",
+                record["message_id"],
+                canonical_json(record["data"]).decode("utf-8"),
+                record["prev_hash"],
+                record["hash"],
+                "true" if record["in_range"] else "false",
+            ]
+        )
+    for incident_id, (position, hash_) in sorted(counts.heads.items()):
+        writer.writerow(
+            ["chain_head", incident_id, position, "", "", "", "", "", "", "", "", hash_, ""]
+        )
+
+
+def export_header(selection: Selection, exported_at: datetime) -> dict[str, Any]:
+    return {
+        "record": "export",
+        "format": FORMAT,
+        "exported_at": format_instant(exported_at),
+        "selection": selection.as_json(),
+        "hash": "sha256(prev_hash as ASCII hex + canonical JSON of the event's fields)",
+        "genesis_prev_hash": GENESIS_HASH,
+    }
+
+
+def read_anchors(path: Path) -> dict[str, Anchor]:
+    """The chain heads at the end of an earlier export (JSONL or CSV)."""
+    try:
+        with path.open(encoding="utf-8", newline="") as handle:
+            first = handle.readline()
+            handle.seek(0)
+            anchors = _jsonl_anchors(handle) if first.startswith("{") else _csv_anchors(handle)
+    except OSError as error:
+        raise AnchorsError(f"cannot read {path}: {error.strerror or error}") from error
+    except (ValueError, KeyError, TypeError) as error:
+        raise AnchorsError(f"{path}: not a slatrail export: {error}") from error
+    if anchors is None:
+        raise AnchorsError(f"{path}: no chain heads in it (not a complete slatrail export?)")
+    return anchors
+
+
+def _jsonl_anchors(handle: IO[str]) -> dict[str, Anchor] | None:
+    anchors = None
+    for line in handle:
+        if '"chain_heads"' not in line:
+            continue
+        record = json.loads(line)
+        if record.get("record") == "chain_heads":
+            anchors = {
+                h["incident_id"]: Anchor(int(h["position"]), str(h["hash"]))
+                for h in record["heads"]
+            }
+    return anchors
+
+
+def _csv_anchors(handle: IO[str]) -> dict[str, Anchor] | None:
+    rows = [row for row in csv.DictReader(handle) if row["record"] == "chain_head"]
+    if not rows:
+        return None
+    return {row["incident_id"]: Anchor(int(row["position"]), row["hash"]) for row in rows}

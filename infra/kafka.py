@@ -1,0 +1,336 @@
+"""kafka-python clients built from `Settings`, adapted to the consumers' `Source`/`Sink`.
+
+Nothing here connects at import time; clients are created when a worker opens.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import errors as kafka_errors
+from kafka.admin import NewTopic
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.structs import OffsetAndMetadata
+
+from consumers.streams import (
+    DeliveryError,
+    MessageTooLargeError,
+    OnAssign,
+    Outgoing,
+    Partition,
+    Record,
+)
+from infra.settings import Settings
+
+log = structlog.get_logger("slatrail.kafka")
+
+SECRET_KEYS = frozenset({"sasl_plain_password", "ssl_password"})
+
+
+class KafkaNotConfiguredError(ValueError):
+    """No bootstrap servers: pass --kafka HOST:PORT or set SLATRAIL_KAFKA_BOOTSTRAP."""
+
+
+def client_config(settings: Settings) -> dict[str, Any]:
+    """Connection and security options common to every kafka-python client."""
+    if not settings.kafka_bootstrap:
+        raise KafkaNotConfiguredError(
+            "no Kafka bootstrap servers: use --kafka HOST:PORT or SLATRAIL_KAFKA_BOOTSTRAP"
+        )
+    config: dict[str, Any] = {
+        "bootstrap_servers": [s.strip() for s in settings.kafka_bootstrap.split(",") if s.strip()],
+        "client_id": settings.kafka_client_id,
+        "security_protocol": settings.kafka_security_protocol,
+        "request_timeout_ms": settings.kafka_request_timeout_ms,
+    }
+    if settings.kafka_sasl_mechanism:
+        config["sasl_mechanism"] = settings.kafka_sasl_mechanism
+    if settings.kafka_sasl_username is not None:
+        config["sasl_plain_username"] = settings.kafka_sasl_username
+    if settings.kafka_sasl_password is not None:
+        config["sasl_plain_password"] = settings.kafka_sasl_password.get_secret_value()
+    for key, path in (
+        ("ssl_cafile", settings.kafka_ssl_cafile),
+        ("ssl_certfile", settings.kafka_ssl_certfile),
+        ("ssl_keyfile", settings.kafka_ssl_keyfile),
+    ):
+        if path is not None:
+            config[key] = str(path)
+    return config
+
+
+def check_crcs(settings: Settings) -> bool:
+    """CRC-32C checks of fetched records: kafka-python's pure-Python CRC costs more than the
+    rest of a fetch, so by default only when the C `crc32c` module is installed."""
+    if settings.kafka_check_crcs is not None:
+        return settings.kafka_check_crcs
+    try:
+        import crc32c  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def redacted(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A client config safe to log (secrets replaced)."""
+    return {k: ("**********" if k in SECRET_KEYS and v else v) for k, v in config.items()}
+
+
+def quiet_kafka_logging(level: int = logging.ERROR) -> None:
+    """kafka-python logs every reconnect attempt as a warning; our workers log the outage."""
+    logging.getLogger("kafka").setLevel(level)
+
+
+@dataclass(frozen=True)
+class Topics:
+    inbound: str
+    events: str
+    rejected: str
+    alerts: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Topics:
+        return cls(
+            settings.topic_inbound,
+            settings.topic_events,
+            settings.topic_rejected,
+            settings.topic_alerts,
+        )
+
+    def all(self) -> tuple[str, ...]:
+        return (self.inbound, self.events, self.rejected, self.alerts)
+
+
+class KafkaClients:
+    """Builds slatrail's Kafka clients (the Container's `kafka()`); connects only when asked."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.topics = Topics.from_settings(settings)
+
+    def config(self) -> dict[str, Any]:
+        return client_config(self.settings)
+
+    def producer(self, **overrides: Any) -> KafkaProducer:
+        s = self.settings
+        config = {
+            **self.config(),
+            "enable_idempotence": True,
+            "acks": "all",
+            # Every slatrail producer flushes explicitly after a batch, so lingering adds no
+            # latency; it lets one request carry the batch (ordering allows one in flight).
+            "linger_ms": 100,
+            "batch_size": 1024 * 1024,
+            "max_request_size": s.kafka_max_message_bytes,
+            "delivery_timeout_ms": s.kafka_delivery_timeout_ms,
+            "max_block_ms": 10_000,
+            "bootstrap_timeout_ms": 10_000,
+            **overrides,
+        }
+        return KafkaProducer(**config)
+
+    def sink(self, **overrides: Any) -> KafkaSink:
+        return KafkaSink(self.producer(**overrides))
+
+    def source(
+        self,
+        topics: Sequence[str],
+        group_id: str,
+        *,
+        on_assign: OnAssign | None = None,
+        **overrides: Any,
+    ) -> KafkaSource:
+        s = self.settings
+        config = {
+            **self.config(),
+            "group_id": group_id,
+            "enable_auto_commit": False,
+            "auto_offset_reset": "earliest",
+            "max_poll_records": s.kafka_batch_size,
+            "session_timeout_ms": s.kafka_session_timeout_ms,
+            "heartbeat_interval_ms": s.kafka_heartbeat_interval_ms,
+            "max_poll_interval_ms": s.kafka_max_poll_interval_ms,
+            "max_partition_fetch_bytes": s.kafka_max_message_bytes,
+            "fetch_max_bytes": max(s.kafka_max_message_bytes, 50 * 1024 * 1024),
+            "fetch_max_wait_ms": s.kafka_fetch_max_wait_ms,
+            "check_crcs": check_crcs(s),
+            "bootstrap_timeout_ms": 10_000,
+            **overrides,
+        }
+        consumer = KafkaConsumer(**config)
+        return KafkaSource(consumer, list(topics), on_assign)
+
+    def admin(self) -> KafkaAdminClient:
+        return KafkaAdminClient(**{**self.config(), "bootstrap_timeout_ms": 5_000})
+
+    def ensure_topics(self, topics: Sequence[str] | None = None) -> list[str]:
+        """Create the missing topics (settings.topic_partitions each); returns those created."""
+        wanted = list(topics or self.topics.all())
+        s = self.settings
+        admin = self.admin()
+        try:
+            existing = set(admin.list_topics())
+            missing = [name for name in wanted if name not in existing]
+            created: list[str] = []
+            for name in missing:
+                try:
+                    self._create_topic(admin, name)
+                except kafka_errors.TopicAlreadyExistsError:
+                    continue
+                created.append(name)
+                log.info("topic_created", topic=name, partitions=s.topic_partitions)
+            return created
+        finally:
+            admin.close()
+
+    def _create_topic(self, admin: KafkaAdminClient, name: str) -> None:
+        s = self.settings
+        configs = {"max.message.bytes": str(s.kafka_max_message_bytes)}
+        try:
+            admin.create_topics(
+                [
+                    NewTopic(
+                        name, s.topic_partitions, s.topic_replication_factor, topic_configs=configs
+                    )
+                ]
+            )
+        except (kafka_errors.InvalidConfigurationError, kafka_errors.PolicyViolationError) as e:
+            log.warning("topic_config_refused", topic=name, error=repr(e))
+            admin.create_topics([NewTopic(name, s.topic_partitions, s.topic_replication_factor)])
+
+
+class KafkaSink:
+    """`Sink` over an idempotent KafkaProducer (acks=all, ordered per partition)."""
+
+    def __init__(self, producer: KafkaProducer) -> None:
+        self.producer = producer
+        self._pending: list[tuple[Outgoing, Any]] = []
+
+    def send(self, message: Outgoing) -> None:
+        try:
+            future = self.producer.send(
+                message.topic,
+                value=message.value,
+                key=message.key,
+                headers=list(message.headers) or None,
+            )
+        except kafka_errors.MessageSizeTooLargeError as error:
+            raise MessageTooLargeError(str(error)) from error
+        except kafka_errors.KafkaTimeoutError as error:
+            raise TimeoutError(f"producer blocked: {error}") from error
+        self._pending.append((message, future))
+
+    def flush(self, timeout_s: float) -> None:
+        if not self._pending:
+            return
+        try:
+            self.producer.flush(timeout=timeout_s)
+        except kafka_errors.KafkaTimeoutError as error:
+            raise TimeoutError(str(error)) from error
+        if not all(future.is_done for _, future in self._pending):
+            raise TimeoutError("not all sends acknowledged yet")
+        pending, self._pending = self._pending, []
+        failed = [(message, future.exception) for message, future in pending if future.failed()]
+        if failed:
+            raise DeliveryError(failed)
+
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def close(self) -> None:
+        self._pending.clear()
+        with contextlib.suppress(Exception):
+            self.producer.close(timeout=5)
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, source: KafkaSource) -> None:
+        self.source = source
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        if revoked:
+            log.info("partitions_revoked", partitions=_names(revoked))
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        log.info("partitions_assigned", partitions=_names(assigned))
+        if self.source.on_assign is None or not assigned:
+            return
+        starts = self.source.on_assign([(tp.topic, tp.partition) for tp in assigned])
+        for (topic, partition), offset in starts.items():
+            self.source.consumer.seek(TopicPartition(topic, partition), offset)
+
+
+def _names(partitions: Any) -> list[str]:
+    return sorted(f"{tp.topic}:{tp.partition}" for tp in partitions)
+
+
+class KafkaSource:
+    """`Source` over a KafkaConsumer in a group, manual commits."""
+
+    def __init__(
+        self, consumer: KafkaConsumer, topics: list[str], on_assign: OnAssign | None
+    ) -> None:
+        self.consumer = consumer
+        self.on_assign = on_assign
+        consumer.subscribe(topics, listener=_Listener(self))
+
+    def poll(self, timeout_s: float, max_records: int) -> list[Record]:
+        batches = self.consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
+        out: list[Record] = []
+        for tp, messages in batches.items():
+            for m in messages:
+                out.append(
+                    Record(
+                        tp.topic,
+                        tp.partition,
+                        m.offset,
+                        m.key,
+                        m.value,
+                        tuple(m.headers or ()),
+                        m.timestamp,
+                    )
+                )
+        return out
+
+    def commit(self, offsets: Mapping[Partition, int]) -> None:
+        self.consumer.commit(
+            {TopicPartition(t, p): OffsetAndMetadata(o, "", -1) for (t, p), o in offsets.items()},
+            timeout_ms=10_000,
+        )
+
+    def seek(self, partition: Partition, offset: int) -> None:
+        self.consumer.seek(TopicPartition(*partition), offset)
+
+    def lag(self) -> int | None:
+        total = 0
+        for tp in self.consumer.assignment():
+            high = self.consumer.highwater(tp)
+            try:
+                position = self.consumer.position(tp, timeout_ms=0)
+            except Exception:
+                return None
+            if high is None or position is None:
+                return None
+            total += max(high - position, 0)
+        return total
+
+    def assignment(self) -> set[Partition]:
+        return {(tp.topic, tp.partition) for tp in self.consumer.assignment()}
+
+    def broker_silence_s(self) -> float | None:
+        try:
+            metrics = self.consumer.metrics()["consumer-coordinator-metrics"]
+            age = float(metrics["last-heartbeat-seconds-ago"])
+        except (KeyError, TypeError, ValueError):
+            return None
+        return None if age == float("inf") else age
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.consumer.close(autocommit=False, timeout_ms=5_000)

@@ -1,0 +1,420 @@
+"""`slatrail verify` against a real store: every stored record, as stored, through the verifier.
+
+Reads the raw notifications (all topics, not only the ones slatrail writes), decodes each one
+itself so that a record whose bytes no longer decode is reported rather than fatal, and feeds
+`projections.verification.ChainVerifier`. Streaming: memory grows with the number of incidents,
+not of events.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import multiprocessing
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from eventsourcing.persistence import Notification, StoredEvent
+from eventsourcing.utils import get_topic
+
+from domain.incident import Incident
+from domain.model import IncidentEvent, format_instant, incident_uuid
+from domain.receipt import MessageReceipt
+from infra.bootstrap import Container, read_contracts
+from infra.store import INCIDENT_TOPICS, SlatrailApplication, open_application, sqlite_path
+from projections.read_models import READ_MODELS, SLA, STORE_SOURCE, ReadModelStore
+from projections.sla import incident_sla
+from projections.verification import (
+    Anchor,
+    ChainSummary,
+    ChainVerifier,
+    Difference,
+    Kind,
+    ReadModelRows,
+    ReceiptCheck,
+    ReceiptRecord,
+    compare_read_model,
+    malformed,
+    summarise_rows,
+)
+
+PAGE = 10_000
+RECEIPT_TOPIC = get_topic(MessageReceipt.Received)
+_INCIDENT_TOPICS = frozenset(INCIDENT_TOPICS)
+
+Progress = Callable[[int, int], None]  # (notifications advanced, events in them)
+
+
+def stored_notifications(
+    app: SlatrailApplication, *, start: int = 1, page: int = PAGE, topics: Sequence[str] = ()
+) -> Iterator[Notification]:
+    """Every stored record from notification id `start`, in store order, whatever its topic
+    (or only `topics`)."""
+    position = start
+    while True:
+        notifications = app.recorder.select_notifications(position, page, topics=topics)
+        if not notifications:
+            return
+        yield from notifications
+        position = notifications[-1].id + 1
+
+
+def decode_incident_event(
+    app: SlatrailApplication, notification: StoredEvent
+) -> tuple[IncidentEvent | None, str | None]:
+    """The recorded event in a stored incident record, or None and why it does not decode."""
+    try:
+        event = app.mapper.to_domain_event(notification)
+        if not isinstance(event, Incident.Event):
+            return None, f"topic {notification.topic!r} is not an incident event"
+        record = event.to_record()
+    except Exception as error:  # any damage to the bytes shows up here
+        return None, _reason(error)
+    problem = malformed(record)
+    return (None, problem) if problem else (record, None)
+
+
+def decode_receipt(
+    app: SlatrailApplication, notification: Notification
+) -> tuple[ReceiptRecord | None, str | None]:
+    try:
+        event: Any = app.mapper.to_domain_event(notification)
+        record = ReceiptRecord(event.message_id, event.incident_id, event.position)
+    except Exception as error:
+        return None, _reason(error)
+    if not (
+        isinstance(record.message_id, str)
+        and isinstance(record.incident_id, str)
+        and isinstance(record.position, int)
+    ):
+        return None, "message_id/incident_id/position have the wrong types"
+    return record, None
+
+
+def _reason(error: BaseException) -> str:
+    cause = error.__cause__ or error
+    return f"{type(cause).__name__}: {cause}"
+
+
+@dataclass
+class Verification:
+    """The outcome of `verify_store`."""
+
+    summary: ChainSummary
+    differences: list[Difference]
+    read_models: list[str] = field(default_factory=list)  # the read models compared
+    notes: list[str] = field(default_factory=list)  # what could not be compared, and why
+
+    @property
+    def ok(self) -> bool:
+        return not self.differences
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "incidents": self.summary.incidents,
+            "events": self.summary.events,
+            "receipts": self.summary.receipts,
+            "read_models": self.read_models,
+            "notes": self.notes,
+            "differences": [d.as_json() for d in self.differences],
+        }
+
+
+def verify_chains(
+    app: SlatrailApplication,
+    *,
+    anchors: Mapping[str, Anchor] | None = None,
+    progress: Progress | None = None,
+    observers: Sequence[Callable[[int, IncidentEvent], None]] = (),
+    receipts: bool = True,
+    page: int = PAGE,
+) -> ChainVerifier:
+    """Stream the whole store through a `ChainVerifier` (finished) and return it; each
+    decoded incident event also goes to every observer, with its notification id. With
+    `receipts=False` only incident events are read (`check_receipts` does the rest)."""
+    verifier = ChainVerifier(anchors, receipts=receipts)
+    last_id = 0
+    topics = () if receipts else INCIDENT_TOPICS
+    for notification in stored_notifications(app, page=page, topics=topics):
+        topic = notification.topic
+        originator_id: Any = notification.originator_id
+        version = notification.originator_version
+        if topic in _INCIDENT_TOPICS:
+            event, error = decode_incident_event(app, notification)
+            verifier.incident_event(
+                originator_id, version, event, notification_id=notification.id, error=error
+            )
+            if event is not None:
+                for observe in observers:
+                    observe(notification.id, event)
+            counted = 1
+        elif topic == RECEIPT_TOPIC:
+            receipt, error = decode_receipt(app, notification)
+            verifier.receipt(
+                originator_id, version, receipt, notification_id=notification.id, error=error
+            )
+            counted = 0
+        else:
+            verifier.other(originator_id, version, topic, notification_id=notification.id)
+            counted = 0
+        if progress is not None:
+            progress(notification.id - last_id, counted)
+        last_id = notification.id
+    verifier.finish()
+    return verifier
+
+
+PARALLEL_FROM = 200_000  # stored records from which receipts and read models get a process
+
+
+def check_receipts(store_url: str, *, page: int = PAGE) -> ReceiptCheck:
+    """Every receipt (and unknown record) of the store against the events' message ids, in a
+    process of its own beside `verify_chains(receipts=False)`: unfinished, to be finished
+    with the undecodable events the chain pass found."""
+    app = open_application(store_url, read_contracts(None))
+    check = ReceiptCheck()
+    plain = app.mapper.cipher is None and app.mapper.compressor is None
+    try:
+        for notification in stored_notifications(app, page=page):
+            topic = notification.topic
+            originator_id: Any = notification.originator_id
+            version = notification.originator_version
+            if topic in _INCIDENT_TOPICS:
+                ids = _message_of(app, notification, plain)
+                if ids is not None:  # else the chain pass reports it undecodable
+                    check.event(ids[1], ids[0], version, originator_id, notification.id)
+            elif topic == RECEIPT_TOPIC:
+                receipt, error = decode_receipt(app, notification)
+                check.receipt(
+                    originator_id, version, receipt, notification_id=notification.id, error=error
+                )
+            else:
+                check.other(originator_id, version, topic, notification_id=notification.id)
+    finally:
+        app.close()
+    return check
+
+
+def _message_of(
+    app: SlatrailApplication, notification: Notification, plain: bool
+) -> tuple[str, str] | None:
+    """(incident_id, message_id) of a stored incident event; only these two are read here."""
+    try:
+        state: Any = (
+            json.loads(notification.state)
+            if plain
+            else vars(app.mapper.to_domain_event(notification))
+        )
+        incident_id, message_id = state["incident_id"], state["message_id"]
+    except Exception:  # undecodable: the chain pass says so
+        return None
+    if isinstance(incident_id, str) and isinstance(message_id, str):
+        return incident_id, message_id
+    return None
+
+
+def verify_store(
+    container: Container,
+    *,
+    anchors: Mapping[str, Anchor] | None = None,
+    progress: Progress | None = None,
+    read_models: bool = True,
+) -> Verification:
+    """Every chain and receipt of the store, and every stored read model against the events.
+
+    The read models' rows are summarised (`summarise_rows`) while the store is streamed — in a
+    second process for a large store — then compared with the verified chains."""
+    notes: list[str] = []
+    store = stored_read_models(container, notes) if read_models else None
+    plans = read_model_plans(store, notes) if store is not None else []
+    tracked = {plan.tracked_store for plan in plans if plan.tracked_store is not None}
+    tracked_last: dict[int, dict[str, int]] = {position: {} for position in tracked}
+
+    def note_tracked(notification_id: int, event: IncidentEvent) -> None:
+        for position, last in tracked_last.items():
+            if notification_id <= position:
+                last[event.incident_id] = event.position
+
+    app = container.app
+    parallel = (app.recorder.max_notification_id() or 0) >= PARALLEL_FROM
+    with contextlib.ExitStack() as stack:
+        rows: Future[list[ReadModelRows]] | None = None
+        receipts: Future[ReceiptCheck] | None = None
+        if parallel:
+            pool = stack.enter_context(
+                ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn"))
+            )
+            receipts = pool.submit(check_receipts, container.settings.store)
+            if plans:
+                rows = pool.submit(summarise_read_models, container.read_model_url, plans)
+        verifier = verify_chains(
+            app,
+            anchors=anchors,
+            progress=progress,
+            observers=[note_tracked] if tracked_last else [],
+            receipts=receipts is None,
+        )
+        if receipts is not None:
+            check = receipts.result()
+            verifier.differences.extend(check.finish(verifier.undecodable))
+            verifier.summary.receipts = check.receipts
+            verifier.summary.other_records = check.other_records
+        summaries = (
+            rows.result()
+            if rows is not None
+            else summarise_read_models(container.read_model_url, plans, store)
+        )
+    result = Verification(verifier.summary, list(verifier.differences), notes=notes)
+    for plan, summary in zip(plans, summaries, strict=True):
+        assert store is not None
+        drift, lagging = compare_read_model(
+            summary,
+            store_heads=verifier.summary.heads,
+            hash_at=partial(stored_hash_at, app),
+            rows_of=partial(_rows_of, store, plan.name),
+            events_of=partial(recorded_events, app),
+            tracked_store=plan.tracked_store,
+            tracked_last=tracked_last.get(plan.tracked_store or 0),
+        )
+        result.differences.extend(drift)
+        if plan.name == SLA:
+            drifted = sorted({d.incident_id for d in drift if d.incident_id})
+            result.differences.extend(sla_effects(container, store, drifted))
+        result.read_models.append(f"{plan.name} ({summary.rows} rows)")
+        if lagging:
+            result.notes.append(
+                f"read model {plan.name}: {lagging} recorded events not applied yet (behind the "
+                f"store; not a difference)"
+            )
+    result.differences.sort(key=_by_place)
+    return result
+
+
+_KIND_ORDER = {kind: n for n, kind in enumerate(Kind)}
+
+
+def _by_place(difference: Difference) -> tuple[str, int, int]:
+    """Report order: by incident, then position, then kind (the same however it was found)."""
+    return (
+        difference.incident_id or "",
+        difference.position if difference.position is not None else -1,
+        _KIND_ORDER[difference.kind],
+    )
+
+
+@dataclass(frozen=True)
+class ReadModelPlan:
+    name: str
+    tracked_store: int | None
+    index: dict[str, tuple[str, str]] | None
+
+
+def summarise_read_models(
+    url: str, plans: Sequence[ReadModelPlan], store: ReadModelStore | None = None
+) -> list[ReadModelRows]:
+    """`summarise_rows` of each planned read model (in a worker process: opens its own store)."""
+    own = store is None
+    store = store or ReadModelStore(url)
+    try:
+        return summarise_rows([(p.name, store.iter_rows(p.name), p.index) for p in plans])
+    finally:
+        if own:
+            store.close()
+
+
+def recorded_events(
+    app: SlatrailApplication, incident_id: str, *, gt: int | None = None, lte: int | None = None
+) -> list[IncidentEvent]:
+    """An incident's recorded events that still decode (damaged ones are reported already)."""
+    out = []
+    for stored in app.recorder.select_events(incident_uuid(incident_id), gt=gt, lte=lte):
+        event, _ = decode_incident_event(app, stored)
+        if event is not None:
+            out.append(event)
+    return out
+
+
+def stored_hash_at(app: SlatrailApplication, incident_id: str, position: int) -> str | None:
+    """The recorded hash of one position (for a read model behind the store's head)."""
+    events = recorded_events(app, incident_id, gt=position - 1, lte=position)
+    return events[0].hash if events else None
+
+
+def _rows_of(store: ReadModelStore, name: str, incident_id: str) -> list[IncidentEvent]:
+    return store.incident_events(incident_id, name)
+
+
+def stored_read_models(container: Container, notes: list[str]) -> ReadModelStore | None:
+    """The read-model database, if there is one (never created by verifying)."""
+    url = container.read_model_url
+    path = sqlite_path(url)
+    if path is not None and not path.startswith("file:") and not Path(path).exists():
+        notes.append(f"no read models at {url}: nothing to compare")
+        return None
+    return container.read_models
+
+
+def read_model_plans(store: ReadModelStore, notes: list[str]) -> list[ReadModelPlan]:
+    """The read models holding anything, with their tracking on the store and index."""
+    plans = []
+    for name in READ_MODELS:
+        tracking = store.positions(name)
+        if not tracking and store.counts(name)[1] == 0:
+            notes.append(f"read model {name} is empty (never fed): nothing to compare")
+            continue
+        index = store.sla_index() if name == SLA else None
+        plans.append(ReadModelPlan(name, tracking.get(STORE_SOURCE), index))
+    return plans
+
+
+def sla_effects(
+    container: Container, store: ReadModelStore, incidents: Sequence[str], limit: int = 20
+) -> list[Difference]:
+    """For drifted incidents: how the SLA answer from the read model differs from the store's."""
+    as_of = container.clock()
+    out = []
+    for incident_id in incidents[:limit]:
+        try:
+            rebuilt = incident_sla(
+                recorded_events(container.app, incident_id), container.contracts, as_of
+            )
+        except (KeyError, TypeError, ValueError):
+            continue  # the recorded events themselves are damaged: reported as such already
+        want = rebuilt.as_json() if rebuilt else None
+        try:
+            stored = incident_sla(
+                store.incident_events(incident_id, SLA), container.contracts, as_of
+            )
+        except (KeyError, TypeError, ValueError) as error:  # rows too damaged to evaluate
+            changes = [f"cannot be evaluated from the read model ({type(error).__name__}: {error})"]
+        else:
+            have = stored.as_json() if stored else None
+            if want == have:
+                continue
+            changes = _json_changes(have, want)
+        out.append(
+            Difference(
+                Kind.READ_MODEL_DRIFT,
+                f"read model {SLA}: the SLA view as of {format_instant(as_of)} differs: "
+                + "; ".join(changes[:6]),
+                incident_id=incident_id,
+            )
+        )
+    return out
+
+
+def _json_changes(have: Any, want: Any, path: str = "") -> list[str]:
+    if isinstance(have, dict) and isinstance(want, dict):
+        return [
+            change
+            for key in sorted(set(have) | set(want))
+            for change in _json_changes(have.get(key), want.get(key), f"{path}.{key}".lstrip("."))
+        ]
+    if have == want:
+        return []
+    return [f"{path or 'view'} is {have!r}, rebuilt from the store {want!r}"]
