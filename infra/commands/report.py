@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from infra.bootstrap import Container
+from infra.commands.sla import answer_as_of
 from infra.render import table, to_json
 from infra.report_html import render_html
 from infra.timearg import instant
@@ -85,7 +86,7 @@ def run(container: Container, args: argparse.Namespace) -> int:
         print(f"slatrail report: unknown customer {args.customer!r} (known: {known})",
               file=sys.stderr)  # fmt: skip
         return 1
-    as_of = args.as_of or container.clock()
+    as_of = answer_as_of(args, container)
     reports = build_reports(
         container, months, as_of=as_of, as_known_at=args.as_known_at, customer=args.customer
     )
