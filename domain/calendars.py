@@ -79,7 +79,7 @@ def _from_us(us: int) -> datetime:
     return _EPOCH + timedelta(microseconds=us)
 
 
-def _needed_us(seconds: float) -> int | None:
+def needed_us(seconds: float) -> int | None:
     """Smallest whole number of microseconds ``n`` with ``n / 1e6 >= seconds``.
 
     None means unreachable (infinite seconds). Raises ValueError for negative or NaN input.
@@ -151,7 +151,7 @@ class AlwaysCalendar(Calendar):
 
     def instant_after(self, start: datetime, seconds: float) -> datetime | None:
         s = _to_us(start)
-        need = _needed_us(seconds)
+        need = needed_us(seconds)
         if need is None or s + need > _MAX_US:
             return None
         return _from_us(s + need)
@@ -452,7 +452,7 @@ class BusinessCalendar(Calendar):
 
     def instant_after(self, start: datetime, seconds: float) -> datetime | None:
         s = _to_us(start)
-        need = _needed_us(seconds)
+        need = needed_us(seconds)
         if need is None:
             return None
         if need == 0:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from domain.calendars import AlwaysCalendar, Calendar
+from domain.calendars import AlwaysCalendar, Calendar, needed_us
 from domain.clocks import Metric
 from domain.contracts import Contracts, EscalationPolicy, Target
 from domain.model import Priority
@@ -240,12 +240,10 @@ def _resume(calendar: Calendar, moment: datetime) -> datetime | None:
 
 def threshold_us(seconds: float) -> int:
     """Smallest whole number of microseconds n with n / 1e6 >= seconds (as clocks compare)."""
-    n = round(seconds * _US)
-    if n / _US < seconds:
-        n += 1
-    elif n > 0 and (n - 1) / _US >= seconds:
-        n -= 1
-    return n
+    needed = needed_us(seconds)
+    if needed is None:
+        raise ValueError(f"a threshold must be finite, got {seconds!r}")
+    return needed
 
 
 # -- the sweep ----------------------------------------------------------------------------
