@@ -218,7 +218,7 @@ def _run_children(container: Container, names: list[str], stop: threading.Event)
                 children.pop(name)
                 restart_at[name] = time.monotonic() + 1.0
             if time.monotonic() >= restart_at[name]:
-                argv = [sys.executable, "-m", "infra.cli", "serve", "--workers", name]
+                argv = [sys.executable, "-m", "infra.cli", *_child_args(sys.argv[1:], name)]
                 children[name] = subprocess.Popen(argv, env=env)
                 log.info("worker_process_started", worker=name, pid=children[name].pid)
         stop.wait(0.5)
@@ -236,6 +236,22 @@ def _run_children(container: Container, names: list[str], stop: threading.Event)
             child.kill()
     log.info("serve_stopped", clean=clean)
     return 0
+
+
+def _child_args(args: list[str], worker: str) -> list[str]:
+    """This command line for one worker: same options, without --processes / --workers."""
+    if "serve" not in args:  # not started from the command line (e.g. main([...]) in a test)
+        args = ["serve"]
+    out: list[str] = []
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg == "--workers":
+            skip = True
+        elif arg != "--processes" and not arg.startswith("--workers="):
+            out.append(arg)
+    return [*out, "--workers", worker]
 
 
 def _settings_env(container: Container) -> dict[str, str]:
