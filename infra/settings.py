@@ -44,6 +44,6 @@ class Settings(BaseSettings):
     topic_create: bool = True
     relay_poll_interval_s: float = 0.01
     health_interval_s: float = 10.0
-    serve_processes: bool = False  # `serve --processes`: one child process per worker
+    serve_processes: bool = True  # one child process per worker; `serve --threads`: one process
     log_level: str = "info"
     log_format: str = "auto"

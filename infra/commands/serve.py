@@ -118,11 +118,17 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--health-interval", type=float, help="seconds between health logs (default 10)"
     )
-    parser.add_argument(
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
         "--processes",
         action="store_true",
-        help="one child process per worker (several cores; children die with this process)  "
-        "[SLATRAIL_SERVE_PROCESSES]",
+        help="one child process per worker, the default (several cores; children die with "
+        "this process)  [SLATRAIL_SERVE_PROCESSES=true]",
+    )
+    mode.add_argument(
+        "--threads",
+        action="store_true",
+        help="all workers as threads of this one process  [SLATRAIL_SERVE_PROCESSES=false]",
     )
     parser.set_defaults(handler=run)
 
@@ -146,6 +152,8 @@ def run(container: Container, args: argparse.Namespace) -> int:
         overrides["health_interval_s"] = args.health_interval
     if args.processes:
         overrides["serve_processes"] = True
+    if args.threads:
+        overrides["serve_processes"] = False
     parent = os.environ.pop(CHILD_ENV, None)
     if parent is not None:
         _die_with_parent(int(parent))
@@ -249,7 +257,7 @@ def _child_args(args: list[str], worker: str) -> list[str]:
             skip = False
         elif arg == "--workers":
             skip = True
-        elif arg != "--processes" and not arg.startswith("--workers="):
+        elif arg not in ("--processes", "--threads") and not arg.startswith("--workers="):
             out.append(arg)
     return [*out, "--workers", worker]
 
