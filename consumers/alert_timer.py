@@ -32,7 +32,6 @@ simulated time in integration tests.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import heapq
 import json
 import os
@@ -667,96 +666,6 @@ class AlertTimerWorker:
 # -- composition (serve and standalone) --------------------------------------------------------
 
 
-class AssignedKafkaSource:
-    """`Source` over every partition of the topics, assigned without joining a group.
-
-    Every timer must see every incident, so timers never share partitions (two `serve`
-    processes each run a complete timer; their alerts carry the same keys). Offsets are still
-    committed under `group_id`, so a restart resumes near where it stopped (advisory: the store
-    is loaded first and positions de-duplicate). Partitions added later are picked up.
-    """
-
-    def __init__(
-        self, config: Mapping[str, Any], topics: Sequence[str], group_id: str, batch: int = 500
-    ) -> None:
-        from kafka import KafkaConsumer
-
-        self.topics = list(topics)
-        self.consumer = KafkaConsumer(
-            **config,
-            group_id=group_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_poll_records=batch,
-            fetch_max_wait_ms=100,
-        )
-        self._checked = 0.0
-
-    def _assign(self) -> None:
-        from kafka import TopicPartition
-
-        now = time.monotonic()
-        if self.consumer.assignment() and now - self._checked < 30:
-            return
-        self._checked = now
-        wanted = {
-            TopicPartition(topic, p)
-            for topic in self.topics
-            for p in (self.consumer.partitions_for_topic(topic) or ())
-        }
-        if wanted and wanted != self.consumer.assignment():
-            self.consumer.assign(sorted(wanted))
-            log.info("alert_timer_assigned", partitions=sorted(f"{t}:{p}" for t, p in wanted))
-
-    def poll(self, timeout_s: float, max_records: int) -> list[Record]:
-        self._assign()
-        if not self.consumer.assignment():
-            time.sleep(timeout_s)
-            return []
-        batches = self.consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
-        return [
-            Record(tp.topic, tp.partition, m.offset, m.key, m.value, tuple(m.headers or ()))
-            for tp, messages in batches.items()
-            for m in messages
-        ]
-
-    def commit(self, offsets: Mapping[Partition, int]) -> None:
-        from kafka import TopicPartition
-        from kafka.structs import OffsetAndMetadata
-
-        self.consumer.commit(
-            {TopicPartition(t, p): OffsetAndMetadata(o, "", -1) for (t, p), o in offsets.items()}
-        )
-
-    def seek(self, partition: Partition, offset: int) -> None:
-        from kafka import TopicPartition
-
-        self.consumer.seek(TopicPartition(*partition), offset)
-
-    def lag(self) -> int | None:
-        total = 0
-        for tp in self.consumer.assignment():
-            high = self.consumer.highwater(tp)
-            try:
-                position = self.consumer.position(tp, timeout_ms=0)
-            except Exception:
-                return None
-            if high is None or position is None:
-                return None
-            total += max(high - position, 0)
-        return total
-
-    def assignment(self) -> set[Partition]:
-        return {(tp.topic, tp.partition) for tp in self.consumer.assignment()}
-
-    def broker_silence_s(self) -> float | None:
-        return None  # no group heartbeats: not a member of a group
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.consumer.close(autocommit=False)
-
-
 def kafka_fired_reader(
     config: Mapping[str, Any], topic: str, *, timeout_s: float = 120.0
 ) -> FiredReader:
@@ -827,9 +736,7 @@ def build_alert_timer(container: Any, *, clock: Clock | None = None) -> AlertTim
     group = getattr(s, "group_alerts", None) or DEFAULT_GROUP
     return AlertTimerWorker(
         container.contracts,
-        source_factory=lambda: AssignedKafkaSource(
-            kafka.config(), [s.topic_events], group, s.kafka_batch_size
-        ),
+        source_factory=lambda: kafka.assigned_source([s.topic_events], group, s.kafka_batch_size),
         sink_factory=kafka.sink,
         fired_reader=kafka_fired_reader(kafka.config(), s.topic_alerts),
         alerts_topic=s.topic_alerts,
@@ -876,8 +783,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     clock: Clock | None = FileClock(args.clock_file) if args.clock_file else None
     worker = build_alert_timer(container, clock=clock)
     kafka = container.kafka()
-    worker.source_factory = lambda: AssignedKafkaSource(
-        kafka.config(), [settings.topic_events], args.group, settings.kafka_batch_size
+    worker.source_factory = lambda: kafka.assigned_source(
+        [settings.topic_events], args.group, settings.kafka_batch_size
     )
     worker.late_after = timedelta(seconds=args.late_after)
     worker.catch_up = timedelta(seconds=args.catch_up)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -166,6 +167,20 @@ class KafkaClients:
         consumer = KafkaConsumer(**config)
         return KafkaSource(consumer, list(topics), on_assign)
 
+    def assigned_source(
+        self, topics: Sequence[str], group_id: str, batch: int
+    ) -> AssignedKafkaSource:
+        """Every partition of `topics`, outside any group (offsets committed under group_id)."""
+        consumer = KafkaConsumer(
+            **self.config(),
+            group_id=group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=batch,
+            fetch_max_wait_ms=100,
+        )
+        return AssignedKafkaSource(consumer, topics)
+
     def admin(self) -> KafkaAdminClient:
         return KafkaAdminClient(**{**self.config(), "bootstrap_timeout_ms": 5_000})
 
@@ -270,33 +285,19 @@ def _names(partitions: Any) -> list[str]:
     return sorted(f"{tp.topic}:{tp.partition}" for tp in partitions)
 
 
-class KafkaSource:
-    """`Source` over a KafkaConsumer in a group, manual commits."""
+class _ConsumerSource:
+    """What every `Source` over a KafkaConsumer shares: records, manual commits, lag."""
 
-    def __init__(
-        self, consumer: KafkaConsumer, topics: list[str], on_assign: OnAssign | None
-    ) -> None:
-        self.consumer = consumer
-        self.on_assign = on_assign
-        consumer.subscribe(topics, listener=_Listener(self))
+    consumer: KafkaConsumer
 
     def poll(self, timeout_s: float, max_records: int) -> list[Record]:
         batches = self.consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
-        out: list[Record] = []
-        for tp, messages in batches.items():
-            for m in messages:
-                out.append(
-                    Record(
-                        tp.topic,
-                        tp.partition,
-                        m.offset,
-                        m.key,
-                        m.value,
-                        tuple(m.headers or ()),
-                        m.timestamp,
-                    )
-                )
-        return out
+        return [
+            Record(tp.topic, tp.partition, m.offset, m.key, m.value, tuple(m.headers or ()),
+                   m.timestamp)
+            for tp, messages in batches.items()
+            for m in messages
+        ]  # fmt: skip
 
     def commit(self, offsets: Mapping[Partition, int]) -> None:
         self.consumer.commit(
@@ -324,6 +325,24 @@ class KafkaSource:
         return {(tp.topic, tp.partition) for tp in self.consumer.assignment()}
 
     def broker_silence_s(self) -> float | None:
+        return None
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.consumer.close(autocommit=False, timeout_ms=5_000)
+
+
+class KafkaSource(_ConsumerSource):
+    """`Source` over a KafkaConsumer in a group, manual commits."""
+
+    def __init__(
+        self, consumer: KafkaConsumer, topics: list[str], on_assign: OnAssign | None
+    ) -> None:
+        self.consumer = consumer
+        self.on_assign = on_assign
+        consumer.subscribe(topics, listener=_Listener(self))
+
+    def broker_silence_s(self) -> float | None:
         try:
             metrics = self.consumer.metrics()["consumer-coordinator-metrics"]
             age = float(metrics["last-heartbeat-seconds-ago"])
@@ -331,6 +350,38 @@ class KafkaSource:
             return None
         return None if age == float("inf") else age
 
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.consumer.close(autocommit=False, timeout_ms=5_000)
+
+class AssignedKafkaSource(_ConsumerSource):
+    """`Source` over every partition of the topics, assigned without joining a group.
+
+    Every alert timer must see every incident, so timers never share partitions (two `serve`
+    processes each run a complete timer; their alerts carry the same keys). Offsets are still
+    committed under `group_id`, so a restart resumes near where it stopped (advisory: the store
+    is loaded first and positions de-duplicate). Partitions added later are picked up.
+    """
+
+    def __init__(self, consumer: KafkaConsumer, topics: Sequence[str]) -> None:
+        self.consumer = consumer
+        self.topics = list(topics)
+        self._checked = 0.0
+
+    def _assign(self) -> None:
+        now = time.monotonic()
+        if self.consumer.assignment() and now - self._checked < 30:
+            return
+        self._checked = now
+        wanted = {
+            TopicPartition(topic, p)
+            for topic in self.topics
+            for p in (self.consumer.partitions_for_topic(topic) or ())
+        }
+        if wanted and wanted != self.consumer.assignment():
+            self.consumer.assign(sorted(wanted))
+            log.info("source_assigned", partitions=sorted(f"{t}:{p}" for t, p in wanted))
+
+    def poll(self, timeout_s: float, max_records: int) -> list[Record]:
+        self._assign()
+        if not self.consumer.assignment():
+            time.sleep(timeout_s)
+            return []
+        return super().poll(timeout_s, max_records)
