@@ -29,6 +29,7 @@ from domain.model import (
     State,
     chain_fields,
     chain_hash,
+    format_instant,
     incident_uuid,
 )
 
@@ -51,8 +52,8 @@ class Fact:
 def _check_not_future(fact: Fact, now: datetime) -> None:
     if fact.occurred_at > now + MAX_CLOCK_SKEW:
         raise FromTheFutureError(
-            f"occurred_at {fact.occurred_at.isoformat()} is more than 5 minutes ahead of "
-            f"the receiver's clock ({now.isoformat()})",
+            f"occurred_at {format_instant(fact.occurred_at)} is more than 5 minutes ahead of "
+            f"the receiver's clock ({format_instant(now)})",
             incident_id=fact.incident_id,
         )
 
@@ -158,8 +159,8 @@ class Incident(Aggregate):
         _check_not_future(fact, now)
         if self.last_occurred_at is not None and fact.occurred_at < self.last_occurred_at:
             raise OutOfOrderError(
-                f"occurred_at {fact.occurred_at.isoformat()} is earlier than the incident's "
-                f"previous event ({self.last_occurred_at.isoformat()})",
+                f"occurred_at {format_instant(fact.occurred_at)} is earlier than the incident's "
+                f"previous event ({format_instant(self.last_occurred_at)})",
                 incident_id=self.incident_id,
             )
         check_transition(
