@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from typing import Any
 
 from pydantic import ValidationError
@@ -35,7 +36,9 @@ def decode(raw: bytes | str) -> tuple[IncidentMessage, dict[str, Any]]:
     except UnicodeDecodeError as error:
         raise InvalidMessageError("invalid_encoding", f"message is not UTF-8: {error}") from error
     try:
-        obj = json.loads(text)
+        obj = json.loads(text, object_pairs_hook=_unique_keys)
+    except _DuplicateKeyError as error:
+        raise InvalidMessageError("duplicate_field", str(error)) from error
     except (ValueError, RecursionError) as error:  # also too deeply nested, or huge integers
         raise InvalidMessageError("invalid_json", f"message is not valid JSON: {error}") from error
     if not isinstance(obj, dict):
@@ -54,6 +57,22 @@ def decode(raw: bytes | str) -> tuple[IncidentMessage, dict[str, Any]]:
     except ValidationError as error:
         raise _rejection(error, incident_id) from error
     return message, obj
+
+
+class _DuplicateKeyError(Exception):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # JSON parsers keep the last of repeated keys: an audit system must not drop the others.
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        counts = Counter(key for key, _ in pairs)
+        repeated = sorted(key for key, n in counts.items() if n > 1)
+        raise _DuplicateKeyError(
+            f"field(s) {', '.join(map(repr, repeated))} appear more than once in one object"
+        )
+    return obj
 
 
 def _rejection(error: ValidationError, incident_id: str | None) -> InvalidMessageError:

@@ -76,6 +76,22 @@ def test_a_valid_message_of_every_type_decodes_to_its_fact(message, type) -> Non
     assert obj == message(type)
 
 
+def test_a_field_given_twice_is_rejected_not_silently_collapsed(message) -> None:
+    body = json.dumps(message("acknowledged"))[:-1] + ', "actor": "someone-else"}'
+    error = rejection(body.encode())
+    assert error.code == "duplicate_field"
+    assert "'actor'" in error.reason
+
+
+def test_a_data_field_given_twice_is_rejected(message) -> None:
+    body = json.dumps(message("triaged"))
+    body = body.replace('"priority": "P2"', '"priority": "P2", "priority": "P1"')
+    assert '"priority": "P1"' in body
+    error = rejection(body.encode())
+    assert error.code == "duplicate_field"
+    assert "'priority'" in error.reason
+
+
 def test_malformed_json_is_rejected_as_invalid_json() -> None:
     error = rejection(b'{"schema": "slatrail.incident/v1", ')
     assert error.code == "invalid_json"
