@@ -14,7 +14,7 @@ from infra.bootstrap import Container
 from infra.commands import command_modules
 from infra.logging import configure_logging
 from infra.settings import Settings
-from infra.store import StoreURLError
+from infra.store import DamagedStoreError, StoreURLError
 
 EXIT_USAGE = 2
 
@@ -71,6 +71,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         structlog.get_logger("slatrail").error("configuration_error", error=str(error))
         print(f"slatrail: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except DamagedStoreError as error:
+        structlog.get_logger("slatrail").error("damaged_store", error=str(error))
+        print(f"slatrail: the store is damaged: {error}", file=sys.stderr)
+        return 1
     except BrokenPipeError:
         return 0
     finally:

@@ -12,7 +12,7 @@ from uuid import UUID
 
 import structlog
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError, PersistenceError
+from eventsourcing.persistence import IntegrityError, PersistenceError, StoredEvent
 from eventsourcing.utils import get_topic
 
 from domain.contracts import Contracts
@@ -35,6 +35,10 @@ INCIDENT_TOPICS: tuple[str, ...] = tuple(get_topic(cls) for cls in EVENT_CLASSES
 
 class StoreURLError(ValueError):
     """A --store URL slatrail cannot use."""
+
+
+class DamagedStoreError(RuntimeError):
+    """A stored event that no longer decodes: history was altered outside slatrail."""
 
 
 def persistence_env(store_url: str) -> dict[str, str]:
@@ -247,8 +251,13 @@ class SlatrailApplication(Application[UUID]):
 
     def incident_events(self, incident_id: str) -> list[IncidentEvent]:
         """The recorded events of one incident, in order (empty if unknown)."""
-        events = self.events.get(incident_uuid(incident_id))
-        return [event.to_record() for event in events if isinstance(event, Incident.Event)]
+        aggregate_id = incident_uuid(incident_id)
+        records = []
+        for stored in self.recorder.select_events(aggregate_id):
+            event = self._decode(stored)
+            if isinstance(event, Incident.Event):
+                records.append(event.to_record())
+        return records
 
     def all_events(
         self, *, start: int = 1, page: int = 2000
@@ -262,10 +271,24 @@ class SlatrailApplication(Application[UUID]):
             if not notifications:
                 return
             for notification in notifications:
-                event = self.mapper.to_domain_event(notification)
-                assert isinstance(event, Incident.Event)
+                event = self._decode(notification)
+                if not isinstance(event, Incident.Event):
+                    raise DamagedStoreError(
+                        f"stored record {notification.originator_id} v"
+                        f"{notification.originator_version} has an incident topic but decodes "
+                        f"to {type(event).__name__}; run `slatrail verify`"
+                    )
                 yield notification.id, event.to_record()
             position = notifications[-1].id + 1
+
+    def _decode(self, stored: StoredEvent) -> object:
+        try:
+            return self.mapper.to_domain_event(stored)
+        except Exception as error:  # any damage to the stored bytes
+            raise DamagedStoreError(
+                f"stored event {stored.originator_id} v{stored.originator_version} "
+                f"({stored.topic}) cannot be decoded: {error!r}; run `slatrail verify`"
+            ) from error
 
     def histories(self) -> dict[str, list[IncidentEvent]]:
         """All incidents' events grouped by incident, each list in position order."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable
@@ -149,6 +150,24 @@ def test_sla_json_and_audit_json_from_the_console_script(ingested) -> None:
     assert [e["type"] for e in json.loads(audit.stdout)] == [
         "reported", "awaiting_customer", "customer_responded",
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize("command", [("sla",), ("audit", "P3-1"), ("export", "--format", "jsonl")])
+def test_a_stored_event_that_no_longer_decodes_is_named_not_a_traceback(
+    ingested, tmp_path, command
+) -> None:
+    with sqlite3.connect(tmp_path / "store.db") as db:
+        changed = db.execute(
+            "UPDATE stored_events SET state = ? WHERE topic LIKE '%AwaitingCustomer'",
+            (b"{not json",),
+        ).rowcount
+    assert changed == 1
+    done = ingested(*command)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert "the store is damaged" in done.stderr
+    assert "cannot be decoded" in done.stderr
+    assert "slatrail verify" in done.stderr
 
 
 def test_ingest_reads_standard_input_and_keeps_its_dead_letters_in_the_directory(
