@@ -33,14 +33,21 @@ def incident_messages(index: int, rng: random.Random, base: datetime) -> list[di
     out = []
     for n, (kind, data) in enumerate(steps, start=1):
         at += timedelta(minutes=rng.randint(1, 90))
-        message: dict[str, Any] = {
-            "schema": SCHEMA, "message_id": f"{incident_id}-{n}", "incident_id": incident_id,
-            "type": kind, "occurred_at": format_instant(at), "actor": "bench",
-        }  # fmt: skip
-        if data is not None:
-            message["data"] = data
-        out.append(message)
+        out.append(wire_message(incident_id, n, kind, at, data))
     return out
+
+
+def wire_message(
+    incident_id: str, n: int, kind: str, at: datetime, data: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The n-th message of an incident, as a publisher sends it."""
+    message: dict[str, Any] = {
+        "schema": SCHEMA, "message_id": f"{incident_id}-{n}", "incident_id": incident_id,
+        "type": kind, "occurred_at": format_instant(at), "actor": "bench",
+    }  # fmt: skip
+    if data is not None:
+        message["data"] = data
+    return message
 
 
 def jsonl(events: int, seed: int = 7) -> str:

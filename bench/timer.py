@@ -28,11 +28,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench._data import wire_message
 from consumers.alert_timer import AlertTimer, encode_alert
 from consumers.streams import MemoryBroker, Outgoing
 from domain.incident import Incident
-from domain.messages import SCHEMA
-from domain.model import IncidentEvent, format_instant
+from domain.model import IncidentEvent
 from infra.bootstrap import read_contracts
 from infra.store import open_application
 from infra.wire import decode, to_fact
@@ -61,13 +61,7 @@ def messages(index: int, rng: random.Random) -> list[dict[str, Any]]:
     out = []
     for n, (kind, data) in enumerate(steps, start=1):
         at = min(at + timedelta(minutes=rng.randint(0, 20)), NOW)
-        message: dict[str, Any] = {
-            "schema": SCHEMA, "message_id": f"{incident_id}-{n}", "incident_id": incident_id,
-            "type": kind, "occurred_at": format_instant(at), "actor": "bench",
-        }  # fmt: skip
-        if data is not None:
-            message["data"] = data
-        out.append(message)
+        out.append(wire_message(incident_id, n, kind, at, data))
     return out
 
 
