@@ -103,6 +103,24 @@ def reported_data(customer: str = "acme", priority: str = "P3", **extra: Any) ->
     return {"customer": customer, "title": "Calls drop after 30 s", "priority": priority, **extra}
 
 
+def minimal_data(type: str) -> dict[str, Any] | None:
+    """The least `data` a message of `type` must carry to be valid (a fresh copy)."""
+    needed: dict[str, dict[str, Any] | None] = {
+        "reported": reported_data(),
+        "triaged": {"priority": "P2"},
+        "priority_changed": {"priority": "P1", "reason": "more users affected"},
+        "acknowledged": None,
+        "awaiting_customer": {"reason": "SDK logs"},
+        "customer_responded": None,
+        "workaround_provided": {"description": "use the backup cluster"},
+        "escalated": {"level": 2, "reason": "customer asked"},
+        "resolved": {"resolution": "fixed"},
+        "reopened": {"reason": "came back"},
+        "postmortem_published": {"summary": "s", "root_cause": "r", "action_items": ["a"]},
+    }
+    return needed[type]
+
+
 def line(message: dict[str, Any]) -> bytes:
     return json.dumps(message, ensure_ascii=False).encode("utf-8")
 

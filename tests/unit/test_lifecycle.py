@@ -19,7 +19,7 @@ from domain.incident import Incident
 from domain.model import IncidentEvent, State, incident_uuid
 from infra.store import Outcome, SlatrailApplication, open_application
 from infra.wire import decode, to_fact
-from tests.builders import contracts_from, line, reported_data, utc, wire
+from tests.builders import contracts_from, line, minimal_data, reported_data, utc, wire
 
 T0 = utc(2026, 3, 2, 9)  # a Monday
 NOW = utc(2026, 3, 20, 12)  # the receiver's clock, well after every event below
@@ -107,22 +107,9 @@ def way(request: pytest.FixtureRequest, contracts: Contracts) -> AggregateWay | 
 @pytest.fixture
 def msg() -> Callable[..., Message]:
     """Factory: a message of `type` at `T0 + minutes`, with the data its type needs."""
-    needed: dict[str, dict[str, Any] | None] = {
-        "reported": reported_data(),
-        "triaged": {"priority": "P2"},
-        "priority_changed": {"priority": "P1", "reason": "more users affected"},
-        "acknowledged": None,
-        "awaiting_customer": {"reason": "SDK logs"},
-        "customer_responded": None,
-        "workaround_provided": {"description": "use the backup cluster"},
-        "escalated": {"level": 2, "reason": "customer asked"},
-        "resolved": {"resolution": "fixed"},
-        "reopened": {"reason": "came back"},
-        "postmortem_published": {"summary": "s", "root_cause": "r", "action_items": ["a"]},
-    }
 
     def make(type: str, minutes: float = 0, **overrides: Any) -> Message:
-        data = overrides.pop("data", needed[type])
+        data = overrides.pop("data", minimal_data(type))
         at = overrides.pop("occurred_at", T0 + minutes * MIN)
         return wire(type, at, data, **overrides)
 

@@ -12,7 +12,7 @@ from domain.errors import InvalidMessageError
 from domain.messages import MAX_MESSAGE_BYTES
 from domain.model import EventType
 from infra.wire import decode, fingerprint, to_fact
-from tests.builders import line, reported_data, utc, wire
+from tests.builders import line, minimal_data, reported_data, utc, wire
 
 T0 = utc(2026, 3, 2, 9)
 
@@ -20,22 +20,9 @@ T0 = utc(2026, 3, 2, 9)
 @pytest.fixture
 def message():
     """Factory: a valid message of `type` (defaults to a complete `reported`), then overrides."""
-    defaults: dict[str, dict[str, Any] | None] = {
-        "reported": reported_data(),
-        "triaged": {"priority": "P2"},
-        "priority_changed": {"priority": "P1", "reason": "more users affected"},
-        "acknowledged": None,
-        "awaiting_customer": {"reason": "SDK logs"},
-        "customer_responded": None,
-        "workaround_provided": {"description": "use the backup cluster"},
-        "escalated": {"level": 2, "reason": "customer asked"},
-        "resolved": {"resolution": "fixed"},
-        "reopened": {"reason": "came back"},
-        "postmortem_published": {"summary": "s", "root_cause": "r", "action_items": []},
-    }
 
     def make(type: str = "reported", **overrides: Any) -> dict[str, Any]:
-        data = overrides.pop("data", defaults[type])
+        data = overrides.pop("data", minimal_data(type))
         return wire(type, overrides.pop("occurred_at", T0), data, **overrides)
 
     return make
