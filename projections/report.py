@@ -19,7 +19,7 @@ from domain.durations import format_duration
 from domain.model import IncidentEvent, Priority, State, format_instant
 from domain.timeline import Timeline, build_timeline
 from projections.availability import Month, MonthlyAvailability, availability, reporting_zone
-from projections.escalation import escalation_level
+from projections.escalation import state_of
 from projections.history import known_by
 
 TREND_MONTHS = 3
@@ -131,7 +131,7 @@ def customer_month_report(
         **_means(counted),
         "mttr_by_priority": _mttr_by_priority(counted),
         "disputes": _disputes(ours),
-        "escalations": _escalations(ours, contracts, as_of),
+        "escalations": _escalations(ours, contracts),
         "postmortems": _postmortems(counted),
         "availability": avail.as_json(),
         "breaches": _breaches(counted),
@@ -243,10 +243,8 @@ def _disputes(ours: Sequence[_Incident]) -> dict[str, Any]:
     }
 
 
-def _escalations(
-    ours: Sequence[_Incident], contracts: Contracts, as_of: datetime
-) -> dict[str, Any]:
-    levels = {i.timeline.incident_id: escalation_level(i.events, contracts, as_of) for i in ours}
+def _escalations(ours: Sequence[_Incident], contracts: Contracts) -> dict[str, Any]:
+    levels = {i.timeline.incident_id: state_of(i.timeline, contracts).reason for i in ours}
     counts = Counter(reason.level for reason in levels.values())
     return {
         "by_level": {str(level): counts[level] for level in LEVELS},

@@ -11,7 +11,7 @@ from domain.clocks import IncidentClocks, evaluate
 from domain.contracts import Contracts
 from domain.model import IncidentEvent, format_instant
 from domain.timeline import build_timeline
-from projections.escalation import Reason, escalation_level
+from projections.escalation import Reason, state_of
 from projections.history import known_by
 
 
@@ -61,7 +61,7 @@ def incident_sla(
     timeline = build_timeline(visible, as_of)
     if timeline is None:
         return None
-    return IncidentSla(evaluate(timeline, contracts), escalation_level(visible, contracts, as_of))
+    return IncidentSla(evaluate(timeline, contracts), state_of(timeline, contracts).reason)
 
 
 def sla_view(
