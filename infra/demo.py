@@ -8,6 +8,7 @@ a conflicting message_id, an out-of-order event, an unknown customer) to show th
 
 from __future__ import annotations
 
+import contextlib
 import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -98,7 +99,24 @@ def _pick_priority(rng: random.Random) -> Priority:
     return Priority.P4
 
 
+class _MonthOver(Exception):
+    """The next event of an incident would fall after the simulated month."""
+
+
 def _simulate(
+    inc: _Incident,
+    rng: random.Random,
+    contracts: Contracts,
+    start: datetime,
+    end: datetime,
+    forced: str | None,
+) -> None:
+    """One incident's messages up to the month's end (later ones are left out)."""
+    with contextlib.suppress(_MonthOver):
+        _lifecycle(inc, rng, contracts, start, end, forced)
+
+
+def _lifecycle(
     inc: _Incident,
     rng: random.Random,
     contracts: Contracts,
@@ -132,11 +150,11 @@ def _simulate(
     inc.add("reported", reported, customer_actor, data)
     now = reported
 
-    def later(minutes: float) -> datetime | None:
+    def later(minutes: float) -> datetime:
         nonlocal now
         moment = (now + timedelta(minutes=max(minutes, 0.5))).replace(microsecond=0)
         if moment >= end:
-            return None
+            raise _MonthOver
         now = moment
         return moment
 
@@ -144,8 +162,6 @@ def _simulate(
     if forced == "weekend_dispute" or rng.random() < 0.2:
         triaged = Priority.P2 if claimed is Priority.P1 else rng.choice(list(Priority))
     at = later(rng.uniform(2, 20))
-    if at is None:
-        return
     reason = "matches impact" if triaged is claimed else "impact limited to part of the users"
     inc.add("triaged", at, engineer, {"priority": str(triaged), "reason": reason})
     response = contracts.target(inc.customer, triaged, "response")
@@ -155,14 +171,10 @@ def _simulate(
         target_min * wall_factor * rng.choice([0.2, 0.4, 0.6, 0.8, 0.9, 1.3])
         - (now - reported).total_seconds() / 60
     )
-    if at is None:
-        return
     inc.add("acknowledged", at, engineer, {"note": "looking into it"})
     priority = triaged
     if rng.random() < 0.1 and priority is not Priority.P1:
         at = later(rng.uniform(20, 240))
-        if at is None:
-            return
         priority = Priority(f"P{int(priority.value[1]) - 1}")
         inc.add(
             "priority_changed",
@@ -172,8 +184,6 @@ def _simulate(
         )
     if rng.random() < 0.3:
         at = later(rng.uniform(10, 120))
-        if at is None:
-            return
         inc.add(
             "awaiting_customer",
             at,
@@ -189,13 +199,9 @@ def _simulate(
             },
         )
         at = later(rng.uniform(30, 60 * 20))
-        if at is None:
-            return
         inc.add("customer_responded", at, customer_actor, {"note": "logs attached"})
     if priority is Priority.P1 and rng.random() < 0.75:
         at = later(rng.uniform(20, 200))
-        if at is None:
-            return
         inc.add(
             "workaround_provided",
             at,
@@ -204,8 +210,6 @@ def _simulate(
         )
     if rng.random() < 0.1:
         at = later(rng.uniform(10, 90))
-        if at is None:
-            return
         inc.add(
             "escalated",
             at,
@@ -216,8 +220,6 @@ def _simulate(
     budget_min = (resolution.seconds or 72 * 3600) / 60
     wall = 1.0 if resolution.calendar.name == "always" else 3.0
     at = later(budget_min * wall * rng.choice([0.3, 0.5, 0.7, 0.85, 0.95, 1.4]))
-    if at is None:
-        return
     cause = "vendor"
     if forced == "excluded" or rng.random() < 0.08:
         cause = rng.choice(["customer", "third_party", "maintenance"])
@@ -227,17 +229,11 @@ def _simulate(
     inc.add("resolved", at, engineer, resolved)
     if forced == "reopened" or rng.random() < 0.07:
         at = later(rng.uniform(60, 60 * 30))
-        if at is None:
-            return
         inc.add("reopened", at, customer_actor, {"reason": "problem came back after the fix"})
         at = later(rng.uniform(30, 60 * 6))
-        if at is None:
-            return
         inc.add("resolved", at, engineer, {"resolution": "root cause fixed", "cause": "vendor"})
     if priority is Priority.P1 or outage:
         at = later(rng.uniform(60 * 12, 60 * 24 * 6))
-        if at is None:
-            return
         inc.add(
             "postmortem_published",
             at,
