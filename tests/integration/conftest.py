@@ -280,8 +280,13 @@ def read_topic(
                 out.extend(records)
             if got:
                 idle_since = time.monotonic()
-            ends = consumer.end_offsets(tps)
-            done = all(consumer.position(tp) >= ends[tp] for tp in tps)
+            # The end is the fetch high watermark: Tansu answers end_offsets() with the last
+            # batch's base offset + 1 (short of its last records); and duplicates after kills
+            # make `expect` records arrive before the tail does.
+            done = all(
+                (high := consumer.highwater(tp)) is not None and consumer.position(tp) >= high
+                for tp in tps
+            )
             enough = expect is not None and len(out) >= expect
             settled = expect is None and time.monotonic() - idle_since > 0.5
             if done and (enough or settled):
