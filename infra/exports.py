@@ -145,7 +145,15 @@ def write_jsonl(
 
 
 def write_csv(out: IO[str], records: Iterable[dict[str, Any]], counts: ExportCounts) -> None:
-    writer = csv.writer(out, lineterminator="\n")
+    """RFC 4180: rows end in CRLF; a field holding `,` `"` CR or LF is quoted, `"` doubled.
+
+    The line terminator must hold both CR and LF: Python's csv module quotes a field for the
+    characters of its line terminator, so with a bare LF terminator a CR in an `actor` went out
+    unquoted and split the row for every reader. Values are exact (never altered for
+    spreadsheets, unlike `report --format csv`): they are what the hashes cover. `out` must not
+    translate newlines (open the file with `newline=""`).
+    """
+    writer = csv.writer(out, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
     writer.writerow(CSV_COLUMNS)
     for record in records:
         writer.writerow(

@@ -1,14 +1,57 @@
-"""Plain-text tables and JSON output for the CLI."""
+"""Plain-text tables and JSON output for the CLI, safe to show on a terminal.
+
+Every text shown on a terminal goes through `terminal_safe` (each value, and each table cell via
+`table`) and `echo` (each line printed): control characters that a terminal would act on — ESC
+sequences that clear the screen or retitle the window, a carriage return that overwrites what
+came before, a bell — and the Unicode bidirectional controls that reorder what the eye reads
+(Trojan Source) are shown as visible escapes (`\\x1b`, `\\r`, `\\u202e`) instead of being sent
+raw. JSON output holds the exact strings: `to_json` writes those same characters as JSON `\\u`
+escapes, which decode to the identical text (docs/reports.md, "Terminal output").
+"""
 
 from __future__ import annotations
 
 import json
+import re
+import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import IO, Any
+
+# C0 controls (incl. TAB, LF, CR), DEL, C1 controls, the line and paragraph separators, and the
+# Unicode Bidi_Control characters: ALM, LRM, RLM, LRE, RLE, PDF, LRO, RLO, LRI, RLI, FSI, PDI.
+UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+# The same minus the C0 controls: json.dumps already writes those as escapes.
+_JSON_RAW = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_NAMED = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    named = _NAMED.get(char)
+    if named is not None:
+        return named
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def terminal_safe(value: Any) -> str:
+    """`value` as one line of text a terminal shows as it is: no character it would act on."""
+    text = "" if value is None else str(value)
+    return UNSAFE.sub(_escape, text)
+
+
+def terminal_text(text: str) -> str:
+    """Several lines of text: each line made terminal-safe, the line breaks kept."""
+    return "\n".join(terminal_safe(line) for line in text.split("\n"))
+
+
+def echo(text: str = "", *, file: IO[str] | None = None) -> None:
+    """Print text for a person on a terminal (never JSON, CSV or an export: those are exact)."""
+    print(terminal_text(text), file=sys.stdout if file is None else file)
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
+    cells = [[terminal_safe(h) for h in headers]] + [[terminal_safe(c) for c in r] for r in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     lines = [
         "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in cells
@@ -17,5 +60,14 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
+def _json_escape(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
 def to_json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, indent=2)
+    """Indented JSON; strings exact, with the characters a terminal acts on written as escapes.
+
+    Those characters can only occur inside JSON strings (the structure is ASCII), where `\\uXXXX`
+    decodes to the same character: the parsed value is unchanged.
+    """
+    return _JSON_RAW.sub(_json_escape, json.dumps(value, ensure_ascii=False, indent=2))

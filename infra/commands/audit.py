@@ -9,7 +9,7 @@ from typing import Any
 from domain.model import format_instant
 from infra.bootstrap import Container
 from infra.commands.sla import add_read_model_option, add_time_options, answer_as_of
-from infra.render import table, to_json
+from infra.render import echo, table, terminal_safe, to_json
 from projections.audit import annotated_trail
 from projections.read_models import AUDIT as AUDIT_READ_MODEL
 
@@ -29,14 +29,14 @@ def run(container: Container, args: argparse.Namespace) -> int:
     else:
         events = container.app.incident_events(args.incident)
     if not events:
-        print(f"slatrail audit: no incident {args.incident!r}")
+        echo(f"slatrail audit: no incident {args.incident!r}")
         return 1
     as_of = answer_as_of(args, container)
     trail = annotated_trail(events, container.contracts, as_of, as_known_at=args.as_known_at)
     if args.format == "json":
         print(to_json(trail))
         return 0
-    print(render(args.incident, trail, as_of, args.as_known_at))
+    echo(render(args.incident, trail, as_of, args.as_known_at))
     return 0
 
 
@@ -52,9 +52,12 @@ def render(incident: str, trail: list[dict[str, Any]], as_of: Any, as_known_at: 
     out = lines[:2]
     for entry, line in zip(trail, lines[2:], strict=True):
         out.append(line)
-        out.extend(f"      ↳ {note['text']}" for note in entry["annotations"])
+        out.extend(f"      ↳ {terminal_safe(note['text'])}" for note in entry["annotations"])
     known = f", as known at {format_instant(as_known_at)}" if as_known_at else ""
-    title = f"audit trail of {incident} as of {format_instant(as_of)}{known} — {len(trail)} events"
+    title = (
+        f"audit trail of {terminal_safe(incident)} as of {format_instant(as_of)}{known}"
+        f" — {len(trail)} events"
+    )
     return "\n".join([title, *out])
 
 

@@ -14,7 +14,7 @@ from infra.commands.sla import (
     answer_as_of,
     histories_for,
 )
-from infra.render import table, to_json
+from infra.render import echo, table, terminal_safe, to_json
 from projections.escalation import (
     EscalationState,
     crossing_json,
@@ -60,7 +60,7 @@ def run(container: Container, args: argparse.Namespace) -> int:
         container, args.incident, from_read_model=args.from_read_model, customer=args.customer
     )
     if args.incident and not histories:
-        print(f"slatrail escalations: no incident {args.incident!r}")
+        echo(f"slatrail escalations: no incident {args.incident!r}")
         return 1
     visible = [known_by(events, args.as_known_at) for events in histories]
     if args.customer is not None:
@@ -86,11 +86,11 @@ def run(container: Container, args: argparse.Namespace) -> int:
             documents.append(document)
         print(to_json(documents))
         return 0
-    print(render_table(view, upcoming, as_of))
+    echo(render_table(view, upcoming, as_of))
     if args.explain:
         for state in view:
-            print()
-            print(render_history(state))
+            echo()
+            echo(render_history(state))
     return 0
 
 
@@ -117,19 +117,20 @@ def render_table(
 
 
 def render_history(state: EscalationState) -> str:
-    lines = [f"{state.incident_id} ({state.customer}): level {state.level}"]
+    safe = terminal_safe  # every value from a message or the contracts, shown escaped
+    lines = [f"{safe(state.incident_id)} ({safe(state.customer)}): level {state.level}"]
     if not state.steps:
         lines.append("  level 1 since the report: no threshold crossed, no manual escalation")
     for step in state.steps:
         lines.append(
             f"  {format_instant(step.at)}  level {step.previous} → {step.level} "
-            f"({state.level_names[step.level - 1]}): {step.why} — {step.detail}"
+            f"({safe(state.level_names[step.level - 1])}): {safe(step.why)} — {safe(step.detail)}"
         )
     for crossing in state.crossings:
         c = crossing_json(crossing)
         lines.append(
             f"    crossing: {c['metric']} {c['kind']} at {c['at']}"
             f"{' (from just after)' if c['from_just_after'] else ''}, cycle {c['cycle']}, "
-            f"{c['priority']} target {c['target_s']} s, calendar {c['calendar']}"
+            f"{c['priority']} target {c['target_s']} s, calendar {safe(c['calendar'])}"
         )
     return "\n".join(lines)

@@ -17,6 +17,7 @@ from infra.exports import (
     write_csv,
     write_jsonl,
 )
+from infra.render import echo
 from infra.timearg import instant
 
 
@@ -61,7 +62,7 @@ def run(container: Container, args: argparse.Namespace) -> int:
         else:
             write_csv(out, records, counts)
     if args.output is not None:
-        print(
+        echo(
             f"exported {counts.events} events of {counts.incidents} incidents "
             f"to {args.output} ({args.format})"
         )

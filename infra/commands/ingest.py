@@ -12,7 +12,7 @@ from typing import IO, Any
 from infra.bootstrap import Container
 from infra.ingest import ingest_lines
 from infra.progress import Progress
-from infra.render import to_json
+from infra.render import echo, to_json
 
 
 def register(subparsers: Any) -> None:
@@ -60,7 +60,7 @@ def run(container: Container, args: argparse.Namespace) -> int:
         try:
             stream = open(source, "rb")  # noqa: SIM115 - closed below
         except OSError as error:
-            print(f"slatrail ingest: cannot read {source}: {error.strerror}", file=sys.stderr)
+            echo(f"slatrail ingest: cannot read {source}: {error.strerror}", file=sys.stderr)
             return 2
         total = os.fstat(stream.fileno()).st_size
     progress = Progress(total)
@@ -77,10 +77,10 @@ def run(container: Container, args: argparse.Namespace) -> int:
     if args.format == "json":
         print(to_json({**counts.as_json(), "rejected_file": str(out_path) if opened else None}))
     else:
-        print(f"accepted {counts.accepted}, duplicate {counts.duplicate}, "
-              f"rejected {counts.rejected}")  # fmt: skip
+        echo(f"accepted {counts.accepted}, duplicate {counts.duplicate}, "
+             f"rejected {counts.rejected}")  # fmt: skip
         for code, n in sorted(counts.by_code.items()):
-            print(f"  rejected {code}: {n}")
+            echo(f"  rejected {code}: {n}")
         if opened:
-            print(f"rejected messages written to {out_path}")
+            echo(f"rejected messages written to {out_path}")
     return 1 if counts.rejected else 0

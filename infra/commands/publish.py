@@ -16,7 +16,7 @@ from typing import IO, Any
 from consumers.streams import DeliveryError, MessageTooLargeError, Outgoing
 from infra.bootstrap import Container
 from infra.kafka import KafkaNotConfiguredError, quiet_kafka_logging
-from infra.render import to_json
+from infra.render import echo, to_json
 
 _INCIDENT_ID = re.compile(rb'"incident_id"\s*:\s*"((?:[^"\\]|\\.)*)"')
 
@@ -66,7 +66,7 @@ def run(container: Container, args: argparse.Namespace) -> int:
         try:
             stream = open(args.input, "rb")  # noqa: SIM115 - closed below
         except OSError as error:
-            print(f"slatrail publish: cannot read {args.input}: {error.strerror}", file=sys.stderr)
+            echo(f"slatrail publish: cannot read {args.input}: {error.strerror}", file=sys.stderr)
             return 2
     quiet_kafka_logging()
     try:
@@ -107,9 +107,9 @@ def run(container: Container, args: argparse.Namespace) -> int:
     if args.format == "json":
         print(to_json(summary))
     else:
-        print(f"published {published} messages to {topic} ({unkeyed} without incident_id key)")
+        echo(f"published {published} messages to {topic} ({unkeyed} without incident_id key)")
         for number, reason in refused:
-            print(f"  line {number} not published: {reason}")
+            echo(f"  line {number} not published: {reason}")
         if failed:
             print(f"  {failed} messages not acknowledged by the broker")
     return 1 if refused or failed else 0

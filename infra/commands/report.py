@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import re
 import sys
 from collections.abc import Sequence
 from datetime import datetime
@@ -13,7 +14,7 @@ from typing import Any
 
 from infra.bootstrap import Container
 from infra.commands.sla import answer_as_of
-from infra.render import table, to_json
+from infra.render import echo, table, to_json
 from infra.report_html import render_html
 from infra.timearg import instant
 from projections.availability import Month, quarter_months
@@ -95,20 +96,26 @@ def run(container: Container, args: argparse.Namespace) -> int:
             period = f"{months[0]}_{months[-1]}" if args.quarter else str(months[0])
             args.output = Path(f"slatrail-report-{period}.html")
         write_html(container, reports, args.output)
-        print(f"wrote {args.output} ({len(reports)} report(s))")
+        echo(f"wrote {args.output} ({len(reports)} report(s))")
         return 0
-    if args.format == "json":
-        text = to_json(reports)
-    elif args.format == "csv":
+    if args.format == "csv":
+        # RFC 4180 rows end in CRLF, written as they are (no newline translation).
         text = render_csv(reports)
+        if args.output is None:
+            sys.stdout.write(text)
+            return 0
+    elif args.format == "json":
+        text = to_json(reports) + "\n"
     else:
-        text = render_table(reports)
+        text = render_table(reports) + "\n"
     if args.output is not None:
         args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
-        print(f"wrote {args.output} ({len(reports)} report(s))")
+        args.output.write_text(text, encoding="utf-8", newline="")
+        echo(f"wrote {args.output} ({len(reports)} report(s))")
+    elif args.format == "json":
+        sys.stdout.write(text)
     else:
-        print(text.rstrip("\n"))
+        echo(text.rstrip("\n"))
     return 0
 
 
@@ -152,13 +159,31 @@ def csv_row(r: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+# A cell a spreadsheet would read as a formula (OWASP "CSV injection"): it starts with one of
+# these. Such a cell is written with a leading apostrophe, which spreadsheets take as "text".
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
+_NUMBER = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
+
+
+def spreadsheet_cell(value: Any) -> str:
+    """One report CSV cell: empty for null, a number as it is, text never read as a formula."""
+    if value is None:
+        return ""
+    text = str(value)
+    if text.startswith(FORMULA_START) and not _NUMBER.fullmatch(text):
+        return "'" + text
+    return text
+
+
 def render_csv(reports: list[dict[str, Any]]) -> str:
+    """RFC 4180 (CRLF line ends, fields quoted when they hold `,` `"` CR or LF), for spreadsheets:
+    cells that would start a formula are neutralised (`spreadsheet_cell`)."""
     rows = [csv_row(r) for r in reports]
     out = io.StringIO()
     if rows:
-        writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows({k: "" if v is None else v for k, v in row.items()} for row in rows)
+        writer = csv.writer(out, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
+        writer.writerow([spreadsheet_cell(name) for name in rows[0]])
+        writer.writerows([spreadsheet_cell(v) for v in row.values()] for row in rows)
     return out.getvalue()
 
 

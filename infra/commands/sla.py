@@ -10,7 +10,7 @@ from domain.clocks import Clock, Status
 from domain.durations import format_duration
 from domain.model import IncidentEvent, format_instant
 from infra.bootstrap import Container
-from infra.render import table, to_json
+from infra.render import echo, table, terminal_safe, to_json
 from infra.timearg import instant
 from projections.read_models import SLA as SLA_READ_MODEL
 from projections.sla import IncidentSla, sla_view
@@ -84,7 +84,7 @@ def run(container: Container, args: argparse.Namespace) -> int:
         container, args.incident, from_read_model=args.from_read_model, customer=args.customer
     )
     if args.incident and not histories:
-        print(f"slatrail sla: no incident {args.incident!r}")
+        echo(f"slatrail sla: no incident {args.incident!r}")
         return 1
     view = sla_view(
         histories, container.contracts, as_of,
@@ -93,11 +93,11 @@ def run(container: Container, args: argparse.Namespace) -> int:
     if args.format == "json":
         print(to_json([s.explain() if args.explain else s.as_json() for s in view]))
     else:
-        print(render_table(view, as_of))
+        echo(render_table(view, as_of))
         if args.explain:
             for sla in view:
-                print()
-                print(render_explanation(sla))
+                echo()
+                echo(render_explanation(sla))
     return 0
 
 
@@ -136,16 +136,17 @@ def render_table(view: list[IncidentSla], as_of: Any) -> str:
 
 def render_explanation(sla: IncidentSla) -> str:
     t = sla.clocks.timeline
-    lines = [f"{t.incident_id} ({t.customer}, claimed {t.claimed_priority}, "
-             f"escalation {sla.escalation.level}: {sla.escalation.why})"]  # fmt: skip
+    safe = terminal_safe  # every value from a message or the contracts, shown escaped
+    lines = [f"{safe(t.incident_id)} ({safe(t.customer)}, claimed {t.claimed_priority}, "
+             f"escalation {sla.escalation.level}: {safe(sla.escalation.why)})"]  # fmt: skip
     for at, priority in t.priority_changes:
         lines.append(f"  priority {priority} from {format_instant(at)}")
     for metric, clock in sla.clocks.clocks.items():
         info = clock.explain()
         lines.append(
             f"  {metric}: {info['status']} — priority {info['priority']}, calendar "
-            f"{info['calendar']}, target {info['target_s']} s, counted {info['elapsed_s']} s, "
-            f"due {info['due_at']}, stopped {info['stopped_at']}"
+            f"{safe(info['calendar'])}, target {info['target_s']} s, counted "
+            f"{info['elapsed_s']} s, due {info['due_at']}, stopped {info['stopped_at']}"
         )
         for start, end in info["pauses"]:
             lines.append(f"    paused {start} → {end or 'still paused'}")

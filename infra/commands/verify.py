@@ -10,7 +10,7 @@ from typing import Any
 from infra.bootstrap import Container
 from infra.exports import AnchorsError, read_anchors
 from infra.progress import Progress
-from infra.render import to_json
+from infra.render import echo, to_json
 from infra.verify import Verification, verify_store
 
 
@@ -39,7 +39,7 @@ def run(container: Container, args: argparse.Namespace) -> int:
         try:
             anchors = read_anchors(args.anchors)
         except AnchorsError as error:
-            print(f"slatrail verify: {error}", file=sys.stderr)
+            echo(f"slatrail verify: {error}", file=sys.stderr)
             return 2
     app = container.app
     progress = Progress(app.recorder.max_notification_id(), unit="records", label="events")
@@ -55,7 +55,7 @@ def run(container: Container, args: argparse.Namespace) -> int:
     if args.format == "json":
         print(to_json(result.as_json()))
     else:
-        print(render(result))
+        echo(render(result))
     return 0 if result.ok else 1
 
 
