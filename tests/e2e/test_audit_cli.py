@@ -4,6 +4,8 @@ directory, over a store whose `recorded_at` instants were pinned when it was wri
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import re
@@ -220,6 +222,50 @@ def test_a_csv_export_verifies_with_the_documented_csv_program(
     tampered = tmp_path / "tampered.csv"
     tampered.write_text(export.read_text(encoding="utf-8").replace("王芳", "王方"), "utf-8")
     assert run_documented("verify_export_csv.py", tmp_path, tampered).returncode == 1
+
+
+AWKWARD = 'li "wei",\r\nops'  # CR, LF, quote and comma: each must survive a CSV round trip
+
+
+def test_a_csv_export_of_cr_lf_quotes_and_commas_round_trips_and_verifies(
+    slatrail: Run, store: Path, tmp_path: Path
+) -> None:
+    """RFC 4180: a field holding CR was written unquoted (bare LF line ends), so every CSV
+    reader split the row and the documented verifier crashed on an honest export."""
+    app = open_application(f"sqlite:///{store}", read_contracts(None))
+    odd = {"incident_id": "ODD", "actor": AWKWARD, "source": "pager\rduty"}  # a CR alone
+    day = T10 + 48 * 60 * MIN
+    title = 'drop\r\n"a", b'
+    record(app, wire("reported", day, reported_data("acme-rtc", "P2", title=title), **odd),
+           now=day)  # fmt: skip
+    change = {"priority": "P1", "reason": 'more\rusers, "all"\n'}
+    record(app, wire("priority_changed", day + MIN, change, incident_id="ODD",
+                     actor="=HYPERLINK(\"http://x\")"), now=day + MIN)  # fmt: skip
+    app.close()
+    export = tmp_path / "export.csv"
+    assert slatrail("export", "--format", "csv", "--output", str(export)).returncode == 0
+    raw = export.read_bytes().decode("utf-8")
+    rows = list(csv.reader(io.StringIO(raw, newline=""), strict=True))
+    assert len(rows) == 1 + 8 + 3  # header, events, one chain head per incident
+    assert all(len(row) == len(rows[0]) for row in rows)
+    assert raw.endswith("\r\n") and raw.count("\r\n") >= len(rows)  # CRLF after every record
+    odd_rows = [dict(zip(rows[0], row, strict=True)) for row in rows if row[1] == "ODD"]
+    reported, changed, head = odd_rows
+    assert (reported["actor"], reported["source"]) == (AWKWARD, "pager\rduty")
+    assert json.loads(reported["data"])["title"] == title
+    assert changed["actor"] == '=HYPERLINK("http://x")'  # exact: the audit export is not altered
+    assert json.loads(changed["data"])["reason"] == 'more\rusers, "all"\n'
+    assert head["record"] == "chain_head" and head["hash"] == changed["hash"]
+    checked = run_documented("verify_export_csv.py", tmp_path, export)
+    assert checked.returncode == 0, checked.stderr
+    assert checked.stdout.strip() == "OK: 3 incidents, 8 events verified"
+    tampered = tmp_path / "tampered.csv"
+    tampered.write_bytes(raw.replace("pager\rduty", "pager\rdutz").encode("utf-8"))
+    assert run_documented("verify_export_csv.py", tmp_path, tampered).returncode == 1
+    assert slatrail("verify", "--anchors", str(export)).returncode == 0
+    jsonl = tmp_path / "export.jsonl"
+    assert slatrail("export", "--output", str(jsonl)).returncode == 0
+    assert run_documented("verify_export.py", tmp_path, jsonl).returncode == 0
 
 
 def test_a_filtered_export_holds_whole_chains_marking_what_is_in_range(
