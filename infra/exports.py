@@ -24,6 +24,7 @@ from domain.model import (
     format_instant,
     incident_uuid,
 )
+from infra.render import escape_json_text
 from infra.store import SlatrailApplication
 from projections.verification import Anchor
 
@@ -135,13 +136,18 @@ def heads_record(counts: ExportCounts) -> dict[str, Any]:
     }
 
 
+def json_line(record: dict[str, Any]) -> str:
+    """One JSON Lines record: UTF-8 text as itself, except what could split or drive a line."""
+    return escape_json_text(json.dumps(record, ensure_ascii=False)) + "\n"
+
+
 def write_jsonl(
     out: IO[str], records: Iterable[dict[str, Any]], counts: ExportCounts, header: dict[str, Any]
 ) -> None:
-    out.write(json.dumps(header, ensure_ascii=False) + "\n")
+    out.write(json_line(header))
     for record in records:
-        out.write(json.dumps(record, ensure_ascii=False) + "\n")
-    out.write(json.dumps(heads_record(counts), ensure_ascii=False) + "\n")
+        out.write(json_line(record))
+    out.write(json_line(heads_record(counts)))
 
 
 def write_csv(out: IO[str], records: Iterable[dict[str, Any]], counts: ExportCounts) -> None:

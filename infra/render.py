@@ -64,10 +64,14 @@ def _json_escape(match: re.Match[str]) -> str:
     return f"\\u{ord(match.group()):04x}"
 
 
-def to_json(value: Any) -> str:
-    """Indented JSON; strings exact, with the characters a terminal acts on written as escapes.
+def escape_json_text(text: str) -> str:
+    """JSON text (from `json.dumps(…, ensure_ascii=False)`) with DEL, the C1 controls, U+2028/9
+    and the bidi controls written as `\\uXXXX`. They can only occur inside JSON strings (the
+    structure is ASCII), where the escape decodes to the same character: the value is unchanged,
+    and no line splitter (`str.splitlines` splits on U+0085 and U+2028) cuts a line in two."""
+    return _JSON_RAW.sub(_json_escape, text)
 
-    Those characters can only occur inside JSON strings (the structure is ASCII), where `\\uXXXX`
-    decodes to the same character: the parsed value is unchanged.
-    """
-    return _JSON_RAW.sub(_json_escape, json.dumps(value, ensure_ascii=False, indent=2))
+
+def to_json(value: Any) -> str:
+    """Indented JSON; strings exact, the characters a terminal acts on written as escapes."""
+    return escape_json_text(json.dumps(value, ensure_ascii=False, indent=2))

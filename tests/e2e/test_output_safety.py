@@ -26,6 +26,7 @@ from infra.bootstrap import read_contracts
 from infra.store import open_application
 from infra.wire import decode
 from tests.builders import CONTRACTS_TOML, line, reported_data, utc, wire
+from tests.e2e.test_audit_cli import run_documented
 
 pytestmark = pytest.mark.e2e
 
@@ -34,7 +35,7 @@ BIDI_CONTROLS = set("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u206
 
 CLEAR = "\x1b[2J"
 ACTOR = f"mallory{CLEAR}\x1b]0;owned\x07\rli.wei\u202eexe.txt\u2066x\u2069\x9b31m\x7f"
-TITLE = f'Calls drop{CLEAR}\r\n"quoted", and \u202egnp.exe\x07\x00'
+TITLE = f'Calls drop{CLEAR}\r\n"quoted", and \u202egnp.exe\x07\x00\u2028\x85end'
 REASON = f"customer asked{CLEAR}\x1b[31m\r\u2067RED\u2069\x07"
 CUSTOMER = f"evil{CLEAR}\u202eco"  # a contracts key: the contracts file is not checked for this
 T10 = utc(2026, 3, 2, 10)
@@ -215,6 +216,25 @@ def test_the_audit_export_keeps_the_exact_values(slatrail: Run, tmp_path: Path) 
     events = [row for row in rows if row["record"] == "event"]
     assert {row["actor"] for row in events} == {ACTOR}
     assert json.loads(events[0]["data"])["title"] == TITLE
+
+
+def test_the_jsonl_export_keeps_the_exact_values_on_lines_no_splitter_cuts(
+    slatrail: Run, tmp_path: Path
+) -> None:
+    exported = slatrail("export")
+    assert exported.returncode == 0, exported.stderr
+    lines = exported.stdout.splitlines()  # splits on U+2028 and U+0085 too
+    assert len(lines) == 1 + 3 + 1  # header, the three events, the chain heads
+    events = [json.loads(text) for text in lines[1:-1]]
+    assert [e["actor"] for e in events] == [ACTOR] * 3
+    assert events[0]["data"]["title"] == TITLE
+    assert acted_on(exported.stdout) == []
+    for form, program in (("jsonl", "verify_export.py"), ("csv", "verify_export_csv.py")):
+        export = tmp_path / f"export.{form}"
+        assert slatrail("export", "--format", form, "--output", str(export)).returncode == 0
+        checked = run_documented(program, tmp_path, export)
+        assert checked.returncode == 0, checked.stderr
+        assert checked.stdout.strip() == "OK: 1 incidents, 3 events verified"
 
 
 def test_the_report_csv_cannot_start_a_formula(slatrail: Run, tmp_path: Path) -> None:
