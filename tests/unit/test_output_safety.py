@@ -7,14 +7,17 @@ import csv
 import io
 import json
 import unicodedata
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+import structlog
 from hypothesis import given
 from hypothesis import strategies as st
 
 from infra.commands.report import render_csv, spreadsheet_cell
+from infra.logging import configure_logging
 from infra.render import table, terminal_safe, terminal_text, to_json
 from projections.availability import Month
 from projections.report import monthly_reports
@@ -178,3 +181,32 @@ def test_the_report_csv_writes_a_negative_number_as_a_number() -> None:
     (header, row) = list(csv.reader(io.StringIO(render_csv([report]), newline="")))
     assert row[header.index("mtta_s")] == "-90.5"
     assert row[header.index("mttr_s")] == ""  # null is an empty cell
+
+
+# -- logs on a terminal -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    yield
+    structlog.reset_defaults()
+
+
+@pytest.mark.parametrize("fmt", ["console", "json"])
+def test_a_log_line_cannot_drive_the_terminal_either(
+    fmt: str, capsys: pytest.CaptureFixture[str], restore_logging: None
+) -> None:
+    """structlog's console renderer shows a string with anything unprintable as its `repr`, and
+    the JSON renderer escapes all non-ASCII: log values need no escaping of ours (which would
+    double the backslashes). This guards the logging set-up against a renderer that would not."""
+    configure_logging("info", fmt)
+    structlog.get_logger("slatrail.ingest").warning(
+        "message_rejected", message_id=HOSTILE, reason=f"bad {HOSTILE}", line=3
+    )
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1  # one line: the \n in the values did not make another
+    assert acted_on(err, allow="\n") == []
+    if fmt == "console":
+        assert "mallory\\x1b[2J" in err and "\\\\x1b" not in err
+    else:
+        assert json.loads(err)["message_id"] == HOSTILE  # JSON logs: exact
