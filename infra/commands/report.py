@@ -181,9 +181,10 @@ def render_csv(reports: list[dict[str, Any]]) -> str:
     rows = [csv_row(r) for r in reports]
     out = io.StringIO()
     if rows:
+        names = list(rows[0])
         writer = csv.writer(out, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
-        writer.writerow([spreadsheet_cell(name) for name in rows[0]])
-        writer.writerows([spreadsheet_cell(v) for v in row.values()] for row in rows)
+        writer.writerow([spreadsheet_cell(name) for name in names])
+        writer.writerows([spreadsheet_cell(row[name]) for name in names] for row in rows)
     return out.getvalue()
 
 
