@@ -29,7 +29,8 @@ def entry_identity(entry: Mapping[str, Any]) -> bytes:
     refuses it for another reason (a second `acknowledged` is `transition_not_allowed` in
     order, `out_of_order` once the rest of the file is recorded); the first entry stays."""
     digest = hashlib.sha256()
-    digest.update(json.dumps([entry.get("line")]).encode("utf-8"))
+    place = [entry.get("line"), entry.get("redrive_of")]
+    digest.update(json.dumps(place, ensure_ascii=False).encode("utf-8", "surrogatepass"))
     kind, body = _original_form(entry)
     digest.update(kind.encode("ascii") + b"\0" + body)
     return digest.digest()[:16]
