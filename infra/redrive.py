@@ -8,6 +8,7 @@ duplicate (its receipt has the same fingerprint), so redriving twice changes not
 
 from __future__ import annotations
 
+import base64
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -199,12 +200,22 @@ def still_rejected_entry(
     """The dead letter of a redrive that failed again: the usual entry of its original, the
     new code and reason, `redrive_of` (the dead letter redriven) and the first one's origin."""
     entry = rejection_record(raw, outcome, line=None, rejected_at=rejected_at)
+    if "raw_base64" not in entry and not _is_utf8(raw):
+        entry.update(raw=None, raw_base64=base64.b64encode(raw).decode("ascii"))
     first = letter.entry or {}
     for key in ("line", "topic", "partition", "offset", "key", "timestamp"):
         if key in first:
             entry[key] = first[key]
     entry["redrive_of"] = letter.ref
     return entry
+
+
+def _is_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 # -- the rejected topic ---------------------------------------------------------------------

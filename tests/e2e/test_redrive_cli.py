@@ -220,6 +220,8 @@ def test_raw_base64_truncated_and_unreadable_dead_letters(slatrail: Run, tmp_pat
     assert code == 1
     assert (counts["accepted"], counts["still_rejected"], counts["not_redrivable"]) == (1, 1, 2)
     assert counts["still_rejected_by_code"] == {"invalid_encoding": 1}
+    [failed] = (tmp_path / "mixed.redrive.rejected.jsonl").read_text().splitlines()
+    assert base64.b64decode(json.loads(failed)["raw_base64"]) == b"\xff\xfe not utf-8"
     truncated, torn = counts["not_redrivable_entries"]
     assert truncated["dead_letter"] == "file:mixed.rejected.jsonl:3"
     assert (truncated["topic"], truncated["partition"], truncated["offset"]) == (

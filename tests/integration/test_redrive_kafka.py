@@ -4,6 +4,7 @@ customer (docs/redrive.md)."""
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 from typing import Any
@@ -91,6 +92,7 @@ def test_redrive_from_the_rejected_topic_after_the_customer_is_added(
     [again] = (tmp_path / redrive_file).read_text().splitlines()
     failed = json.loads(again)
     assert failed["code"] == "invalid_encoding" and failed["topic"] == pipeline.topics["inbound"]
+    assert base64.b64decode(failed["raw_base64"]) == not_utf8  # the original bytes, exactly
     # Each redriven event names the dead letter (topic/partition/offset) it came from.
     where = {
         e["message_id"]: f"{pipeline.topics['rejected']}/{p}/{o}"
