@@ -168,7 +168,7 @@ class Redriver:
             )
             self.on_still_rejected(letter, raw, outcome)
         elif outcome.status == "accepted":
-            log.info("redriven", dead_letter=letter.ref, incident_id=outcome.incident_id,
+            log.debug("redriven", dead_letter=letter.ref, incident_id=outcome.incident_id,
                      message_id=outcome.message_id, position=outcome.position)  # fmt: skip
 
     def _not_redrivable(self, letter: DeadLetter, reason: str, entry: dict[str, Any]) -> None:

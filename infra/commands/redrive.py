@@ -108,8 +108,12 @@ def run(container: Container, args: argparse.Namespace) -> int:
     except TopicNotFoundError as error:
         print(f"slatrail redrive: {error}", file=sys.stderr)
         return 2
-    except (OSError, TimeoutError) as error:
+    except TimeoutError as error:
         print(f"slatrail redrive: cannot read {source}: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(f"slatrail redrive: {error.filename or source}: {error.strerror or error}",
+              file=sys.stderr)  # fmt: skip
         return 2
     except Exception as error:  # kafka-python: NoBrokersAvailable, KafkaTimeoutError, …
         if type(error).__module__.startswith("kafka"):

@@ -244,4 +244,9 @@ def test_operator_errors_are_one_line_with_exit_2(slatrail: Run, tmp_path: Path)
     assert same.returncode == 2 and "must not be the file being redriven" in same.stderr
     no_kafka = slatrail("redrive")
     assert no_kafka.returncode == 2 and "--kafka" in no_kafka.stderr
-    assert "Traceback" not in missing.stderr + same.stderr + no_kafka.stderr
+    (tmp_path / "y.rejected.jsonl").write_text('{"code": "invalid_json", "raw": "{nope"}\n')
+    folder = slatrail("redrive", "--file", "y.rejected.jsonl", "--rejected", str(tmp_path))
+    assert folder.returncode == 2 and str(tmp_path) in folder.stderr
+    assert len(folder.stderr.strip().splitlines()) == 1
+    outputs = missing.stderr + same.stderr + no_kafka.stderr + folder.stderr
+    assert "Traceback" not in outputs
