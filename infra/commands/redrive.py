@@ -62,10 +62,11 @@ def still_rejected_path(container: Container, args: argparse.Namespace) -> Path:
         return path
     if args.file is None:
         return Path(f"{container.settings.topic_rejected}.redrive.rejected.jsonl")
-    name = args.file.name
+    redriven: Path = args.file
+    name = redriven.name
     stem = name[: -len(".rejected.jsonl")] if name.endswith(".rejected.jsonl") else name
     stem = stem[: -len(".jsonl")] if stem.endswith(".jsonl") else stem
-    return args.file.with_name(f"{stem}.redrive.rejected.jsonl")
+    return redriven.with_name(f"{stem}.redrive.rejected.jsonl")
 
 
 def _filter(args: argparse.Namespace) -> Filter:
