@@ -47,6 +47,7 @@ class Fact:
     source: str | None
     message_id: str
     data: Mapping[str, Any]
+    redrive: str | None = None  # the dead letter it is redriven from (`slatrail redrive`)
 
 
 def _check_not_future(fact: Fact, now: datetime) -> None:
@@ -68,6 +69,8 @@ class Incident(Aggregate):
         data: dict[str, Any]
         prev_hash: str
         hash: str
+        # Last, with a default: events stored before the field existed decode with None.
+        redrive: str | None = None
 
         type_name: ClassVar[EventType]
 
@@ -87,6 +90,7 @@ class Incident(Aggregate):
                 data=self.data,
                 prev_hash=self.prev_hash,
                 hash=self.hash,
+                redrive=self.redrive,
             )
 
     class Reported(Event, Aggregate.Created):
@@ -213,8 +217,9 @@ def _chained(fact: Fact, *, position: int, now: datetime, prev_hash: str) -> dic
         source=fact.source,
         message_id=fact.message_id,
         data=data,
+        redrive=fact.redrive,
     )
-    return {
+    out: dict[str, Any] = {
         "timestamp": now,
         "incident_id": fact.incident_id,
         "occurred_at": fact.occurred_at,
@@ -225,3 +230,6 @@ def _chained(fact: Fact, *, position: int, now: datetime, prev_hash: str) -> dic
         "prev_hash": prev_hash,
         "hash": chain_hash(prev_hash, fields),
     }
+    if fact.redrive is not None:
+        out["redrive"] = fact.redrive
+    return out

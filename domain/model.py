@@ -107,6 +107,9 @@ class IncidentEvent:
     data: Mapping[str, Any]
     prev_hash: str
     hash: str
+    redrive: str | None = None
+    """Set when the event was recorded by `slatrail redrive`: the dead letter it came from
+    (`<rejected topic>/<partition>/<offset>` or `file:<name>:<line>`); hashed only when set."""
 
     def canonical_fields(self) -> dict[str, Any]:
         return chain_fields(
@@ -119,6 +122,7 @@ class IncidentEvent:
             source=self.source,
             message_id=self.message_id,
             data=self.data,
+            redrive=self.redrive,
         )
 
     def computed_hash(self) -> str:
@@ -136,9 +140,13 @@ def chain_fields(
     source: str | None,
     message_id: str,
     data: Mapping[str, Any],
+    redrive: str | None = None,
 ) -> dict[str, Any]:
-    """The fields covered by the hash chain, in their canonical (JSON) form."""
-    return {
+    """The fields covered by the hash chain, in their canonical (JSON) form.
+
+    `redrive` is a member only when set, so an event that did not come by redrive hashes
+    exactly as before the field existed (docs/audit.md §2)."""
+    fields = {
         "incident_id": incident_id,
         "position": position,
         "type": str(type),
@@ -149,6 +157,9 @@ def chain_fields(
         "message_id": message_id,
         "data": dict(data),
     }
+    if redrive is not None:
+        fields["redrive"] = redrive
+    return fields
 
 
 def chain_hash(prev_hash: str, fields: Mapping[str, Any]) -> str:

@@ -43,6 +43,7 @@ CSV_COLUMNS = (
     "prev_hash",
     "hash",
     "in_range",
+    "redrive",
 )
 
 
@@ -177,11 +178,12 @@ def write_csv(out: IO[str], records: Iterable[dict[str, Any]], counts: ExportCou
                 record["prev_hash"],
                 record["hash"],
                 "true" if record["in_range"] else "false",
+                record.get("redrive") or "",
             ]
         )
     for incident_id, (position, hash_) in sorted(counts.heads.items()):
         writer.writerow(
-            ["chain_head", incident_id, position, "", "", "", "", "", "", "", "", hash_, ""]
+            ["chain_head", incident_id, position, "", "", "", "", "", "", "", "", hash_, "", ""]
         )
 
 

@@ -12,6 +12,7 @@ import structlog
 
 from domain.errors import InvalidMessageError
 from domain.model import format_instant
+from infra.deadletters import DeadLetterFile
 from infra.store import Decoded, Outcome, SlatrailApplication
 from infra.wire import decode
 
@@ -126,11 +127,12 @@ def ingest_lines(
     lines: Iterable[bytes],
     app: SlatrailApplication,
     clock: Callable[[], datetime],
-    rejected_out: IO[str] | Callable[[], IO[str]],
+    rejected_out: IO[str] | Callable[[], IO[str]] | DeadLetterFile,
     progress: Callable[[int], None] | None = None,
 ) -> IngestCounts:
-    """Record every non-blank line; rejected ones are appended to `rejected_out` as JSON."""
-    sink: IO[str] | None = None if callable(rejected_out) else rejected_out
+    """Record every non-blank line; rejected ones are appended to `rejected_out` as JSON
+    (to a `DeadLetterFile`: unless it holds that dead letter already, e.g. from an earlier run)."""
+    sink: IO[str] | DeadLetterFile | None = None if callable(rejected_out) else rejected_out
 
     def keep(raw: bytes, outcome: Outcome, line: int | None) -> None:
         nonlocal sink
@@ -138,7 +140,10 @@ def ingest_lines(
             assert callable(rejected_out)
             sink = rejected_out()
         record = rejection_record(raw, outcome, line=line, rejected_at=clock())
-        sink.write(json.dumps(record, ensure_ascii=False) + "\n")
+        if isinstance(sink, DeadLetterFile):
+            sink.add(record)
+        else:
+            sink.write(json.dumps(record, ensure_ascii=False) + "\n")
 
     ingestor = Ingestor(app, clock, keep)
     for number, raw in enumerate(lines, start=1):

@@ -10,7 +10,8 @@ Key: the incident_id (UTF-8). Headers: `slatrail-notification-id` (decimal ASCII
      "prev_hash": "…64 hex…", "hash": "…64 hex…"}
 
 `position` is the incident's version (1 = reported); `hash` chains the event to `prev_hash`
-(see domain.model.chain_hash), so a consumer can verify the trail it receives.
+(see domain.model.chain_hash), so a consumer can verify the trail it receives. An event recorded
+by `slatrail redrive` also has `"redrive": "<dead letter reference>"` (hashed when present).
 """
 
 from __future__ import annotations

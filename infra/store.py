@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -105,10 +105,20 @@ class SlatrailApplication(Application[UUID]):
         self._incidents: OrderedDict[UUID, Incident] = OrderedDict()
         self._cache_size = 50_000
 
-    def record(self, batch: Sequence[Decoded], *, now: datetime) -> list[Outcome]:
-        """Apply a batch of decoded messages and store what was accepted in one transaction."""
+    def record(
+        self,
+        batch: Sequence[Decoded],
+        *,
+        now: datetime,
+        redrive: Sequence[str | None] | None = None,
+    ) -> list[Outcome]:
+        """Apply a batch of decoded messages and store what was accepted in one transaction.
+
+        `redrive` (one entry per message, from `slatrail redrive`): the dead letter each message
+        comes from, recorded on its event (docs/redrive.md)."""
+        refs = _redrive_refs(batch, redrive)
         try:
-            return self._record_batch(batch, now, careful=False)
+            return self._record_batch(batch, now, careful=False, refs=refs)
         except IntegrityError:
             # A receipt or incident version already exists: a message_id reused by another
             # incident, or another writer got there first. Redo one message at a time, looking
@@ -118,14 +128,19 @@ class SlatrailApplication(Application[UUID]):
             outcomes: list[Outcome] = []
             for item in batch:
                 try:
-                    outcomes.extend(self._record_batch([item], now, careful=True))
+                    outcomes.extend(self._record_batch([item], now, careful=True, refs=refs))
                 except IntegrityError:
                     self._incidents.clear()
-                    outcomes.extend(self._record_batch([item], now, careful=True))
+                    outcomes.extend(self._record_batch([item], now, careful=True, refs=refs))
             return outcomes
 
     def _record_batch(
-        self, batch: Sequence[Decoded], now: datetime, *, careful: bool
+        self,
+        batch: Sequence[Decoded],
+        now: datetime,
+        *,
+        careful: bool,
+        refs: Mapping[int, str] | None = None,
     ) -> list[Outcome]:
         """One transaction for the batch. Receipts are read only when needed: when `careful`,
         when the incident already holds the message_id, or to explain a rejection."""
@@ -134,6 +149,8 @@ class SlatrailApplication(Application[UUID]):
         outcomes: list[Outcome] = []
         for message, obj in batch:
             fact = to_fact(message)
+            if refs and id(message) in refs:
+                fact = replace(fact, redrive=refs[id(message)])
             print_ = fingerprint(obj)
             prior = receipts.get(fact.message_id)
             if prior is None and (careful or self._holds(fact, touched)):
@@ -296,6 +313,18 @@ class SlatrailApplication(Application[UUID]):
         for _, event in self.all_events():
             grouped.setdefault(event.incident_id, []).append(event)
         return grouped
+
+
+def _redrive_refs(
+    batch: Sequence[Decoded], redrive: Sequence[str | None] | None
+) -> dict[int, str] | None:
+    """The redrive reference of each message in `batch`, by the identity of its message."""
+    if redrive is None:
+        return None
+    if len(redrive) != len(batch):
+        raise ValueError("record: give one redrive reference per message")
+    pairs = zip(batch, redrive, strict=True)
+    return {id(message): ref for (message, _), ref in pairs if ref is not None}
 
 
 def redacted(store_url: str) -> str:

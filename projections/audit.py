@@ -41,6 +41,7 @@ def audit_trail(
             "data": dict(e.data),
             "prev_hash": e.prev_hash,
             "hash": e.hash,
+            **({"redrive": e.redrive} if e.redrive is not None else {}),
         }
         for e in visible
         if as_of is None or e.occurred_at <= as_of

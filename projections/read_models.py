@@ -67,6 +67,7 @@ def event_to_json(event: IncidentEvent) -> dict[str, Any]:
         "data": dict(event.data),
         "prev_hash": event.prev_hash,
         "hash": event.hash,
+        **({"redrive": event.redrive} if event.redrive is not None else {}),
     }
 
 
@@ -76,6 +77,7 @@ def event_from_json(obj: Mapping[str, Any]) -> IncidentEvent:
     if not isinstance(data, dict):
         raise TypeError("data must be an object")
     source = obj["source"]
+    redrive = obj.get("redrive")
     return IncidentEvent(
         incident_id=str(obj["incident_id"]),
         position=int(obj["position"]),
@@ -88,6 +90,7 @@ def event_from_json(obj: Mapping[str, Any]) -> IncidentEvent:
         data=data,
         prev_hash=str(obj["prev_hash"]),
         hash=str(obj["hash"]),
+        redrive=None if redrive is None else str(redrive),
     )
 
 
@@ -254,7 +257,7 @@ def default_read_model_url(store_url: str) -> str:
 
 _EVENT_COLUMNS = (
     "incident_id, position, type, occurred_at, recorded_at, actor, source, message_id, data, "
-    "prev_hash, hash"
+    "prev_hash, hash, redrive"
 )
 
 
@@ -272,8 +275,20 @@ def _events_table(name: str, big: str) -> str:
         "data TEXT NOT NULL, "
         "prev_hash TEXT NOT NULL, "
         "hash TEXT NOT NULL, "
+        "redrive TEXT, "
         "PRIMARY KEY (incident_id, position))"
     )
+
+
+def _add_redrive_column(cursor: _Cursor, dialect: str) -> None:
+    """Read models created before events could come by redrive get the `redrive` column."""
+    for table in ("rm_audit_events", "rm_sla_events"):
+        if dialect == "postgresql":
+            cursor.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS redrive TEXT")
+            continue
+        cursor.execute(f"PRAGMA table_info({table})")
+        if "redrive" not in {str(row[1]) for row in cursor.fetchall()}:
+            cursor.execute(f"ALTER TABLE {table} ADD COLUMN redrive TEXT")
 
 
 def _schema(dialect: str) -> list[str]:
@@ -309,6 +324,7 @@ def _row(event: IncidentEvent) -> tuple[Any, ...]:
         json.dumps(dict(event.data), ensure_ascii=False, separators=(",", ":")),
         event.prev_hash,
         event.hash,
+        event.redrive,
     )
 
 
@@ -325,6 +341,7 @@ def _event(row: Sequence[Any]) -> IncidentEvent:
         data=json.loads(row[8]),
         prev_hash=row[9],
         hash=row[10],
+        redrive=row[11],
     )
 
 
@@ -341,6 +358,7 @@ class ReadModelStore:
         with self._db.write() as cursor:
             for statement in _schema(self._db.dialect):
                 cursor.execute(statement)
+            _add_redrive_column(cursor, self._db.dialect)
 
     def close(self) -> None:
         self._db.close()
@@ -382,7 +400,7 @@ class ReadModelStore:
                     continue
                 cursor.executemany(
                     f"INSERT INTO {_TABLES[name][0]} ({_EVENT_COLUMNS}) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                     "ON CONFLICT (incident_id, position) DO NOTHING",
                     fresh,
                 )
@@ -474,8 +492,8 @@ class ReadModelStore:
     def iter_rows(self, read_model: str, *, page: int = 10_000) -> Iterator[tuple[Any, ...]]:
         """Every stored row of a read model as stored — incident_id, position, type,
         occurred_at, recorded_at, actor, source, message_id, data (canonical JSON text),
-        prev_hash, hash — in (incident_id, position) order, a page at a time: `slatrail verify`
-        checks them against the store without holding them."""
+        prev_hash, hash, redrive — in (incident_id, position) order, a page at a time:
+        `slatrail verify` checks them against the store without holding them."""
         table = _TABLES[_check([read_model])[0]][0]
         after: tuple[str, int] = ("", 0)
         while True:

@@ -134,6 +134,7 @@ def malformed(event: IncidentEvent) -> str | None:
         and occurred.tzinfo is not None
         and isinstance(recorded, datetime)
         and recorded.tzinfo is not None
+        and (event.redrive is None or isinstance(event.redrive, str))
     ):
         return None  # the common case, checked fast
     for name in ("incident_id", "message_id", "prev_hash", "hash"):
@@ -145,6 +146,8 @@ def malformed(event: IncidentEvent) -> str | None:
             return f"{name} is not an aware timestamp"
     if not isinstance(event.data, dict):
         return "data is not an object"
+    if event.redrive is not None and not isinstance(event.redrive, str):
+        return "redrive is not a string"
     return None
 
 
@@ -560,6 +563,7 @@ _FIELDS = (
     "data",
     "prev_hash",
     "hash",
+    "redrive",
 )
 
 
@@ -606,6 +610,8 @@ def _row_hash(values: Sequence[Any]) -> str:
     """The chain hash a stored row's values give (columns as `ReadModelStore.iter_rows`)."""
     fields = dict(zip(_ROW_FIELDS, values[:9], strict=True))
     fields["data"] = json.loads(fields["data"])
+    if len(values) > 11 and values[11] is not None:
+        fields["redrive"] = values[11]  # hashed only when set (docs/audit.md §2)
     return chain_hash(str(values[9]), fields)
 
 

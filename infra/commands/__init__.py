@@ -8,6 +8,7 @@ from types import ModuleType
 COMMAND_MODULES = (
     "demo",
     "ingest",
+    "redrive",
     "sla",
     "audit",
     "verify",

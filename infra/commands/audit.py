@@ -52,6 +52,10 @@ def render(incident: str, trail: list[dict[str, Any]], as_of: Any, as_known_at: 
     out = lines[:2]
     for entry, line in zip(trail, lines[2:], strict=True):
         out.append(line)
+        if entry.get("redrive"):
+            out.append(
+                f"      ↳ recorded by redrive of the dead letter {terminal_safe(entry['redrive'])}"
+            )
         out.extend(f"      ↳ {terminal_safe(note['text'])}" for note in entry["annotations"])
     known = f", as known at {format_instant(as_known_at)}" if as_known_at else ""
     title = (

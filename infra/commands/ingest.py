@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from infra.bootstrap import Container
+from infra.deadletters import DeadLetterFile
 from infra.ingest import ingest_lines
 from infra.progress import Progress
 from infra.render import echo, to_json
@@ -39,6 +40,12 @@ def rejected_path(source: str, explicit: Path | None) -> Path:
     return path.with_name(f"{stem}.rejected.jsonl")
 
 
+def _already(count: int) -> str:
+    if not count:
+        return ""
+    return f" ({count} already there from an earlier run, not repeated)"
+
+
 def _lines(stream: IO[bytes]) -> Iterator[bytes]:
     yield from stream
 
@@ -46,12 +53,7 @@ def _lines(stream: IO[bytes]) -> Iterator[bytes]:
 def run(container: Container, args: argparse.Namespace) -> int:
     source: str = args.input
     out_path = rejected_path(source, args.rejected)
-    opened: list[IO[str]] = []
-
-    def open_rejected() -> IO[str]:
-        handle = out_path.open("a", encoding="utf-8")
-        opened.append(handle)
-        return handle
+    dead_letters = DeadLetterFile(out_path)  # a dead letter already there is not repeated
 
     if source == "-":
         stream: IO[bytes] = sys.stdin.buffer
@@ -66,14 +68,14 @@ def run(container: Container, args: argparse.Namespace) -> int:
     progress = Progress(total)
     try:
         counts = ingest_lines(
-            _lines(stream), container.app, container.clock, open_rejected, progress.advance
+            _lines(stream), container.app, container.clock, dead_letters, progress.advance
         )
     finally:
         progress.close()
         if stream is not sys.stdin.buffer:
             stream.close()
-        for handle in opened:
-            handle.close()
+        opened = dead_letters.opened
+        dead_letters.close()
     if args.format == "json":
         print(to_json({**counts.as_json(), "rejected_file": str(out_path) if opened else None}))
     else:
@@ -82,5 +84,5 @@ def run(container: Container, args: argparse.Namespace) -> int:
         for code, n in sorted(counts.by_code.items()):
             echo(f"  rejected {code}: {n}")
         if opened:
-            echo(f"rejected messages written to {out_path}")
+            echo(f"rejected messages written to {out_path}{_already(dead_letters.already)}")
     return 1 if counts.rejected else 0

@@ -265,9 +265,37 @@ class IngestToSlaContract:
         assert "rejected message_id_conflict: 1" in done.stdout
         assert slatrail("audit", "A", "--format", "json")[1] == before
         assert slatrail("sla", "--format", "json", "--as-of", AS_OF) == sla_before
-        # the dead letters of both runs are kept: 7 + 7 lines, each with its own time
+        # issue 9: the dead letters of the first run are not appended again (was 7 + 7 lines)
+        assert "(7 already there from an earlier run, not repeated)" in done.stdout
         dead = input_file.with_name("incidents.rejected.jsonl").read_text().splitlines()
-        assert len(dead) == 14
+        assert len(dead) == 7
+
+    def test_an_interrupted_ingest_run_again_leaves_each_dead_letter_once(
+        self, slatrail, input_file
+    ) -> None:
+        """Issue 9: a run killed mid-file (dead letters partly written, the last one torn) and
+        run again: every dead letter once, none lost, the torn line kept and ended."""
+        _, expected = incident_a_and_c_with_faults()
+        dead = input_file.with_name("incidents.rejected.jsonl")
+        self.ingest(slatrail, input_file)
+        complete = dead.read_text(encoding="utf-8").splitlines()
+        assert len(complete) == 7
+        interrupted = "".join(line + "\n" for line in complete[:3]) + complete[3][:40]
+        dead.write_text(interrupted, encoding="utf-8")
+        code, counts = self.ingest(slatrail, input_file)
+        assert code == 1 and counts["rejected"] == 7
+        code, counts = self.ingest(slatrail, input_file)  # and once more
+        assert code == 1 and counts["rejected"] == 7
+        lines = dead.read_text(encoding="utf-8").splitlines()
+        assert lines[3] == complete[3][:40]  # the torn line, ended by a newline
+        assert lines[:3] == complete[:3]  # what the interrupted run wrote stays as it was
+        records = [json.loads(text) for n, text in enumerate(lines) if n != 3]
+        assert sorted(r["line"] for r in records) == sorted(expected)  # each once, none lost
+        # (a line the interrupted run had not written gets the code of the run that writes
+        # it: the second `acknowledged` is out_of_order once the whole file is recorded)
+        assert {r["line"] for r in records if r["code"] == expected[r["line"]]} >= {
+            json.loads(text)["line"] for text in complete[:3]
+        }
 
     def test_a_file_of_good_lines_ingested_twice_is_all_duplicates_the_second_time(
         self, slatrail, tmp_path
