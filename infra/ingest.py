@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -13,11 +14,13 @@ import structlog
 from domain.errors import InvalidMessageError
 from domain.model import format_instant
 from infra.store import Decoded, Outcome, SlatrailApplication
-from infra.wire import decode
+from infra.wire import decode, lone_surrogate_at, strict_loads
 
 log = structlog.get_logger("slatrail.ingest")
 
 BATCH_SIZE = 500
+
+DEAD_LETTER_FORMAT = "slatrail.dead-letter/v1"
 
 
 @dataclass
@@ -53,24 +56,60 @@ class IngestCounts:
 def rejection_record(
     raw: bytes, outcome: Outcome, *, line: int | None, rejected_at: datetime
 ) -> dict[str, Any]:
-    """A dead-letter entry: the original message, why, and when (SPEC §3)."""
-    text = raw.decode("utf-8", errors="replace")
-    try:
-        original: Any = json.loads(text)
-    except (ValueError, RecursionError):
-        original = None
+    """A dead-letter entry (docs/dead-letters.md): the original message, why, and when.
+
+    Exactly one of `message` (the parsed JSON object), `raw` (the text, when it is UTF-8 but
+    not a JSON object slatrail can hold losslessly) and `raw_base64` (the bytes, when they are
+    not UTF-8 text) holds the original; the other two are null."""
+    message, text, encoded = preserve(raw)
     record: dict[str, Any] = {
+        "dead_letter": DEAD_LETTER_FORMAT,
         "code": outcome.code,
-        "reason": outcome.reason,
-        "incident_id": outcome.incident_id,
-        "message_id": outcome.message_id,
+        "reason": _text(outcome.reason),
+        "incident_id": _text(outcome.incident_id),
+        "message_id": _text(outcome.message_id),
         "rejected_at": format_instant(rejected_at),
-        "message": original if isinstance(original, dict) else None,
-        "raw": None if isinstance(original, dict) else text,
+        "message": message,
+        "raw": text,
+        "raw_base64": encoded,
     }
     if line is not None:
         record["line"] = line
     return record
+
+
+def preserve(raw: bytes) -> tuple[dict[str, Any] | None, str | None, str | None]:
+    """(message, raw, raw_base64): the original as a JSON object when strict JSON parses it
+    without loss, else as UTF-8 text, else as base64 of the bytes."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None, None, base64.b64encode(raw).decode("ascii")
+    try:
+        parsed: Any = strict_loads(text)
+    except (ValueError, RecursionError):  # not JSON, NaN, a repeated key (would lose a value)
+        return None, text, None
+    if isinstance(parsed, dict) and lone_surrogate_at(parsed) is None:
+        return parsed, None, None
+    return None, text, None  # the text itself is UTF-8: its `\ud800` escapes are kept as text
+
+
+def encode_dead_letter(record: dict[str, Any]) -> str:
+    """One dead letter as strict JSON text (no NaN, no lone surrogate), without a newline."""
+    try:
+        text = json.dumps(record, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        text.encode("utf-8")
+    except (ValueError, UnicodeEncodeError):  # defence in depth: never lose the dead letter
+        text = json.dumps(record, ensure_ascii=True, allow_nan=False, separators=(",", ":"),
+                          default=str)  # fmt: skip
+    return text
+
+
+def _text(value: str | None) -> str | None:
+    """A reason or id as UTF-8-encodable text (a lone surrogate becomes its escape)."""
+    if value is None:
+        return None
+    return value.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 class Ingestor:
@@ -138,7 +177,7 @@ def ingest_lines(
             assert callable(rejected_out)
             sink = rejected_out()
         record = rejection_record(raw, outcome, line=line, rejected_at=clock())
-        sink.write(json.dumps(record, ensure_ascii=False) + "\n")
+        sink.write(encode_dead_letter(record) + "\n")
 
     ingestor = Ingestor(app, clock, keep)
     for number, raw in enumerate(lines, start=1):

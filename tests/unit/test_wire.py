@@ -98,12 +98,143 @@ def test_bytes_that_are_not_utf8_are_rejected_as_invalid_encoding(message) -> No
         b"[" * 100_000,  # nested deeper than any parser's recursion limit
         b'{"a":' * 100_000,
         b'{"schema": "slatrail.incident/v1", "n": ' + b"1" * 5000 + b"}",  # a 5000-digit int
-        b'{"schema": "slatrail.incident/v1", "actor": "\\ud800"}',  # not encodable as UTF-8
     ],
-    ids=["deep-array", "deep-object", "huge-integer", "lone-surrogate"],
+    ids=["deep-array", "deep-object", "huge-integer"],
 )
 def test_json_no_parser_can_hold_is_rejected_as_invalid_json_not_a_crash(body: bytes) -> None:
     assert rejection(body).code == "invalid_json"
+
+
+# -- poison pills (issue 9 §1): each gets one specific code ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "where"),
+    [
+        (b'"Calls drop after 30 s"', b'"\\ud800"', "data.title"),
+        (b'"li.wei"', b'"\\ud800"', "actor"),
+        (b'"li.wei"', b'"a\\udfffb"', "actor"),  # a lone trailing surrogate
+        (b'"li.wei"', b'"\\ud800\\u0041"', "actor"),  # a leading one not followed by a trail
+        (b'"acme"', b'"\\uDBFF"', "data.customer"),
+        (b'"actor"', b'"\\ud800"', "a key"),
+        (b'"slatrail.incident/v1"', b'"\\ud800"', "schema"),
+    ],
+)
+def test_a_lone_surrogate_escape_anywhere_is_rejected_as_invalid_encoding(
+    message, old, new, where
+) -> None:
+    body = line(message())
+    assert old in body
+    error = rejection(body.replace(old, new, 1))
+    assert error.code == "invalid_encoding"
+    assert where in error.reason and "surrogate" in error.reason
+
+
+def test_a_lone_surrogate_in_a_message_without_its_fields_is_still_invalid_encoding() -> None:
+    error = rejection(b'{"schema": "slatrail.incident/v1", "actor": "\\ud800"}')
+    assert error.code == "invalid_encoding"
+
+
+def test_a_surrogate_pair_and_an_escaped_backslash_before_u_are_accepted(message) -> None:
+    body = line(message()).replace(b'"Calls drop after 30 s"', b'"\\ud83d\\ude00 \\\\ud800"')
+    decoded, _ = decode(body)
+    assert decoded.data.title == "\U0001f600 \\ud800"
+
+
+def test_a_str_holding_a_lone_surrogate_is_invalid_encoding_not_a_crash(message) -> None:
+    text = json.dumps(message(), ensure_ascii=False).replace("li.wei", "\ud800")
+    assert rejection(text).code == "invalid_encoding"
+
+
+@pytest.mark.parametrize(
+    ("type", "field", "value"),
+    [
+        ("reported", "data.impact_started_at", "0001-01-01T00:00:00+14:00"),
+        ("resolved", "data.service_restored_at", "0001-01-01T00:00:00+01:00"),
+        ("resolved", "data.service_restored_at", "9999-12-31T23:59:59-01:00"),
+        ("reported", "occurred_at", "0001-01-01T00:00:00+14:00"),
+        ("reported", "occurred_at", "9999-12-31T23:30:00-14:00"),
+    ],
+)
+def test_a_timestamp_whose_utc_conversion_overflows_is_invalid_field(
+    message, type, field, value
+) -> None:
+    if field == "occurred_at":
+        body = message(type, occurred_at=value)
+    else:
+        body = message(type)
+        body["data"][field.removeprefix("data.")] = value
+    error = rejection(body)
+    assert error.code == "invalid_field"
+    assert error.reason.startswith(field) and "1970–9998" in error.reason
+
+
+@pytest.mark.parametrize("value", ["1969-12-31T23:59:59Z", "9999-01-01T00:00:00Z"])
+def test_a_data_timestamp_outside_1970_to_9998_is_invalid_field(message, value) -> None:
+    error = rejection(message(data=reported_data(impact_started_at=value)))
+    assert error.code == "invalid_field"
+    assert "data.impact_started_at" in error.reason
+
+
+@pytest.mark.parametrize("literal", [b"NaN", b"Infinity", b"-Infinity", b"1e400", b"-1e999"])
+def test_nan_infinity_and_numbers_beyond_a_float_are_invalid_json(message, literal) -> None:
+    body = line(message("escalated")).replace(b'"level": 2', b'"level": ' + literal)
+    assert literal in body
+    error = rejection(body)
+    assert error.code == "invalid_json"
+
+
+@pytest.mark.parametrize(
+    ("type", "path"),
+    [
+        ("reported", ["data", "title"]),
+        ("reported", ["data", "customer"]),
+        ("reported", ["actor"]),
+        ("reported", ["source"]),
+        ("reported", ["message_id"]),
+        ("reported", ["data", "description"]),
+        ("triaged", ["data", "reason"]),
+        ("acknowledged", ["data", "note"]),
+        ("resolved", ["data", "resolution"]),
+        ("postmortem_published", ["data", "summary"]),
+        ("postmortem_published", ["data", "url"]),
+        ("postmortem_published", ["data", "action_items", 0]),
+    ],
+)
+@pytest.mark.parametrize("control", ["\x00", "\x1b", "\x07", "\x7f", "\x85", "\x0b"])
+def test_control_characters_in_any_text_field_are_invalid_field(
+    message, type, path, control
+) -> None:
+    body = message(type, source="portal", data=minimal_data(type) or {})
+    target: Any = body
+    for part in path[:-1]:
+        target = target[part]
+    if isinstance(path[-1], str) and path[-1] not in target:
+        target[path[-1]] = "text"
+    target[path[-1]] = f"ab{control}cd"
+    error = rejection(body)
+    assert error.code == "invalid_field"
+    assert ".".join(map(str, path)) in error.reason
+    assert "control characters" in error.reason
+
+
+def test_tab_line_feed_and_carriage_return_are_allowed_in_text(message) -> None:
+    decoded, _ = decode(line(message(data=reported_data(description="a\tb\nc\r\nd"))))
+    assert decoded.data.description == "a\tb\nc\r\nd"
+
+
+@pytest.mark.parametrize("actor", [" ", "\t\n", "\u3000", "\x00", "\x1b[31m"])
+def test_an_actor_blank_after_trimming_or_made_of_control_characters_is_invalid(
+    message, actor
+) -> None:
+    error = rejection(message(actor=actor))
+    assert error.code == "invalid_field"
+    assert "actor" in error.reason
+
+
+def test_an_actor_with_surrounding_spaces_is_kept_as_sent(message) -> None:
+    decoded, _ = decode(line(message(actor=" li.wei ")))
+    assert decoded.actor == " li.wei "
 
 
 def test_json_nested_too_deep_inside_data_is_rejected_not_a_crash(message) -> None:
