@@ -215,3 +215,29 @@ def test_a_nul_message_is_refused_and_read_models_rebuild_on_postgresql(
             assert container.read_models.counts(name) == (3, 3)
     finally:
         container.close()
+
+
+def test_facts_that_would_rewrite_money_are_dead_lettered_by_the_store(
+    app: SlatrailApplication,
+) -> None:
+    november = utc(2026, 11, 10, 9)
+    old_impact = wire(
+        "reported", november, reported_data(outage=True, impact_started_at="1970-01-01T00:00:00Z"),
+        incident_id="M-1",
+    )  # fmt: skip
+    outage = wire("reported", november, reported_data(outage=True), incident_id="M-2")
+    outcomes = app.record([decode(line(old_impact)), decode(line(outage))], now=november)
+    assert [(o.status, o.code) for o in outcomes] == [
+        ("rejected", "invalid_field"),
+        ("accepted", None),
+    ]
+    assert "limits.max_impact_lead" in (outcomes[0].reason or "")
+    app._incidents.clear()  # judged on the stored history, not a cached aggregate
+    early = wire(
+        "resolved", november, {"resolution": "x", "service_restored_at": "2026-11-01T00:00:00Z"},
+        incident_id="M-2",
+    )  # fmt: skip
+    [refused] = app.record([decode(line(early))], now=november)
+    assert (refused.status, refused.code) == ("rejected", "invalid_field")
+    assert "data.service_restored_at" in (refused.reason or "")
+    assert [str(e.type) for e in app.incident_events("M-2")] == ["reported"]
