@@ -95,14 +95,19 @@ def preserve(raw: bytes) -> tuple[dict[str, Any] | None, str | None, str | None]
 
 
 def encode_dead_letter(record: dict[str, Any]) -> str:
-    """One dead letter as strict JSON text (no NaN, no lone surrogate), without a newline."""
+    """One dead letter as strict JSON text on one line: no NaN, no lone surrogate, and the
+    characters some line readers split on (U+0085, U+2028, U+2029) escaped; no newline."""
     try:
         text = json.dumps(record, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
         text.encode("utf-8")
     except (ValueError, UnicodeEncodeError):  # defence in depth: never lose the dead letter
         text = json.dumps(record, ensure_ascii=True, allow_nan=False, separators=(",", ":"),
                           default=str)  # fmt: skip
-    return text
+    return text.translate(_LINE_BREAKS)
+
+
+# Not JSON whitespace, so they only occur inside strings, where their escapes mean the same.
+_LINE_BREAKS = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
 
 
 def _text(value: str | None) -> str | None:
