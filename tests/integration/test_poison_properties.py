@@ -45,6 +45,10 @@ SPECIFIC = {
 }  # fmt: skip
 
 
+KINDS = ("valid", "valid", "repeat", "bytes", "surrogate", "overflow", "nan", "control",
+         "truncate", "dupkey")  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Item:
     body: bytes
@@ -74,22 +78,7 @@ def _line(message: dict[str, Any], *, ascii: bool = False) -> bytes:
 
 @st.composite
 def items(draw: st.DrawFn, prefix: str, n: int, earlier: list[Item]) -> Item:
-    kind = draw(
-        st.sampled_from(
-            [
-                "valid",
-                "valid",
-                "repeat",
-                "bytes",
-                "surrogate",
-                "overflow",
-                "nan",
-                "control",
-                "truncate",
-                "dupkey",
-            ]
-        )  # fmt: skip
-    )
+    kind = draw(st.sampled_from(KINDS))
     message = valid_message(prefix, n)
     valid_before = [i for i in earlier if i.kind == "valid"]
     if kind == "repeat" and valid_before:
