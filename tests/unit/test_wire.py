@@ -591,3 +591,93 @@ def test_fingerprint_ignores_key_order_and_whitespace_but_not_content(message) -
 def test_decode_accepts_text_as_well_as_bytes(message) -> None:
     decoded, _ = decode(json.dumps(message()))
     assert decoded.occurred_at == datetime(2026, 3, 2, 9, tzinfo=UTC)
+
+
+# -- dead letters (docs/dead-letters.md) -----------------------------------------------------------
+
+
+def dead_letter_of(raw: bytes) -> dict[str, Any]:
+    from infra.ingest import encode_dead_letter, rejection_record
+    from infra.store import Outcome
+
+    try:
+        decode(raw)
+    except InvalidMessageError as error:
+        outcome = Outcome.rejected(error)
+    else:
+        raise AssertionError("expected a refusal")
+    record = rejection_record(raw, outcome, line=7, rejected_at=T0)
+    text = encode_dead_letter(record)
+    assert "\n" not in text and len(text.splitlines()) == 1
+
+    def refuse(name: str) -> Any:
+        raise AssertionError(f"non-JSON literal {name}")
+
+    parsed: dict[str, Any] = json.loads(text, parse_constant=refuse)
+    return parsed
+
+
+def held(letter: dict[str, Any]) -> dict[str, Any]:
+    return {k: letter[k] for k in ("message", "raw", "raw_base64") if letter[k] is not None}
+
+
+def test_a_dead_letter_names_its_format_and_holds_a_json_object_as_message(message) -> None:
+    body = message(severity="high")
+    letter = dead_letter_of(line(body))
+    assert letter["dead_letter"] == "slatrail.dead-letter/v1"
+    assert (letter["code"], letter["line"], letter["rejected_at"]) == (
+        "unknown_field",
+        7,
+        "2026-03-02T09:00:00Z",
+    )
+    assert held(letter) == {"message": body}
+
+
+def test_a_dead_letter_of_bytes_that_are_not_utf8_keeps_them_as_base64(message) -> None:
+    import base64
+
+    body = line(message()).replace(b"Calls drop", b"Calls \xff\xfe drop")
+    letter = dead_letter_of(body)
+    assert letter["code"] == "invalid_encoding"
+    assert held(letter) == {"raw_base64": base64.b64encode(body).decode("ascii")}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"schema": "slatrail.incident/v1", "level": NaN}',
+        b'{"schema": "slatrail.incident/v1", "level": -Infinity}',
+        b'{"schema": "slatrail.incident/v1", "actor": "\\ud800"}',
+        b'{"schema": "slatrail.incident/v1", "actor": "a", "actor": "b"}',
+        b"not json",
+    ],
+    ids=["nan", "infinity", "lone-surrogate", "repeated-key", "not-json"],
+)
+def test_a_dead_letter_keeps_as_text_what_json_cannot_hold_losslessly(body: bytes) -> None:
+    letter = dead_letter_of(body)
+    assert held(letter) == {"raw": body.decode("utf-8")}
+
+
+def test_a_dead_letter_escapes_the_characters_line_readers_split_on(message) -> None:
+    body = message(data=reported_data(description="a\u2028b\u2029c\x85d"), severity=1)
+    letter = dead_letter_of(line(body))
+    assert letter["message"]["data"]["description"] == "a\u2028b\u2029c\x85d"
+
+
+def test_the_kafka_dead_letter_is_the_file_one_plus_where_it_was_read() -> None:
+    import base64
+
+    from consumers.inbound import dead_letter, truncated_dead_letter
+    from consumers.streams import Record
+    from infra.store import Outcome
+
+    outcome = Outcome("rejected", code="invalid_encoding", reason="not UTF-8")
+    record = Record("t.inbound", 1, 42, b"\xff", b"\x80\xffbad", timestamp_ms=1_772_442_000_000)
+    letter = dead_letter(record, outcome, T0)
+    assert letter["dead_letter"] == "slatrail.dead-letter/v1"
+    assert held(letter) == {"raw_base64": base64.b64encode(b"\x80\xffbad").decode()}
+    assert (letter["topic"], letter["partition"], letter["offset"]) == ("t.inbound", 1, 42)
+    assert (letter["key"], letter["key_base64"]) == (None, "/w==")
+    short = truncated_dead_letter(record, outcome, T0)
+    assert short["dead_letter"] == "slatrail.dead-letter/v1" and short["truncated"] is True
+    assert (short["message"], short["raw"], short["raw_base64"]) == (None, None, None)
