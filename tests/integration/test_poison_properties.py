@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from infra.ingest import DEAD_LETTER_FORMAT, ingest_lines
@@ -125,6 +125,38 @@ def streams(draw: st.DrawFn, max_size: int) -> list[Item]:
     return out
 
 
+def every_kind() -> list[Item]:
+    """A fixed stream holding each kind of poison pill between valid messages (explicit
+    example: the random ones may miss a kind)."""
+    message = valid_message("E", 0)
+    out = [Item(_line(message), "valid", message_id="E-0")]
+    for n, field, value in (
+        (1, "data.title", "\ud800"),
+        (2, "actor", "\ud800"),
+        (3, "data.impact_started_at", OVERFLOWS[0]),
+        (4, "occurred_at", OVERFLOWS[0]),
+        (5, "actor", "\x00"),
+        (6, "data.description", "\x1b[2J"),
+    ):
+        bad = valid_message("E", n)
+        _set(bad, field, value)
+        code = "invalid_encoding" if "\ud800" in value else "invalid_field"
+        out.append(Item(_line(bad, ascii=True), "invalid", frozenset({code})))
+        out.append(Item(_line(valid_message("E", 100 + n)), "valid", message_id=f"E-{100 + n}"))
+    nan = _line(valid_message("E", 7)).replace(b'"outage": ', b'"outage": NaN, "x": ')
+    truncated = _line(valid_message("E", 8))[:40]
+    repeated = _line(valid_message("E", 9))[:-1] + b', "actor": "x"}'
+    out += [
+        Item(nan, "invalid", frozenset({"invalid_json"})),
+        Item(truncated, "invalid", frozenset({"invalid_json"})),
+        Item(repeated, "invalid", frozenset({"duplicate_field"})),
+        Item(b"\x80\x81 not utf-8", "invalid", frozenset({"invalid_encoding"})),
+        Item(out[0].body, "repeat", message_id="E-0"),
+        Item(_line(valid_message("E", 10)), "valid", message_id="E-10"),
+    ]
+    return out
+
+
 def strict_json(text: str | bytes) -> Any:
     def refuse(name: str) -> Any:
         raise AssertionError(f"a dead letter holds the non-JSON literal {name}")
@@ -158,6 +190,7 @@ def stored_message_ids(store_url: str) -> list[str]:
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(stream=streams(max_size=25))
+@example(stream=every_kind())
 def test_ingest_gives_every_line_exactly_one_outcome(stream: list[Item]) -> None:
     with tempfile.TemporaryDirectory() as folder:
         store_url = f"sqlite:///{Path(folder) / 'store.db'}"
@@ -206,6 +239,7 @@ def _run_until_committed(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 @given(stream=streams(max_size=14))
+@example(stream=every_kind())
 def test_the_inbound_consumer_gives_every_message_exactly_one_outcome(
     stream: list[Item], kafka_bootstrap: str, kafka_server: Any
 ) -> None:
