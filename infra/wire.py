@@ -185,7 +185,16 @@ def _field(loc: tuple[int | str, ...], kind: str) -> str:
     parts = [str(p) for p in loc[1:]] if kind not in ("union_tag_invalid",) else []
     if kind in ("union_tag_invalid", "union_tag_not_found"):
         return "type"
-    return ".".join(parts) or "message"
+    return _visible(".".join(parts)) or "message"
+
+
+_INVISIBLE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _visible(name: str) -> str:
+    """A field name as it may appear in a reason: control characters as `\\xNN` escapes (an
+    unknown key can hold anything; reasons end up in logs and on terminals)."""
+    return _INVISIBLE.sub(lambda m: f"\\x{ord(m.group()):02x}", name)
 
 
 def _message(problem: Any) -> str:

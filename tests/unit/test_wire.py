@@ -681,3 +681,9 @@ def test_the_kafka_dead_letter_is_the_file_one_plus_where_it_was_read() -> None:
     short = truncated_dead_letter(record, outcome, T0)
     assert short["dead_letter"] == "slatrail.dead-letter/v1" and short["truncated"] is True
     assert (short["message"], short["raw"], short["raw_base64"]) == (None, None, None)
+
+
+def test_an_unknown_key_holding_control_characters_is_named_with_escapes(message) -> None:
+    error = rejection(message(**{"sev\x1b[31merity": "high"}))
+    assert error.code == "unknown_field"
+    assert "sev\\x1b[31merity" in error.reason and "\x1b" not in error.reason
