@@ -12,6 +12,7 @@ import io
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -241,3 +242,36 @@ def test_facts_that_would_rewrite_money_are_dead_lettered_by_the_store(
     assert (refused.status, refused.code) == ("rejected", "invalid_field")
     assert "data.service_restored_at" in (refused.reason or "")
     assert [str(e.type) for e in app.incident_events("M-2")] == ["reported"]
+
+
+def test_serve_dead_letters_poison_pills_once_and_records_the_rest(pipeline: Any) -> None:
+    """On the real broker through `slatrail serve`: the worker neither raises nor stalls, each
+    poison pill gets one dead letter, the good messages around them are recorded."""
+    from tests.integration.conftest import (
+        event_count,
+        incident_stream,
+        jsonl_bytes,
+        publish_messages,
+        read_topic,
+        running,
+        wait_until,
+    )
+
+    good_messages = incident_stream(30)
+    good_lines = jsonl_bytes(good_messages)
+    pills = poison()
+    stream = good_lines[:10] + [p for p, _, _ in pills] + good_lines[10:]
+    with running(pipeline.serve("inbound", "--workers", "inbound")) as serve:
+        publish_messages(pipeline.kafka.bootstrap, pipeline.topics["inbound"], stream)
+        assert wait_until(lambda: event_count(pipeline.store) == 30, 60)
+        rejected = read_topic(
+            pipeline.kafka.bootstrap, pipeline.topics["rejected"], expect=len(pills)
+        )
+        time.sleep(2)  # a re-sent batch would add dead letters now
+        rejected = read_topic(pipeline.kafka.bootstrap, pipeline.topics["rejected"])
+        assert serve.proc.poll() is None, serve.log_text()[-3000:]
+        serve.terminate()
+    letters = [strict_json(r.value.decode("utf-8")) for r in rejected]
+    assert sorted(letter["code"] for letter in letters) == sorted(code for _, code, _ in pills)
+    assert all(letter["dead_letter"] == DEAD_LETTER_FORMAT for letter in letters)
+    assert "Traceback" not in serve.log_text()
