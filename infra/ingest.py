@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import IO, Any
@@ -92,6 +92,25 @@ def preserve(raw: bytes) -> tuple[dict[str, Any] | None, str | None, str | None]
     if isinstance(parsed, dict) and lone_surrogate_at(parsed) is None:
         return parsed, None, None
     return None, text, None  # the text itself is UTF-8: its `\ud800` escapes are kept as text
+
+
+def dead_letter_original(letter: Mapping[str, Any]) -> bytes | None:
+    """The original message bytes a dead letter holds (for `redrive`); None when it holds only
+    a truncated prefix. `message` comes back as compact JSON: same content, so the same
+    fingerprint. A letter without `dead_letter` is from before v1 (same fields, its `raw` of a
+    non-UTF-8 line was a lossy U+FFFD copy); another version raises `ValueError`."""
+    version = letter.get("dead_letter", DEAD_LETTER_FORMAT)
+    if version != DEAD_LETTER_FORMAT:
+        raise ValueError(f"unknown dead-letter format {version!r} (expected {DEAD_LETTER_FORMAT})")
+    if letter.get("raw_base64") is not None:
+        return base64.b64decode(str(letter["raw_base64"]), validate=True)
+    if letter.get("raw") is not None:
+        return str(letter["raw"]).encode("utf-8")
+    if letter.get("message") is not None:
+        return json.dumps(
+            letter["message"], ensure_ascii=False, allow_nan=False, separators=(",", ":")
+        ).encode("utf-8")
+    return None
 
 
 def encode_dead_letter(record: dict[str, Any]) -> str:

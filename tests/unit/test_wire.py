@@ -687,3 +687,31 @@ def test_an_unknown_key_holding_control_characters_is_named_with_escapes(message
     error = rejection(message(**{"sev\x1b[31merity": "high"}))
     assert error.code == "unknown_field"
     assert "sev\\x1b[31merity" in error.reason and "\x1b" not in error.reason
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"schema": "slatrail.incident/v1", "severity": "high"}',
+        b"\x80\x81 not utf-8",
+        b'{"schema": "slatrail.incident/v1", "level": NaN}',
+        b"not json",
+    ],
+)
+def test_a_dead_letter_gives_back_the_original_message(body: bytes) -> None:
+    from infra.ingest import dead_letter_original
+
+    original = dead_letter_original(dead_letter_of(body))
+    assert original is not None
+    if body.startswith(b'{"schema": "slatrail.incident/v1", "severity"'):
+        assert json.loads(original) == json.loads(body)
+    else:
+        assert original == body
+
+
+def test_a_dead_letter_of_an_unknown_format_version_is_refused() -> None:
+    from infra.ingest import dead_letter_original
+
+    with pytest.raises(ValueError, match="unknown dead-letter format"):
+        dead_letter_original({"dead_letter": "slatrail.dead-letter/v9", "raw": "x"})
+    assert dead_letter_original({"raw": "x", "message": None}) == b"x"  # before v1
