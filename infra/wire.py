@@ -86,7 +86,7 @@ def _decode(raw: bytes | str) -> tuple[IncidentMessage, dict[str, Any]]:
         raise InvalidMessageError(
             "not_an_object", f"message must be a JSON object, got {type(obj).__name__}"
         )
-    incident_id = obj.get("incident_id") if isinstance(obj.get("incident_id"), str) else None
+    incident_id = _readable_incident_id(obj.get("incident_id"))
     if obj.get("schema") != SCHEMA:
         raise InvalidMessageError(
             "unsupported_schema",
@@ -98,6 +98,17 @@ def _decode(raw: bytes | str) -> tuple[IncidentMessage, dict[str, Any]]:
     except ValidationError as error:
         raise _rejection(error, incident_id) from error
     return message, obj
+
+
+_INCIDENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+def _readable_incident_id(value: object) -> str | None:
+    """The incident_id a refusal carries (dead-letter field, Kafka key, logs): only a valid one,
+    so a megabyte or an escape sequence sent as `incident_id` never becomes a key or a log."""
+    if isinstance(value, str) and _INCIDENT_ID.fullmatch(value):
+        return value
+    return None
 
 
 # A `\uD800`–`\uDFFF` escape (maybe preceded by an escaped backslash: then a false alarm that

@@ -715,3 +715,12 @@ def test_a_dead_letter_of_an_unknown_format_version_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown dead-letter format"):
         dead_letter_original({"dead_letter": "slatrail.dead-letter/v9", "raw": "x"})
     assert dead_letter_original({"raw": "x", "message": None}) == b"x"  # before v1
+
+
+@pytest.mark.parametrize("incident_id", ["A" * 129, "INC\x1b[2J", "INC 1", 42])
+def test_a_refusal_carries_the_incident_id_only_when_it_is_a_valid_one(
+    message, incident_id
+) -> None:
+    error = rejection(message(incident_id=incident_id, severity="high"))
+    assert error.incident_id is None
+    assert rejection(message(severity="high")).incident_id == "INC-1"
