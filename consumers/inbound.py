@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import threading
 import time
 from collections.abc import Callable
@@ -32,7 +31,7 @@ from consumers.streams import (
 )
 from domain.errors import InvalidMessageError
 from domain.model import format_instant
-from infra.ingest import IngestCounts, rejection_record
+from infra.ingest import IngestCounts, encode_dead_letter, rejection_record
 from infra.store import Decoded, Outcome, SlatrailApplication
 from infra.wire import decode
 
@@ -42,14 +41,10 @@ PREFIX_BYTES = 64 * 1024
 
 
 def dead_letter(record: Record, outcome: Outcome, rejected_at: datetime) -> dict[str, Any]:
-    """The `incidents.rejected` entry: original message (JSON, text or base64), why, when, where."""
+    """The `incidents.rejected` entry: the file ingest's dead letter (original message as JSON,
+    text or base64, why, when) plus where it was read (docs/dead-letters.md)."""
     raw = record.value or b""
     entry = rejection_record(raw, outcome, line=None, rejected_at=rejected_at)
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError:
-        entry["raw"] = None
-        entry["raw_base64"] = base64.b64encode(raw).decode("ascii")
     entry.update(_origin(record))
     return entry
 
@@ -66,6 +61,7 @@ def truncated_dead_letter(
     entry.update(
         message=None,
         raw=None,
+        raw_base64=None,
         truncated=True,
         raw_bytes=len(raw),
         raw_sha256=hashlib.sha256(raw).hexdigest(),
@@ -77,8 +73,12 @@ def truncated_dead_letter(
 
 def _origin(record: Record) -> dict[str, Any]:
     key: str | None = None
+    key_base64: str | None = None
     if record.key is not None:
-        key = record.key.decode("utf-8", errors="replace")
+        try:
+            key = record.key.decode("utf-8")
+        except UnicodeDecodeError:
+            key_base64 = base64.b64encode(record.key).decode("ascii")
     timestamp = None
     if record.timestamp_ms is not None and record.timestamp_ms >= 0:
         timestamp = format_instant(datetime.fromtimestamp(record.timestamp_ms / 1000, UTC))
@@ -87,12 +87,13 @@ def _origin(record: Record) -> dict[str, Any]:
         "partition": record.partition,
         "offset": record.offset,
         "key": key,
+        **({"key_base64": key_base64} if key_base64 is not None else {}),
         "timestamp": timestamp,
     }
 
 
 def _encode(entry: dict[str, Any]) -> bytes:
-    return json.dumps(entry, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return encode_dead_letter(entry).encode("utf-8")
 
 
 class InboundConsumer:

@@ -66,10 +66,18 @@ class CalendarSpec(_Model):
 
 
 class PriorityTargets(_Model):
-    calendar: str
+    """The targets of one priority; `{}` (no calendar, no target) says it has none."""
+
+    calendar: str | None = None
     response: Duration | None = None
     workaround: Duration | None = None
     resolution: Duration | None = None
+
+    @model_validator(mode="after")
+    def _targets_need_a_calendar(self) -> PriorityTargets:
+        if self.calendar is None and any((self.response, self.workaround, self.resolution)):
+            raise ValueError("a priority with targets needs a calendar")
+        return self
 
 
 class Tier(_Model):
@@ -79,9 +87,25 @@ class Tier(_Model):
     P3: PriorityTargets | None = None
     P4: PriorityTargets | None = None
 
+    @model_validator(mode="after")
+    def _defines_p1_to_p4(self) -> Tier:
+        missing = [p.value for p in Priority if getattr(self, p.value) is None]
+        if missing:
+            raise ValueError(
+                f"a tier must define P1, P2, P3 and P4; missing {', '.join(missing)} "
+                f"(write `{missing[0]} = {{}}` for a priority without targets)"
+            )
+        return self
+
     def for_priority(self, priority: Priority) -> PriorityTargets | None:
         targets: PriorityTargets | None = getattr(self, priority.value)
         return targets
+
+
+class Limits(_Model):
+    """Bounds on what a message may claim (docs/decisions.md, "Bounds")."""
+
+    max_impact_lead: Duration = 7 * 86400
 
 
 class CreditRule(_Model):
@@ -154,13 +178,18 @@ class ContractsSpec(_Model):
     credits: list[CreditRule] = Field(default_factory=list)
     customers: dict[str, Customer] = Field(default_factory=dict)
     escalation: EscalationPolicy = EscalationPolicy()
+    limits: Limits = Limits()
 
     @model_validator(mode="after")
     def _references_resolve(self) -> ContractsSpec:
         for tier_name, tier in self.tiers.items():
             for priority in Priority:
                 targets = tier.for_priority(priority)
-                if targets is not None and targets.calendar not in self.calendars:
+                if (
+                    targets is not None
+                    and targets.calendar is not None
+                    and targets.calendar not in self.calendars
+                ):
                     raise ValueError(
                         f"tiers.{tier_name}.{priority}.calendar: unknown calendar "
                         f"{targets.calendar!r} (known: {sorted(self.calendars)})"
@@ -201,6 +230,10 @@ class Contracts:
     def escalation(self) -> EscalationPolicy:
         return self.spec.escalation
 
+    @property
+    def max_impact_lead_s(self) -> int:
+        return self.spec.limits.max_impact_lead
+
     def customer(self, name: str) -> Customer | None:
         return self.spec.customers.get(name)
 
@@ -216,7 +249,7 @@ class Contracts:
             return Target(self.spec.postmortem_within, POSTMORTEM_CALENDAR)
         tier = self.tier_of(customer)
         targets = tier[1].for_priority(priority) if tier else None
-        if targets is None:
+        if targets is None or targets.calendar is None:
             return Target(None, self._always)
         seconds: int | None = getattr(targets, metric)
         return Target(seconds, self.calendars[targets.calendar])

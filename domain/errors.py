@@ -22,6 +22,12 @@ class InvalidMessageError(Rejection):
         self.code = code
 
 
+class InvalidFieldError(Rejection):
+    """A field the wire accepts but the incident or its contract bounds (e.g. a timestamp)."""
+
+    code = "invalid_field"
+
+
 class FirstEventNotReportedError(Rejection):
     code = "first_event_not_reported"
 

@@ -15,9 +15,11 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate
 
 from domain.contracts import Contracts
+from domain.durations import format_duration
 from domain.errors import (
     AlreadyReportedError,
     FromTheFutureError,
+    InvalidFieldError,
     OutOfOrderError,
     UnknownCustomerError,
 )
@@ -31,6 +33,7 @@ from domain.model import (
     chain_hash,
     format_instant,
     incident_uuid,
+    parse_instant,
 )
 
 MAX_CLOCK_SKEW = timedelta(minutes=5)
@@ -55,6 +58,24 @@ def _check_not_future(fact: Fact, now: datetime) -> None:
         raise FromTheFutureError(
             f"occurred_at {format_instant(fact.occurred_at)} is more than 5 minutes ahead of "
             f"the receiver's clock ({format_instant(now)})",
+            incident_id=fact.incident_id,
+        )
+
+
+def _check_impact_start(fact: Fact, max_lead_s: int) -> None:
+    """`impact_started_at` at most `limits.max_impact_lead` before the report (issue 9 §2): an
+    impact start decades back would zero every month's availability since then."""
+    text = fact.data.get("impact_started_at")
+    if text is None:
+        return
+    started = parse_instant(str(text))
+    earliest = fact.occurred_at - timedelta(seconds=max_lead_s)
+    if started < earliest:
+        raise InvalidFieldError(
+            f"data.impact_started_at: {format_instant(started)} is more than "
+            f"limits.max_impact_lead ({format_duration(max_lead_s)}) before the report "
+            f"({format_instant(fact.occurred_at)}); the earliest allowed is "
+            f"{format_instant(earliest)}",
             incident_id=fact.incident_id,
         )
 
@@ -134,6 +155,8 @@ class Incident(Aggregate):
         self.last_occurred_at: datetime | None = None
         self.head_hash = GENESIS_HASH
         self.message_ids: set[str] = set()
+        self.reported_at: datetime | None = None
+        self.impact_started_at: datetime | None = None
 
     @staticmethod
     def create_id(incident_id: str) -> UUID:
@@ -145,6 +168,7 @@ class Incident(Aggregate):
         if fact.type is not EventType.REPORTED:
             raise ValueError("Incident.report needs a reported fact")
         _check_not_future(fact, now)
+        _check_impact_start(fact, contracts.max_impact_lead_s)
         customer = str(fact.data["customer"])
         if contracts.customer(customer) is None:
             raise UnknownCustomerError(
@@ -170,14 +194,39 @@ class Incident(Aggregate):
         check_transition(
             self.state, fact.type, acknowledged=self.acknowledged, incident_id=self.incident_id
         )
+        if fact.type is EventType.RESOLVED:
+            self._check_restoration(fact)
         fields = _chained(fact, position=self.version + 1, now=now, prev_hash=self.head_hash)
         self.trigger_event(EVENT_CLASSES[fact.type], **fields)
+
+    def _check_restoration(self, fact: Fact) -> None:
+        """`service_restored_at` not before the impact start nor the report (issue 9 §2): an
+        earlier one would shrink or wipe the outage's downtime."""
+        text = fact.data.get("service_restored_at")
+        if text is None or self.reported_at is None:
+            return
+        restored = parse_instant(str(text))
+        start = self.impact_started_at
+        if start is not None and restored < start:
+            bound = f"the incident's impact start ({format_instant(start)})"
+        elif restored < self.reported_at:
+            bound = f"the incident's report ({format_instant(self.reported_at)})"
+        else:
+            return
+        raise InvalidFieldError(
+            f"data.service_restored_at: {format_instant(restored)} is before {bound}; it must "
+            "not be earlier than the impact start nor the report",
+            incident_id=self.incident_id,
+        )
 
     def _evolve(self, event: Incident.Event) -> None:
         kind = event.type_name
         if kind is EventType.REPORTED:
             self.incident_id = event.incident_id
             self.customer = str(event.data["customer"])
+            self.reported_at = event.occurred_at
+            impact = event.data.get("impact_started_at")
+            self.impact_started_at = parse_instant(str(impact)) if impact else None
         self.state = next_state(self.state, kind)
         if kind is EventType.ACKNOWLEDGED:
             self.acknowledged = True

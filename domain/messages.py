@@ -1,6 +1,8 @@
 """The `slatrail.incident/v1` message: one pydantic model per event type (SPEC §3).
 
-Unknown fields are rejected everywhere; timestamps must carry an offset.
+Unknown fields are rejected everywhere; timestamps must carry an offset and convert to UTC
+within 1970–9998; text fields hold no control characters other than tab, LF and CR
+(docs/decisions.md, "Strings").
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     BeforeValidator,
@@ -19,7 +22,6 @@ from pydantic import (
     StrictBool,
     StringConstraints,
     TypeAdapter,
-    field_validator,
     model_validator,
 )
 
@@ -28,7 +30,35 @@ from domain.model import Cause, EventType, Priority, format_instant
 SCHEMA = "slatrail.incident/v1"
 MAX_MESSAGE_BYTES = 1024 * 1024
 
-Text = Annotated[str, StringConstraints(min_length=1)]
+# C0 controls, DEL and C1 controls, except tab, line feed and carriage return.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def _no_control_characters(value: str) -> str:
+    found = _CONTROL.search(value)
+    if found is not None:
+        raise ValueError(
+            f"must not contain control characters (U+{ord(found.group()):04X} at index "
+            f"{found.start()}); only tab, line feed and carriage return are allowed"
+        )
+    return value
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank (empty after trimming whitespace)")
+    return value
+
+
+_NoControl = AfterValidator(_no_control_characters)
+FreeText = Annotated[str, _NoControl]
+Text = Annotated[str, StringConstraints(min_length=1), _NoControl]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200), _NoControl]
+Title = Annotated[str, StringConstraints(min_length=1, max_length=500), _NoControl]
+MessageId = Annotated[
+    str, StringConstraints(min_length=1, max_length=128), _NoControl, AfterValidator(_not_blank)
+]
+Actor = Annotated[Name, AfterValidator(_not_blank)]
 
 # RFC 3339 date-time; the offset is optional here only so that a naive timestamp gets its own
 # code (`naive_timestamp`) from the AwareDatetime check that follows.
@@ -42,7 +72,20 @@ def _rfc3339_text(value: object) -> object:
     return value
 
 
-Timestamp = Annotated[AwareDatetime, Strict(False), BeforeValidator(_rfc3339_text)]
+def _utc_in_range(value: datetime) -> datetime:
+    """The instant in UTC, within 1970–9998 (`0001-01-01T00:00:00+14:00` has no UTC form)."""
+    try:
+        moment = value.astimezone(UTC)
+    except (OverflowError, ValueError) as error:
+        raise ValueError("year out of range 1970–9998 (cannot be converted to UTC)") from error
+    if not 1970 <= moment.year <= 9998:
+        raise ValueError("year out of range 1970–9998")
+    return moment
+
+
+Timestamp = Annotated[
+    AwareDatetime, Strict(False), BeforeValidator(_rfc3339_text), AfterValidator(_utc_in_range)
+]
 
 
 class _Strict(BaseModel):
@@ -62,18 +105,18 @@ class _Strict(BaseModel):
 
 
 class ReportedData(_Strict):
-    customer: Annotated[str, StringConstraints(min_length=1, max_length=200)]
-    title: Annotated[str, StringConstraints(min_length=1, max_length=500)]
+    customer: Name
+    title: Title
     priority: Priority
     channel: Literal["ticket", "email", "im", "phone", "portal"] = "ticket"
     outage: StrictBool = False
     impact_started_at: Timestamp | None = None
-    description: str | None = None
+    description: FreeText | None = None
 
 
 class TriagedData(_Strict):
     priority: Priority
-    reason: str | None = None
+    reason: FreeText | None = None
 
 
 class PriorityChangedData(_Strict):
@@ -82,7 +125,7 @@ class PriorityChangedData(_Strict):
 
 
 class AcknowledgedData(_Strict):
-    note: str | None = None
+    note: FreeText | None = None
 
 
 class AwaitingCustomerData(_Strict):
@@ -90,7 +133,7 @@ class AwaitingCustomerData(_Strict):
 
 
 class CustomerRespondedData(_Strict):
-    note: str | None = None
+    note: FreeText | None = None
 
 
 class WorkaroundProvidedData(_Strict):
@@ -116,8 +159,8 @@ class ReopenedData(_Strict):
 class PostmortemPublishedData(_Strict):
     summary: Text
     root_cause: Text
-    action_items: list[str]
-    url: str | None = None
+    action_items: list[FreeText]
+    url: FreeText | None = None
 
 
 IncidentId = Annotated[
@@ -127,18 +170,11 @@ IncidentId = Annotated[
 
 class _Message(_Strict):
     schema_: Literal["slatrail.incident/v1"] = Field(alias="schema")
-    message_id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    message_id: MessageId
     incident_id: IncidentId
-    occurred_at: Timestamp
-    actor: Annotated[str, StringConstraints(min_length=1, max_length=200)]
-    source: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
-
-    @field_validator("occurred_at")
-    @classmethod
-    def _reasonable_year(cls, value: datetime) -> datetime:
-        if not 1970 <= value.year <= 9998:
-            raise ValueError("year out of range 1970–9998")
-        return value.astimezone(UTC)  # one normal form: the instant in UTC
+    occurred_at: Timestamp  # one normal form: the instant in UTC
+    actor: Actor
+    source: Name | None = None
 
     @property
     def event_type(self) -> EventType:

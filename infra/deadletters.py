@@ -22,6 +22,25 @@ from typing import IO, Any
 
 from domain.model import canonical_json
 
+DEAD_LETTER_FORMAT = "slatrail.dead-letter/v1"
+
+
+def encode_dead_letter(record: Mapping[str, Any]) -> str:
+    """One dead letter as strict JSON text on one line: no NaN, no lone surrogate, and the
+    characters some line readers split on (U+0085, U+2028, U+2029) escaped; no newline."""
+    try:
+        text = json.dumps(record, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        text.encode("utf-8")
+    except (ValueError, UnicodeEncodeError):  # defence in depth: never lose the dead letter
+        text = json.dumps(record, ensure_ascii=True, allow_nan=False, separators=(",", ":"),
+                          default=str)  # fmt: skip
+    return text.translate(_LINE_BREAKS)
+
+
+# Not JSON whitespace, so they only occur inside strings, where their escapes mean the same.
+_LINE_BREAKS = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
+
+
 
 def entry_identity(entry: Mapping[str, Any]) -> bytes:
     """16 bytes naming a dead letter: its input line and original — not its code, reason or
@@ -81,7 +100,7 @@ class DeadLetterFile:
             self.already += 1
             return False
         self._known.add(identity)
-        self._handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        self._handle.write(encode_dead_letter(entry) + "\n")
         self.written += 1
         return True
 
@@ -140,7 +159,14 @@ def original_bytes(entry: Mapping[str, Any]) -> bytes:
     """The original message of a dead letter, as it was received (or raises NotRedrivable).
 
     `raw_base64` is the original bytes; `raw` the original text; `message` the original JSON
-    object, written back as JSON (same content, so the same fingerprint)."""
+    object, written back as JSON (same content, so the same fingerprint). A letter without
+    `dead_letter` is from before v1 (same fields; its `raw` of a non-UTF-8 line was a lossy
+    U+FFFD copy); another format version is refused."""
+    version = entry.get("dead_letter", DEAD_LETTER_FORMAT)
+    if version != DEAD_LETTER_FORMAT:
+        raise NotRedrivable(
+            f"unknown dead-letter format {version!r} (expected {DEAD_LETTER_FORMAT})"
+        )
     if entry.get("truncated"):
         raise NotRedrivable(
             f"truncated dead letter: the original is only in the inbound topic at {_origin(entry)}"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import base64
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -12,13 +12,14 @@ import structlog
 
 from domain.errors import InvalidMessageError
 from domain.model import format_instant
-from infra.deadletters import DeadLetterFile
+from infra.deadletters import DEAD_LETTER_FORMAT, DeadLetterFile, encode_dead_letter
 from infra.store import Decoded, Outcome, SlatrailApplication
-from infra.wire import decode
+from infra.wire import decode, lone_surrogate_at, strict_loads
 
 log = structlog.get_logger("slatrail.ingest")
 
 BATCH_SIZE = 500
+
 
 
 @dataclass
@@ -54,24 +55,49 @@ class IngestCounts:
 def rejection_record(
     raw: bytes, outcome: Outcome, *, line: int | None, rejected_at: datetime
 ) -> dict[str, Any]:
-    """A dead-letter entry: the original message, why, and when (SPEC §3)."""
-    text = raw.decode("utf-8", errors="replace")
-    try:
-        original: Any = json.loads(text)
-    except (ValueError, RecursionError):
-        original = None
+    """A dead-letter entry (docs/dead-letters.md): the original message, why, and when.
+
+    Exactly one of `message` (the parsed JSON object), `raw` (the text, when it is UTF-8 but
+    not a JSON object slatrail can hold losslessly) and `raw_base64` (the bytes, when they are
+    not UTF-8 text) holds the original; the other two are null."""
+    message, text, encoded = preserve(raw)
     record: dict[str, Any] = {
+        "dead_letter": DEAD_LETTER_FORMAT,
         "code": outcome.code,
-        "reason": outcome.reason,
-        "incident_id": outcome.incident_id,
-        "message_id": outcome.message_id,
+        "reason": _text(outcome.reason),
+        "incident_id": _text(outcome.incident_id),
+        "message_id": _text(outcome.message_id),
         "rejected_at": format_instant(rejected_at),
-        "message": original if isinstance(original, dict) else None,
-        "raw": None if isinstance(original, dict) else text,
+        "message": message,
+        "raw": text,
+        "raw_base64": encoded,
     }
     if line is not None:
         record["line"] = line
     return record
+
+
+def preserve(raw: bytes) -> tuple[dict[str, Any] | None, str | None, str | None]:
+    """(message, raw, raw_base64): the original as a JSON object when strict JSON parses it
+    without loss, else as UTF-8 text, else as base64 of the bytes."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None, None, base64.b64encode(raw).decode("ascii")
+    try:
+        parsed: Any = strict_loads(text)
+    except (ValueError, RecursionError):  # not JSON, NaN, a repeated key (would lose a value)
+        return None, text, None
+    if isinstance(parsed, dict) and lone_surrogate_at(parsed) is None:
+        return parsed, None, None
+    return None, text, None  # the text itself is UTF-8: its `\ud800` escapes are kept as text
+
+
+def _text(value: str | None) -> str | None:
+    """A reason or id as UTF-8-encodable text (a lone surrogate becomes its escape)."""
+    if value is None:
+        return None
+    return value.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 class Ingestor:
@@ -143,7 +169,7 @@ def ingest_lines(
         if isinstance(sink, DeadLetterFile):
             sink.add(record)
         else:
-            sink.write(json.dumps(record, ensure_ascii=False) + "\n")
+            sink.write(encode_dead_letter(record) + "\n")
 
     ingestor = Ingestor(app, clock, keep)
     for number, raw in enumerate(lines, start=1):

@@ -12,7 +12,7 @@ from uuid import UUID
 
 import structlog
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError, PersistenceError, StoredEvent
+from eventsourcing.persistence import DataError, IntegrityError, PersistenceError, StoredEvent
 from eventsourcing.utils import get_topic
 
 from domain.contracts import Contracts
@@ -26,7 +26,7 @@ from domain.incident import EVENT_CLASSES, Fact, Incident
 from domain.messages import IncidentMessage
 from domain.model import EventType, IncidentEvent, incident_uuid, receipt_uuid
 from domain.receipt import MessageReceipt
-from infra.wire import fingerprint, to_fact
+from infra.wire import fingerprint, to_fact, unprocessable_reason
 
 log = structlog.get_logger("slatrail.store")
 
@@ -94,6 +94,11 @@ class Outcome:
 Decoded = tuple[IncidentMessage, dict[str, Any]]
 
 
+def _store_trouble(error: BaseException) -> bool:
+    """A failure of the store itself, not of one message (a `DataError` is the message's)."""
+    return isinstance(error, PersistenceError) and not isinstance(error, DataError)
+
+
 class SlatrailApplication(Application[UUID]):
     """Records incident facts; every recorded event is also the outbox for Kafka."""
 
@@ -114,6 +119,11 @@ class SlatrailApplication(Application[UUID]):
     ) -> list[Outcome]:
         """Apply a batch of decoded messages and store what was accepted in one transaction.
 
+        One outcome per message, always: a message that makes applying or saving fail in an
+        unforeseen way is refused alone as `unprocessable` and the others are recorded. Store
+        trouble (unreachable, locked, …: a `PersistenceError` other than `DataError`) is raised:
+        it is not the message's fault, and the caller retries the batch.
+
         `redrive` (one entry per message, from `slatrail redrive`): the dead letter each message
         comes from, recorded on its event (docs/redrive.md)."""
         refs = _redrive_refs(batch, redrive)
@@ -124,15 +134,49 @@ class SlatrailApplication(Application[UUID]):
             # incident, or another writer got there first. Redo one message at a time, looking
             # up every receipt first.
             log.warning("batch_conflict_retrying_singly", batch_size=len(batch))
-            self._incidents.clear()
-            outcomes: list[Outcome] = []
-            for item in batch:
-                try:
-                    outcomes.extend(self._record_batch([item], now, careful=True, refs=refs))
-                except IntegrityError:
-                    self._incidents.clear()
-                    outcomes.extend(self._record_batch([item], now, careful=True, refs=refs))
-            return outcomes
+        except Exception as error:
+            if _store_trouble(error):
+                self._incidents.clear()
+                raise
+            log.error(
+                "batch_failed_retrying_singly", batch_size=len(batch),
+                error_class=type(error).__name__,
+            )  # fmt: skip
+        self._incidents.clear()  # it may hold incidents changed by the failed attempt
+        return [self._record_one(item, now, refs) for item in batch]
+
+    def _record_one(
+        self, item: Decoded, now: datetime, refs: Mapping[int, str] | None = None
+    ) -> Outcome:
+        for attempt in (1, 2):
+            try:
+                return self._record_batch([item], now, careful=True, refs=refs)[0]
+            except IntegrityError:
+                self._incidents.clear()
+                if attempt == 2:
+                    raise
+            except Exception as error:
+                self._incidents.clear()
+                if _store_trouble(error):
+                    raise
+                return self._unprocessable(item, error)
+        raise AssertionError("unreachable")
+
+    def _unprocessable(self, item: Decoded, error: Exception) -> Outcome:
+        message, _ = item
+        message_id = getattr(message, "message_id", None)
+        incident_id = getattr(message, "incident_id", None)
+        log.error(
+            "message_unprocessable", stage="record", error_class=type(error).__name__,
+            incident_id=incident_id, message_id=message_id,
+        )  # fmt: skip
+        return Outcome(
+            "rejected",
+            message_id if isinstance(message_id, str) else None,
+            incident_id if isinstance(incident_id, str) else None,
+            "unprocessable",
+            unprocessable_reason(error),
+        )
 
     def _record_batch(
         self,

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import re
 from collections import Counter
 from typing import Any
 
+import structlog
 from pydantic import ValidationError
 
 from domain.errors import InvalidMessageError
 from domain.incident import Fact
 from domain.messages import MAX_MESSAGE_BYTES, MESSAGE_ADAPTER, SCHEMA, IncidentMessage
 from domain.model import canonical_json
+
+log = structlog.get_logger("slatrail.wire")
 
 _CODE_BY_PYDANTIC_TYPE = {
     "extra_forbidden": "unknown_field",
@@ -25,8 +30,36 @@ _CODE_BY_PYDANTIC_TYPE = {
 
 
 def decode(raw: bytes | str) -> tuple[IncidentMessage, dict[str, Any]]:
-    """Validate one message; returns it with its parsed JSON object (for fingerprinting)."""
-    body = raw.encode("utf-8") if isinstance(raw, str) else raw
+    """Validate one message; returns it with its parsed JSON object (for fingerprinting).
+
+    Total: any input either decodes or raises `InvalidMessageError` with a specific code (an
+    unforeseen failure is `unprocessable`, never another exception)."""
+    try:
+        return _decode(raw)
+    except InvalidMessageError:
+        raise
+    except Exception as error:  # a defect here must not stop a consumer: one dead letter
+        log.error("message_unprocessable", stage="decode", error_class=type(error).__name__)
+        raise InvalidMessageError("unprocessable", unprocessable_reason(error)) from error
+
+
+def unprocessable_reason(error: BaseException) -> str:
+    """`unprocessable` reason: the error's class and first line, no traceback."""
+    detail = str(error).splitlines()[0] if str(error) else ""
+    detail = detail.encode("utf-8", "backslashreplace").decode("utf-8")[:200]
+    return f"slatrail could not process this message ({type(error).__name__}: {detail})"
+
+
+def _decode(raw: bytes | str) -> tuple[IncidentMessage, dict[str, Any]]:
+    if isinstance(raw, str):
+        try:
+            body = raw.encode("utf-8")
+        except UnicodeEncodeError as error:  # a str holding lone surrogates
+            raise InvalidMessageError(
+                "invalid_encoding", f"message is not Unicode text: {error}"
+            ) from error
+    else:
+        body = raw
     if len(body) > MAX_MESSAGE_BYTES:
         raise InvalidMessageError(
             "too_large", f"message is {len(body)} bytes; the limit is {MAX_MESSAGE_BYTES} (1 MiB)"
@@ -36,16 +69,24 @@ def decode(raw: bytes | str) -> tuple[IncidentMessage, dict[str, Any]]:
     except UnicodeDecodeError as error:
         raise InvalidMessageError("invalid_encoding", f"message is not UTF-8: {error}") from error
     try:
-        obj = json.loads(text, object_pairs_hook=_unique_keys)
+        obj = strict_loads(text)
     except _DuplicateKeyError as error:
         raise InvalidMessageError("duplicate_field", str(error)) from error
     except (ValueError, RecursionError) as error:  # also too deeply nested, or huge integers
         raise InvalidMessageError("invalid_json", f"message is not valid JSON: {error}") from error
+    if _MAY_HOLD_SURROGATE.search(body):
+        where = lone_surrogate_at(obj)
+        if where is not None:
+            raise InvalidMessageError(
+                "invalid_encoding",
+                f"{where} holds a lone UTF-16 surrogate escape (\\ud800–\\udfff not in a "
+                "valid pair): not Unicode text",
+            )
     if not isinstance(obj, dict):
         raise InvalidMessageError(
             "not_an_object", f"message must be a JSON object, got {type(obj).__name__}"
         )
-    incident_id = obj.get("incident_id") if isinstance(obj.get("incident_id"), str) else None
+    incident_id = _readable_incident_id(obj.get("incident_id"))
     if obj.get("schema") != SCHEMA:
         raise InvalidMessageError(
             "unsupported_schema",
@@ -59,7 +100,74 @@ def decode(raw: bytes | str) -> tuple[IncidentMessage, dict[str, Any]]:
     return message, obj
 
 
-class _DuplicateKeyError(Exception):
+_INCIDENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+def _readable_incident_id(value: object) -> str | None:
+    """The incident_id a refusal carries (dead-letter field, Kafka key, logs): only a valid one,
+    so a megabyte or an escape sequence sent as `incident_id` never becomes a key or a log."""
+    if isinstance(value, str) and _INCIDENT_ID.fullmatch(value):
+        return value
+    return None
+
+
+# A `\uD800`–`\uDFFF` escape (maybe preceded by an escaped backslash: then a false alarm that
+# `lone_surrogate_at` clears). Strict UTF-8 decoding cannot produce surrogates otherwise.
+_MAY_HOLD_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def strict_loads(text: str) -> Any:
+    """`json.loads` for an audit trail: no NaN/Infinity, no number beyond a float, no repeated
+    key (raises `ValueError`; `_DuplicateKeyError` for a repeated key)."""
+    return json.loads(
+        text,
+        object_pairs_hook=_unique_keys,
+        parse_constant=_no_constant,
+        parse_float=_finite_float,
+    )
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON (RFC 8259 has no NaN or Infinity)")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:40]} is out of range")
+    return value
+
+
+def _is_unicode(text: str) -> bool:
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def lone_surrogate_at(obj: Any) -> str | None:
+    """Path of the first key or string holding a lone surrogate, else None (iterative: the
+    object may be nested as deep as the parser allows)."""
+    stack: list[tuple[Any, str]] = [(obj, "message")]
+    while stack:
+        value, path = stack.pop()
+        if isinstance(value, str):
+            if not _is_unicode(value):
+                return path
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if not _is_unicode(key):
+                    return f"a key in {path}"
+                stack.append((item, key if path == "message" else f"{path}.{key}"))
+        elif isinstance(value, list):
+            stack.extend((item, f"{path}[{index}]") for index, item in enumerate(value))
+    return None
+
+
+class _DuplicateKeyError(ValueError):
     pass
 
 
@@ -88,7 +196,16 @@ def _field(loc: tuple[int | str, ...], kind: str) -> str:
     parts = [str(p) for p in loc[1:]] if kind not in ("union_tag_invalid",) else []
     if kind in ("union_tag_invalid", "union_tag_not_found"):
         return "type"
-    return ".".join(parts) or "message"
+    return _visible(".".join(parts)) or "message"
+
+
+_INVISIBLE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _visible(name: str) -> str:
+    """A field name as it may appear in a reason: control characters as `\\xNN` escapes (an
+    unknown key can hold anything; reasons end up in logs and on terminals)."""
+    return _INVISIBLE.sub(lambda m: f"\\x{ord(m.group()):02x}", name)
 
 
 def _message(problem: Any) -> str:

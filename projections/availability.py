@@ -86,7 +86,9 @@ def reporting_zone(contracts: Contracts, customer: str) -> str:
     if tier is not None:
         for priority in Priority:
             targets = tier[1].for_priority(priority)
-            calendar = contracts.calendars.get(targets.calendar) if targets else None
+            calendar = (
+                contracts.calendars.get(targets.calendar) if targets and targets.calendar else None
+            )
             if isinstance(calendar, BusinessCalendar):
                 return calendar.timezone
     return "UTC"

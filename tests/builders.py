@@ -47,7 +47,9 @@ P4 = { calendar = "office", response = "8h" }
 [tiers.daily]
 availability_target = 99.9
 P1 = { calendar = "always", response = "30m", resolution = "24h" }
+P2 = {}
 P3 = { calendar = "mornings", response = "4h", resolution = "48h" }
+P4 = {}
 
 [customers.acme]
 tier = "gold"

@@ -149,6 +149,8 @@ P4 = { calendar = "berlin-business", response = "8h" }
 availability_target = 99.9
 P1 = { calendar = "always", response = "15m", workaround = "2h", resolution = "4h" }
 P2 = { calendar = "always", response = "1h", resolution = "8h" }
+P3 = {}
+P4 = {}
 
 [[credits]]
 below = "target"

@@ -98,12 +98,143 @@ def test_bytes_that_are_not_utf8_are_rejected_as_invalid_encoding(message) -> No
         b"[" * 100_000,  # nested deeper than any parser's recursion limit
         b'{"a":' * 100_000,
         b'{"schema": "slatrail.incident/v1", "n": ' + b"1" * 5000 + b"}",  # a 5000-digit int
-        b'{"schema": "slatrail.incident/v1", "actor": "\\ud800"}',  # not encodable as UTF-8
     ],
-    ids=["deep-array", "deep-object", "huge-integer", "lone-surrogate"],
+    ids=["deep-array", "deep-object", "huge-integer"],
 )
 def test_json_no_parser_can_hold_is_rejected_as_invalid_json_not_a_crash(body: bytes) -> None:
     assert rejection(body).code == "invalid_json"
+
+
+# -- poison pills (issue 9 §1): each gets one specific code ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "where"),
+    [
+        (b'"Calls drop after 30 s"', b'"\\ud800"', "data.title"),
+        (b'"li.wei"', b'"\\ud800"', "actor"),
+        (b'"li.wei"', b'"a\\udfffb"', "actor"),  # a lone trailing surrogate
+        (b'"li.wei"', b'"\\ud800\\u0041"', "actor"),  # a leading one not followed by a trail
+        (b'"acme"', b'"\\uDBFF"', "data.customer"),
+        (b'"actor"', b'"\\ud800"', "a key"),
+        (b'"slatrail.incident/v1"', b'"\\ud800"', "schema"),
+    ],
+)
+def test_a_lone_surrogate_escape_anywhere_is_rejected_as_invalid_encoding(
+    message, old, new, where
+) -> None:
+    body = line(message())
+    assert old in body
+    error = rejection(body.replace(old, new, 1))
+    assert error.code == "invalid_encoding"
+    assert where in error.reason and "surrogate" in error.reason
+
+
+def test_a_lone_surrogate_in_a_message_without_its_fields_is_still_invalid_encoding() -> None:
+    error = rejection(b'{"schema": "slatrail.incident/v1", "actor": "\\ud800"}')
+    assert error.code == "invalid_encoding"
+
+
+def test_a_surrogate_pair_and_an_escaped_backslash_before_u_are_accepted(message) -> None:
+    body = line(message()).replace(b'"Calls drop after 30 s"', b'"\\ud83d\\ude00 \\\\ud800"')
+    decoded, _ = decode(body)
+    assert decoded.data.title == "\U0001f600 \\ud800"
+
+
+def test_a_str_holding_a_lone_surrogate_is_invalid_encoding_not_a_crash(message) -> None:
+    text = json.dumps(message(), ensure_ascii=False).replace("li.wei", "\ud800")
+    assert rejection(text).code == "invalid_encoding"
+
+
+@pytest.mark.parametrize(
+    ("type", "field", "value"),
+    [
+        ("reported", "data.impact_started_at", "0001-01-01T00:00:00+14:00"),
+        ("resolved", "data.service_restored_at", "0001-01-01T00:00:00+01:00"),
+        ("resolved", "data.service_restored_at", "9999-12-31T23:59:59-01:00"),
+        ("reported", "occurred_at", "0001-01-01T00:00:00+14:00"),
+        ("reported", "occurred_at", "9999-12-31T23:30:00-14:00"),
+    ],
+)
+def test_a_timestamp_whose_utc_conversion_overflows_is_invalid_field(
+    message, type, field, value
+) -> None:
+    if field == "occurred_at":
+        body = message(type, occurred_at=value)
+    else:
+        body = message(type)
+        body["data"][field.removeprefix("data.")] = value
+    error = rejection(body)
+    assert error.code == "invalid_field"
+    assert error.reason.startswith(field) and "1970–9998" in error.reason
+
+
+@pytest.mark.parametrize("value", ["1969-12-31T23:59:59Z", "9999-01-01T00:00:00Z"])
+def test_a_data_timestamp_outside_1970_to_9998_is_invalid_field(message, value) -> None:
+    error = rejection(message(data=reported_data(impact_started_at=value)))
+    assert error.code == "invalid_field"
+    assert "data.impact_started_at" in error.reason
+
+
+@pytest.mark.parametrize("literal", [b"NaN", b"Infinity", b"-Infinity", b"1e400", b"-1e999"])
+def test_nan_infinity_and_numbers_beyond_a_float_are_invalid_json(message, literal) -> None:
+    body = line(message("escalated")).replace(b'"level": 2', b'"level": ' + literal)
+    assert literal in body
+    error = rejection(body)
+    assert error.code == "invalid_json"
+
+
+@pytest.mark.parametrize(
+    ("type", "path"),
+    [
+        ("reported", ["data", "title"]),
+        ("reported", ["data", "customer"]),
+        ("reported", ["actor"]),
+        ("reported", ["source"]),
+        ("reported", ["message_id"]),
+        ("reported", ["data", "description"]),
+        ("triaged", ["data", "reason"]),
+        ("acknowledged", ["data", "note"]),
+        ("resolved", ["data", "resolution"]),
+        ("postmortem_published", ["data", "summary"]),
+        ("postmortem_published", ["data", "url"]),
+        ("postmortem_published", ["data", "action_items", 0]),
+    ],
+)
+@pytest.mark.parametrize("control", ["\x00", "\x1b", "\x07", "\x7f", "\x85", "\x0b"])
+def test_control_characters_in_any_text_field_are_invalid_field(
+    message, type, path, control
+) -> None:
+    body = message(type, source="portal", data=minimal_data(type) or {})
+    target: Any = body
+    for part in path[:-1]:
+        target = target[part]
+    if isinstance(path[-1], str) and path[-1] not in target:
+        target[path[-1]] = "text"
+    target[path[-1]] = f"ab{control}cd"
+    error = rejection(body)
+    assert error.code == "invalid_field"
+    assert ".".join(map(str, path)) in error.reason
+    assert "control characters" in error.reason
+
+
+def test_tab_line_feed_and_carriage_return_are_allowed_in_text(message) -> None:
+    decoded, _ = decode(line(message(data=reported_data(description="a\tb\nc\r\nd"))))
+    assert decoded.data.description == "a\tb\nc\r\nd"
+
+
+@pytest.mark.parametrize("actor", [" ", "\t\n", "\u3000", "\x00", "\x1b[31m"])
+def test_an_actor_blank_after_trimming_or_made_of_control_characters_is_invalid(
+    message, actor
+) -> None:
+    error = rejection(message(actor=actor))
+    assert error.code == "invalid_field"
+    assert "actor" in error.reason
+
+
+def test_an_actor_with_surrounding_spaces_is_kept_as_sent(message) -> None:
+    decoded, _ = decode(line(message(actor=" li.wei ")))
+    assert decoded.actor == " li.wei "
 
 
 def test_json_nested_too_deep_inside_data_is_rejected_not_a_crash(message) -> None:
@@ -460,3 +591,136 @@ def test_fingerprint_ignores_key_order_and_whitespace_but_not_content(message) -
 def test_decode_accepts_text_as_well_as_bytes(message) -> None:
     decoded, _ = decode(json.dumps(message()))
     assert decoded.occurred_at == datetime(2026, 3, 2, 9, tzinfo=UTC)
+
+
+# -- dead letters (docs/dead-letters.md) -----------------------------------------------------------
+
+
+def dead_letter_of(raw: bytes) -> dict[str, Any]:
+    from infra.ingest import encode_dead_letter, rejection_record
+    from infra.store import Outcome
+
+    try:
+        decode(raw)
+    except InvalidMessageError as error:
+        outcome = Outcome.rejected(error)
+    else:
+        raise AssertionError("expected a refusal")
+    record = rejection_record(raw, outcome, line=7, rejected_at=T0)
+    text = encode_dead_letter(record)
+    assert "\n" not in text and len(text.splitlines()) == 1
+
+    def refuse(name: str) -> Any:
+        raise AssertionError(f"non-JSON literal {name}")
+
+    parsed: dict[str, Any] = json.loads(text, parse_constant=refuse)
+    return parsed
+
+
+def held(letter: dict[str, Any]) -> dict[str, Any]:
+    return {k: letter[k] for k in ("message", "raw", "raw_base64") if letter[k] is not None}
+
+
+def test_a_dead_letter_names_its_format_and_holds_a_json_object_as_message(message) -> None:
+    body = message(severity="high")
+    letter = dead_letter_of(line(body))
+    assert letter["dead_letter"] == "slatrail.dead-letter/v1"
+    assert (letter["code"], letter["line"], letter["rejected_at"]) == (
+        "unknown_field",
+        7,
+        "2026-03-02T09:00:00Z",
+    )
+    assert held(letter) == {"message": body}
+
+
+def test_a_dead_letter_of_bytes_that_are_not_utf8_keeps_them_as_base64(message) -> None:
+    import base64
+
+    body = line(message()).replace(b"Calls drop", b"Calls \xff\xfe drop")
+    letter = dead_letter_of(body)
+    assert letter["code"] == "invalid_encoding"
+    assert held(letter) == {"raw_base64": base64.b64encode(body).decode("ascii")}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"schema": "slatrail.incident/v1", "level": NaN}',
+        b'{"schema": "slatrail.incident/v1", "level": -Infinity}',
+        b'{"schema": "slatrail.incident/v1", "actor": "\\ud800"}',
+        b'{"schema": "slatrail.incident/v1", "actor": "a", "actor": "b"}',
+        b"not json",
+    ],
+    ids=["nan", "infinity", "lone-surrogate", "repeated-key", "not-json"],
+)
+def test_a_dead_letter_keeps_as_text_what_json_cannot_hold_losslessly(body: bytes) -> None:
+    letter = dead_letter_of(body)
+    assert held(letter) == {"raw": body.decode("utf-8")}
+
+
+def test_a_dead_letter_escapes_the_characters_line_readers_split_on(message) -> None:
+    body = message(data=reported_data(description="a\u2028b\u2029c\x85d"), severity=1)
+    letter = dead_letter_of(line(body))
+    assert letter["message"]["data"]["description"] == "a\u2028b\u2029c\x85d"
+
+
+def test_the_kafka_dead_letter_is_the_file_one_plus_where_it_was_read() -> None:
+    import base64
+
+    from consumers.inbound import dead_letter, truncated_dead_letter
+    from consumers.streams import Record
+    from infra.store import Outcome
+
+    outcome = Outcome("rejected", code="invalid_encoding", reason="not UTF-8")
+    record = Record("t.inbound", 1, 42, b"\xff", b"\x80\xffbad", timestamp_ms=1_772_442_000_000)
+    letter = dead_letter(record, outcome, T0)
+    assert letter["dead_letter"] == "slatrail.dead-letter/v1"
+    assert held(letter) == {"raw_base64": base64.b64encode(b"\x80\xffbad").decode()}
+    assert (letter["topic"], letter["partition"], letter["offset"]) == ("t.inbound", 1, 42)
+    assert (letter["key"], letter["key_base64"]) == (None, "/w==")
+    short = truncated_dead_letter(record, outcome, T0)
+    assert short["dead_letter"] == "slatrail.dead-letter/v1" and short["truncated"] is True
+    assert (short["message"], short["raw"], short["raw_base64"]) == (None, None, None)
+
+
+def test_an_unknown_key_holding_control_characters_is_named_with_escapes(message) -> None:
+    error = rejection(message(**{"sev\x1b[31merity": "high"}))
+    assert error.code == "unknown_field"
+    assert "sev\\x1b[31merity" in error.reason and "\x1b" not in error.reason
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"schema": "slatrail.incident/v1", "severity": "high"}',
+        b"\x80\x81 not utf-8",
+        b'{"schema": "slatrail.incident/v1", "level": NaN}',
+        b"not json",
+    ],
+)
+def test_a_dead_letter_gives_back_the_original_message(body: bytes) -> None:
+    from infra.deadletters import original_bytes
+
+    original = original_bytes(dead_letter_of(body))
+    assert original is not None
+    if body.startswith(b'{"schema": "slatrail.incident/v1", "severity"'):
+        assert json.loads(original) == json.loads(body)
+    else:
+        assert original == body
+
+
+def test_a_dead_letter_of_an_unknown_format_version_is_refused() -> None:
+    from infra.deadletters import NotRedrivable, original_bytes
+
+    with pytest.raises(NotRedrivable, match="unknown dead-letter format"):
+        original_bytes({"dead_letter": "slatrail.dead-letter/v9", "raw": "x"})
+    assert original_bytes({"raw": "x", "message": None}) == b"x"  # before v1
+
+
+@pytest.mark.parametrize("incident_id", ["A" * 129, "INC\x1b[2J", "INC 1", 42])
+def test_a_refusal_carries_the_incident_id_only_when_it_is_a_valid_one(
+    message, incident_id
+) -> None:
+    error = rejection(message(incident_id=incident_id, severity="high"))
+    assert error.incident_id is None
+    assert rejection(message(severity="high")).incident_id == "INC-1"
