@@ -41,7 +41,6 @@ def encode_dead_letter(record: Mapping[str, Any]) -> str:
 _LINE_BREAKS = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
 
 
-
 def entry_identity(entry: Mapping[str, Any]) -> bytes:
     """16 bytes naming a dead letter: its input line and original — not its code, reason or
     time: a line refused again on a re-run is the same dead letter, even when the re-run

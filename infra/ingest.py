@@ -21,7 +21,6 @@ log = structlog.get_logger("slatrail.ingest")
 BATCH_SIZE = 500
 
 
-
 @dataclass
 class IngestCounts:
     accepted: int = 0
