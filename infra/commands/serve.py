@@ -49,9 +49,11 @@ def build_inbound(container: Container) -> Worker:
     s, kafka = container.settings, container.kafka()
     return InboundConsumer(
         container.app,
-        lambda: kafka.source([s.topic_inbound], s.group_inbound),
+        lambda: kafka.source([s.topic_inbound, s.topic_retry], s.group_inbound),
         kafka.sink,
         rejected_topic=s.topic_rejected,
+        retry_topic=s.topic_retry,
+        park_timeout_s=s.park_timeout_s,
         clock=container.clock,
         batch_size=s.kafka_batch_size,
         unreachable_after_s=_unreachable_after(container),
