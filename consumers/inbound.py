@@ -44,7 +44,7 @@ from consumers.streams import (
     Source,
 )
 from domain.errors import FirstEventNotReportedError, InvalidMessageError
-from domain.model import format_instant
+from domain.model import EventType, format_instant
 from infra.ingest import IngestCounts, rejection_record
 from infra.store import Decoded, Outcome, SlatrailApplication
 from infra.wire import decode
@@ -381,7 +381,11 @@ class InboundConsumer:
             message = item.decoded[0]
             if fresh:
                 self._check_key(item.record, message.incident_id)
-                if self.retry_topic is not None and message.incident_id in self.parked:
+                if (
+                    self.retry_topic is not None
+                    and message.incident_id in self.parked
+                    and message.event_type is not EventType.REPORTED  # what the others wait for
+                ):
                     item.outcome = self._park_outcome(
                         message.message_id, message.incident_id, "behind_parked"
                     )

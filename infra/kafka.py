@@ -361,15 +361,16 @@ class _ConsumerSource:
 
     def _culprit(self) -> TopicPartition | None:
         """The partition kafka-python was decoding when it failed (its fetcher's state)."""
-        fetcher = getattr(self.consumer, "_fetcher", None)
-        meta = getattr(fetcher, "_next_in_line_exception_metadata", None)
+        fetcher: Any = getattr(self.consumer, "_fetcher", None)
+        meta: Any = getattr(fetcher, "_next_in_line_exception_metadata", None)
         if meta is not None and getattr(meta, "partition", None) is not None:
             fetcher._next_in_line_exception_metadata = None
-            return meta.partition
-        current = getattr(fetcher, "_next_partition_records", None)
-        tp = getattr(current, "topic_partition", None)
+            culprit: TopicPartition = meta.partition
+            return culprit
+        current: Any = getattr(fetcher, "_next_partition_records", None)
+        tp: TopicPartition | None = getattr(current, "topic_partition", None)
         if tp is not None and tp in self.consumer.assignment():
-            return tp  # type: ignore[no-any-return]
+            return tp
         return None
 
     def _probe(self, error: BaseException) -> TopicPartition | None:
