@@ -33,7 +33,7 @@ from typing import Any
 
 import structlog
 
-from consumers.runtime import BrokerWatch, wait_for_flush
+from consumers.runtime import BrokerWatch, consumer_health, wait_for_flush
 from consumers.streams import (
     DeliveryError,
     MessageTooLargeError,
@@ -260,7 +260,7 @@ class InboundConsumer:
         self._retry_committed: dict[Partition, int] = {}
         self._retry_assigned: set[Partition] = set()
         self._catching_up_since: float | None = None
-        self._ever_assigned = False
+        self._opened_at = time.monotonic()
 
     # -- worker protocol ---------------------------------------------------------------
 
@@ -322,24 +322,10 @@ class InboundConsumer:
 
     def health(self) -> tuple[str, str | None]:
         """What only this worker can see (the supervisor adds failures and restarts)."""
-        if self.source is None:
-            return ("starting", "opening its clients")
-        stalled = self.source.stalled()
-        if stalled:
-            parts = "; ".join(
-                f"{s.topic}:{s.partition} stopped at offset {s.offset}: {s.error}"
-                for _, s in sorted(stalled.items())
-            )
-            return ("stalled", f"cannot decode a batch: {parts}")
-        if self.watch.down_since is not None:
-            return ("degraded", f"broker unreachable for {self.watch.silence_s} s")
-        if not self.source.assignment():
-            if not self._ever_assigned:
-                return ("starting", "joining the consumer group")
-            return ("degraded", "holds no partitions (more consumers than partitions?)")
-        if self._catching_up_since is not None:
+        own = consumer_health(self.source, self.watch, self._opened_at)
+        if own[0] == "running" and self._catching_up_since is not None:
             return ("starting", f"reading the parked messages of {self.retry_topic}")
-        return ("running", None)
+        return own
 
     # -- one batch ------------------------------------------------------------------
 
@@ -611,8 +597,6 @@ class InboundConsumer:
         if self.retry_topic is None or self.source is None:
             return
         assigned = self.source.assignment()
-        if assigned:
-            self._ever_assigned = True
         retry = {tp for tp in assigned if tp[0] == self.retry_topic}
         gone = self._retry_assigned - retry
         for tp in gone:  # another consumer holds them now, with what they hold

@@ -302,3 +302,27 @@ def wait_for_flush(
                 waited_s=round(time.monotonic() - started, 1),
             )
         return True
+
+
+JOIN_GRACE_S = 30.0
+"""A consumer holding no partitions this long after it opened is `degraded`, not `starting`."""
+
+
+def consumer_health(source: Any, watch: BrokerWatch, opened_at: float) -> tuple[str, str | None]:
+    """The health of a group consumer as only it can see it (see `Supervisor`)."""
+    if source is None:
+        return ("starting", "opening its clients")
+    stalled = source.stalled()
+    if stalled:
+        parts = "; ".join(
+            f"{s.topic}:{s.partition} stopped at offset {s.offset}: {s.error}"
+            for _, s in sorted(stalled.items())
+        )
+        return ("stalled", f"cannot decode a batch: {parts}")
+    if watch.down_since is not None:
+        return ("degraded", f"broker unreachable for {watch.silence_s} s")
+    if not source.assignment():
+        if time.monotonic() - opened_at < JOIN_GRACE_S:
+            return ("starting", "joining the consumer group")
+        return ("degraded", "holds no partitions (more consumers than partitions?)")
+    return ("running", None)

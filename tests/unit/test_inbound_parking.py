@@ -307,3 +307,18 @@ def test_health_reports_the_worker_own_state_and_recent_failures() -> None:
     assert supervisor.states[0].state == "running" and supervisor.states[0].reason is None
     supervisor.stop()
     assert supervisor.join(5)
+
+
+def test_a_consumer_holding_no_partitions_is_starting_then_degraded_never_running_with_lag_0(
+    app: SlatrailApplication,
+) -> None:
+    empty = MemoryBroker(partitions=0)  # a group member that got no partitions
+    consumer = make(app, empty, Clock())
+    run(consumer, 2)
+    assert consumer.health() == ("starting", "joining the consumer group")
+    consumer._opened_at -= 60  # a minute later, still nothing
+    state, reason = consumer.health()
+    assert state == "degraded" and reason is not None and "no partitions" in reason
+    assert consumer.stats()["lag"] is None
+    consumer.close()
+    assert consumer.stats()["lag"] is None
