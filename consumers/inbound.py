@@ -737,6 +737,41 @@ class InboundConsumer:
             log.warning("commit_failed", worker=self.name, error=repr(error))
 
 
+def submit_records(
+    app: SlatrailApplication,
+    sink: Sink,
+    records: Sequence[Record],
+    *,
+    rejected_topic: str,
+    clock: Callable[[], datetime],
+    retry_topic: str | None = None,
+    park_timeout_s: float = 300.0,
+    stop: threading.Event | None = None,
+) -> list[Outcome] | None:
+    """`InboundConsumer.submit` without a consumer: for re-submitting messages (redrive).
+
+    `records` carry the raw bytes and their origin (topic/partition/offset/key/timestamp, as
+    kept in a dead letter). Recorded, duplicate or dead-lettered (to `rejected_topic`, waiting
+    for the broker's acks); with `retry_topic`, a message whose incident does not exist yet is
+    parked there instead (a running `serve` retries it). None if `stop` was set before the acks.
+    """
+
+    def no_source() -> Source:
+        raise RuntimeError("submit_records reads nothing")
+
+    consumer = InboundConsumer(
+        app,
+        no_source,
+        lambda: sink,
+        rejected_topic=rejected_topic,
+        clock=clock,
+        retry_topic=retry_topic,
+        park_timeout_s=park_timeout_s,
+    )
+    consumer.sink = sink
+    return consumer.submit(records, stop or threading.Event())
+
+
 def _too_large(error: BaseException) -> bool:
     return isinstance(error, MessageTooLargeError) or "TooLarge" in type(error).__name__
 

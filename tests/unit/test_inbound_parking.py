@@ -322,3 +322,22 @@ def test_a_consumer_holding_no_partitions_is_starting_then_degraded_never_runnin
     assert consumer.stats()["lag"] is None
     consumer.close()
     assert consumer.stats()["lag"] is None
+
+
+def test_submit_records_is_the_inbound_path_for_messages_with_an_origin(
+    app: SlatrailApplication,
+) -> None:
+    from consumers.inbound import submit_records
+    from consumers.streams import Record
+
+    broker = MemoryBroker(partitions=2)
+    reported, triaged = jsonl_bytes(incident_stream(2, per_incident=2, prefix="S"))
+    origin = [Record(INBOUND, 1, 7, b"S-0", triaged), Record(INBOUND, 0, 3, b"S-0", reported)]
+    outcomes = submit_records(app, broker.sink(), origin, rejected_topic=REJECTED, clock=Clock())
+    assert outcomes is not None
+    assert [o.status for o in outcomes] == ["rejected", "accepted"]
+    [letter] = letters(broker)
+    assert (letter["code"], letter["partition"], letter["offset"]) == (
+        "first_event_not_reported", 1, 7)  # fmt: skip
+    again = submit_records(app, broker.sink(), origin[1:], rejected_topic=REJECTED, clock=Clock())
+    assert again is not None and [o.status for o in again] == ["duplicate"]
