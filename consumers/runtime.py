@@ -326,3 +326,20 @@ def consumer_health(source: Any, watch: BrokerWatch, opened_at: float) -> tuple[
             return ("starting", "joining the consumer group")
         return ("degraded", "holds no partitions (more consumers than partitions?)")
     return ("running", None)
+
+
+class Backoff:
+    """Delays before restarting something that failed: min, 2 × min, … max; back to min once
+    it stayed up `stable_after_s` (so a crash loop slows down, a rare failure restarts fast)."""
+
+    def __init__(self, min_s: float, max_s: float, stable_after_s: float = 30.0) -> None:
+        self.min_s, self.max_s, self.stable_after_s = min_s, max_s, stable_after_s
+        self.next_s = min_s
+
+    def failed(self, up_s: float) -> float:
+        """The delay to wait now, after a run that lasted `up_s` seconds."""
+        if up_s >= self.stable_after_s:
+            self.next_s = self.min_s
+        delay = self.next_s
+        self.next_s = min(self.next_s * 2, self.max_s)
+        return delay

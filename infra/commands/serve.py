@@ -30,7 +30,7 @@ from consumers.alert_timer import build_alert_timer
 from consumers.inbound import InboundConsumer
 from consumers.projections import ProjectionConsumer
 from consumers.relay import EventRelay
-from consumers.runtime import Supervisor, Worker
+from consumers.runtime import Backoff, Supervisor, Worker
 from consumers.streams import OnAssign
 from infra.bootstrap import Container
 from infra.kafka import KafkaNotConfiguredError, quiet_kafka_logging, redacted
@@ -216,20 +216,28 @@ def _run_children(container: Container, names: list[str], stop: threading.Event)
     env["SLATRAIL_TOPIC_CREATE"] = "false"
     children: dict[str, subprocess.Popen[bytes]] = {}
     restart_at: dict[str, float] = {name: 0.0 for name in names}
+    started_at: dict[str, float] = {}
+    backoff = {name: Backoff(1.0, 15.0) for name in names}
     while not stop.is_set():
         for name in names:
             child = children.get(name)
             if child is not None and child.poll() is None:
                 continue
             if child is not None:
+                delay = backoff[name].failed(time.monotonic() - started_at[name])
                 log.error(
-                    "worker_process_exited", worker=name, pid=child.pid, code=child.returncode
+                    "worker_process_exited",
+                    worker=name,
+                    pid=child.pid,
+                    code=child.returncode,
+                    restart_in_s=delay,
                 )
                 children.pop(name)
-                restart_at[name] = time.monotonic() + 1.0
+                restart_at[name] = time.monotonic() + delay
             if time.monotonic() >= restart_at[name]:
                 argv = [sys.executable, "-m", "infra.cli", *_child_args(sys.argv[1:], name)]
                 children[name] = subprocess.Popen(argv, env=env)
+                started_at[name] = time.monotonic()
                 log.info("worker_process_started", worker=name, pid=children[name].pid)
         stop.wait(0.5)
     log.info("serve_stopping")

@@ -341,3 +341,12 @@ def test_submit_records_is_the_inbound_path_for_messages_with_an_origin(
         "first_event_not_reported", 1, 7)  # fmt: skip
     again = submit_records(app, broker.sink(), origin[1:], rejected_topic=REJECTED, clock=Clock())
     assert again is not None and [o.status for o in again] == ["duplicate"]
+
+
+def test_backoff_doubles_while_failing_fast_and_starts_over_after_a_stable_run() -> None:
+    from consumers.runtime import Backoff
+
+    backoff = Backoff(1.0, 15.0, stable_after_s=30.0)
+    assert [backoff.failed(up_s=0.2) for _ in range(6)] == [1, 2, 4, 8, 15, 15]
+    assert backoff.failed(up_s=45.0) == 1  # it had run fine for a while
+    assert backoff.failed(up_s=1.0) == 2
