@@ -344,6 +344,7 @@ class _ConsumerSource:
         except Exception:
             offset = -1
         self.consumer.pause(tp)
+        self._forget_buffered(tp, offset)
         key = (tp.topic, tp.partition)
         known = self.stalls.get(key)
         since = known.since if known is not None and known.offset == offset else time.time()
@@ -373,6 +374,24 @@ class _ConsumerSource:
             return tp
         return None
 
+    def _forget_buffered(self, tp: TopicPartition, offset: int) -> None:
+        """Drop what kafka-python holds of a batch it failed to decode, so that reading the
+        partition again fetches the batch again (and fails again, loudly) instead of hanging on
+        a dead iterator."""
+        fetcher: Any = getattr(self.consumer, "_fetcher", None)
+        with contextlib.suppress(Exception):
+            current = fetcher._next_partition_records
+            if current is not None and current.topic_partition == tp:
+                fetcher._next_partition_records = None
+            fetcher._paused_partition_records.pop(tp, None)
+            fetcher._paused_completed_fetches.pop(tp, None)
+            meta = fetcher._next_in_line_exception_metadata
+            if meta is not None and meta.partition == tp:
+                fetcher._next_in_line_exception_metadata = None
+        if offset >= 0:
+            with contextlib.suppress(Exception):
+                self.consumer.seek(tp, offset)
+
     def _probe(self, error: BaseException) -> TopicPartition | None:
         """Find the failing partition by reading each alone (fallback; positions restored)."""
         candidates = sorted(self.consumer.assignment() - self.consumer.paused())
@@ -391,6 +410,7 @@ class _ConsumerSource:
                     except Exception as again:
                         if _is_decode_error(again):
                             found = tp
+                            self._forget_buffered(tp, positions[tp])
                         break
                     if got:
                         break

@@ -308,3 +308,59 @@ def test_a_key_that_differs_from_the_incident_id_is_recorded_counted_and_logged(
     assert len(logged) == 10
     assert {e["key"] for e in logged} == {"not-the-incident", None}
     assert all(e["topic"] == topic and e["offset"] >= 0 and "partition" in e for e in logged)
+
+
+def test_kafka_source_finds_the_partition_it_cannot_decode_even_by_probing(
+    pipeline: PipelineEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`KafkaSource` itself: the culprit from kafka-python's state, and the fallback that reads
+    each partition alone, both leave every other partition where it was."""
+    import kafka.codec
+
+    from infra.kafka import KafkaClients
+    from infra.settings import Settings
+
+    settings = Settings(**pipeline.settings_overrides())
+    clients = KafkaClients(settings)
+    topic = pipeline.topics["inbound"]
+    clients.ensure_topics([topic])
+    bootstrap = pipeline.kafka.bootstrap
+    send(bootstrap, topic, incident_stream(5, per_incident=1, prefix="A"), partition=0)
+    send(bootstrap, topic, incident_stream(3, per_incident=1, prefix="B"), partition=1)
+    send(bootstrap, topic, incident_stream(30, per_incident=1, prefix="Z"), partition=1,
+         compression_type="zstd")  # fmt: skip
+    monkeypatch.setattr(kafka.codec, "zstd", None)  # this process has no zstd codec now
+    source = clients.source([topic], pipeline.groups["inbound"])
+    try:
+        got: list[Any] = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not (source.stalled() and len(got) >= 8):
+            got.extend(source.poll(0.3, 100))
+        assert sorted((r.partition, r.offset) for r in got) == [
+            *((0, o) for o in range(5)), *((1, o) for o in range(3))]  # fmt: skip
+        [(where, stall)] = source.stalled().items()
+        assert where == (topic, 1) and stall.offset == 3 and "zstd" in stall.error
+        # The fallback, on its own: resume the partition, and find it again by probing.
+        from kafka import TopicPartition
+        from kafka.errors import UnsupportedCodecError
+
+        source.consumer.resume(TopicPartition(topic, 1))
+        assert source._probe(UnsupportedCodecError("zstd")) == TopicPartition(topic, 1)
+        assert source.consumer.position(TopicPartition(topic, 0)) == 5
+        assert source.consumer.position(TopicPartition(topic, 1)) == 3
+        # Tried again periodically: it fails again, loudly, and stays where it was.
+        import infra.kafka as kafka_module
+
+        monkeypatch.setattr(kafka_module, "STALL_RETRY_S", 0.3)
+        stalls: list[int] = []
+        original = source._stall
+        monkeypatch.setattr(source, "_stall", lambda e: (stalls.append(1), original(e)))
+        source.consumer.pause(TopicPartition(topic, 1))
+        end = time.monotonic() + 4
+        while time.monotonic() < end:
+            assert source.poll(0.2, 100) == []
+        assert len(stalls) >= 3
+        [(where, again)] = source.stalled().items()
+        assert where == (topic, 1) and again.offset == 3 and again.since == stall.since
+    finally:
+        source.close()
