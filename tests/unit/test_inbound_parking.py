@@ -198,6 +198,7 @@ def test_without_a_retry_topic_the_refusal_is_a_dead_letter_at_once(
 def test_a_key_that_is_not_the_incident_id_is_processed_and_counted(
     app: SlatrailApplication, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    configure_logging("info", "json")
     broker, clock = MemoryBroker(partitions=2), Clock()
     a, b, c = jsonl_bytes(incident_stream(3, per_incident=1, prefix="K"))
     send(broker, a, b"K-0")
@@ -208,8 +209,11 @@ def test_a_key_that_is_not_the_incident_id_is_processed_and_counted(
     assert consumer.counts.accepted == 3
     assert consumer.stats()["key_mismatch"] == 2
     captured = capsys.readouterr()
-    logged = captured.out + captured.err
-    assert logged.count("key_mismatch") >= 2 and "someone-else" in logged
+    logged = [json.loads(x) for x in (captured.out + captured.err).splitlines() if x[:1] == "{"]
+    mismatches = [e for e in logged if e["event"] == "key_mismatch"]
+    assert [(e["key"], e["incident_id"]) for e in mismatches] == [
+        ("someone-else", "K-1"), (None, "K-2")]  # fmt: skip
+    assert all(e["topic"] == INBOUND and "partition" in e and "offset" in e for e in mismatches)
 
 
 def test_an_undecodable_batch_stalls_its_partition_only_and_health_says_where(
