@@ -281,7 +281,10 @@ class InboundConsumer:
         started = time.perf_counter()
         records = self.source.poll(self.poll_timeout_s, self.batch_size)
         self.seconds["poll"] += time.perf_counter() - started
-        self.lag = self.source.lag()
+        behind = self.source.lag()
+        # Until the batch in hand is handled it is still behind (a failing worker is never
+        # "lag 0" because it fetched what it cannot record).
+        self.lag = None if behind is None else behind + len(records)
         if self.watch.due():
             self.watch.observe(self.source.broker_silence_s())
         self._follow_assignment()
@@ -299,6 +302,7 @@ class InboundConsumer:
         if inbound:
             self.handle(inbound, stop)
         self._commit_retry()
+        self.lag = behind
         return done + len(inbound)
 
     def stats(self) -> dict[str, Any]:

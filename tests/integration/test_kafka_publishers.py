@@ -364,3 +364,48 @@ def test_kafka_source_finds_the_partition_it_cannot_decode_even_by_probing(
         assert where == (topic, 1) and again.offset == 3 and again.since == stall.since
     finally:
         source.close()
+
+
+# -- health -------------------------------------------------------------------------------------
+
+
+def test_health_tells_the_truth_while_the_inbound_worker_fails_again_and_again(
+    pipeline: PipelineEnv,
+) -> None:
+    """The store refuses writes (another process holds its write lock): the inbound worker
+    fails at every batch. Health must say so — never `running` — with a back-off that grows;
+    once the store is free again it records everything (and is `degraded` for a minute: it
+    failed recently)."""
+    import sqlite3
+
+    messages = incident_stream(40, per_incident=1)
+    serve = inbound_serve(pipeline, SLATRAIL_HEALTH_INTERVAL_S="0.5")
+    with running(serve):
+        time.sleep(1.5)
+        assert health(serve)[-1]["state"] == "running"
+        lock = sqlite3.connect(pipeline.store.removeprefix("sqlite:///"), timeout=30)
+        lock.execute("BEGIN EXCLUSIVE")
+        try:
+            send(pipeline.kafka.bootstrap, pipeline.topics["inbound"], messages)
+
+            def failures() -> list[dict[str, Any]]:
+                return [e for e in serve.log_events() if e["event"] == "worker_failed"]
+
+            assert wait_until(lambda: len(failures()) >= 4, 120), serve.log_text()[-3000:]
+            first_failure = failures()[0]["timestamp"]
+            time.sleep(1)
+            during = [e for e in health(serve) if e["timestamp"] > first_failure]
+        finally:
+            lock.rollback()
+            lock.close()
+        assert wait_until(lambda: event_count(pipeline.store) >= 40, 90)
+        assert wait_until(lambda: health(serve)[-1]["accepted"] == 40, 30)
+        recovered = health(serve)[-1]
+    delays = [e["restart_in_s"] for e in failures()]
+    assert delays[:4] == [0.5, 1.0, 2.0, 4.0]
+    assert during and all(e["state"] != "running" for e in during)
+    assert during[-1]["state"] == "stalled" and "failed" in during[-1]["reason"]
+    assert all(e["lag"] != 0 for e in during)  # never "lag 0" while it cannot record
+    # Recovered: it records again, and says for a minute that it failed recently.
+    assert recovered["state"] == "degraded" and "s ago" in recovered["reason"]
+    assert recovered["lag"] == 0 and event_count(pipeline.store) == 40
