@@ -526,7 +526,12 @@ class InboundConsumer:
         queue = self.parked.setdefault(parking.incident_id, [])
         for index, entry in enumerate(queue):
             if _same(entry, parking):
-                queue[index] = parking  # a re-parking keeps the message's place
+                # A re-parking (or the same message parked again after a redelivery) keeps
+                # the message's place, and the retry records it still holds.
+                parking.retry_offsets |= entry.retry_offsets
+                if self._by_park_id.get(entry.park_id) is entry:
+                    del self._by_park_id[entry.park_id]
+                queue[index] = parking
                 break
         else:
             queue.append(parking)

@@ -354,3 +354,28 @@ def test_backoff_doubles_while_failing_fast_and_starts_over_after_a_stable_run()
     assert [backoff.failed(up_s=0.2) for _ in range(6)] == [1, 2, 4, 8, 15, 15]
     assert backoff.failed(up_s=45.0) == 1  # it had run fine for a while
     assert backoff.failed(up_s=1.0) == 2
+
+
+def test_a_message_parked_again_after_a_redelivery_is_one_entry_and_its_records_are_committed(
+    app: SlatrailApplication,
+) -> None:
+    broker, clock = MemoryBroker(partitions=2), Clock()
+    reported, triaged = jsonl_bytes(incident_stream(2, per_incident=2, prefix="T"))
+    on_partition(broker, triaged, 0)
+    first = make(app, broker, clock)
+    run(first)
+    # A crash after the parked copy was acknowledged but before the inbound commit:
+    broker.committed.pop(("g-in", (INBOUND, 0)))
+    first.close()
+    second = make(app, broker, clock)
+    run(second, 4)
+    assert len(broker.records(RETRY)) == 2  # parked twice …
+    assert second.stats()["parked"] == 1  # … one message waiting
+    on_partition(broker, reported, 1)
+    for _ in range(3):
+        clock.advance(2)
+        run(second, 2)
+    assert history(app, "T-0") == ["reported", "triaged"]
+    assert second.stats()["parked"] == 0
+    retry_committed = sum(o for (_, tp), o in broker.committed.items() if tp[0] == RETRY)
+    assert retry_committed == len(broker.records(RETRY))  # every copy settled
