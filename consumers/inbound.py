@@ -225,8 +225,11 @@ class InboundConsumer:
         on_recorded: Callable[[], None] | None = None,
         retry_topic: str | None = None,
         park_timeout_s: float = 300.0,
+        max_parked: int = 100_000,
     ) -> None:
         self.app = app
+        self.max_parked = max_parked
+        self._full_warned = False
         self.source_factory = source_factory
         self.sink_factory = sink_factory
         self.rejected_topic = rejected_topic
@@ -394,7 +397,12 @@ class InboundConsumer:
         for item in items:
             outcome = item.outcome
             assert outcome is not None
-            if outcome.status == "rejected" and outcome.code == PARK_CODE and self.retry_topic:
+            if (
+                outcome.status == "rejected"
+                and outcome.code == PARK_CODE
+                and self.retry_topic
+                and (item.parked is not None or self._room_to_park(len(parks)))
+            ):
                 parking = self._repark(item, outcome, rejected_at)
                 if parking is not None:
                     parks.append(parking)
@@ -458,6 +466,19 @@ class InboundConsumer:
         )
 
     # -- parking ------------------------------------------------------------------------
+
+    def _room_to_park(self, pending: int) -> bool:
+        if len(self._by_park_id) + pending < self.max_parked:
+            return True
+        if not self._full_warned:
+            self._full_warned = True
+            log.warning(
+                "parking_full",
+                parked=len(self._by_park_id),
+                max_parked=self.max_parked,
+                hint="new messages of unknown incidents are dead-lettered at once",
+            )
+        return False
 
     def _park_outcome(self, message_id: str | None, incident_id: str | None, why: str) -> Outcome:
         return Outcome("parked", message_id, incident_id, code=PARK_CODE, reason=why)

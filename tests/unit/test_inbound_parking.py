@@ -379,3 +379,18 @@ def test_a_message_parked_again_after_a_redelivery_is_one_entry_and_its_records_
     assert second.stats()["parked"] == 0
     retry_committed = sum(o for (_, tp), o in broker.committed.items() if tp[0] == RETRY)
     assert retry_committed == len(broker.records(RETRY))  # every copy settled
+
+
+def test_parking_is_bounded_in_size_too(app: SlatrailApplication) -> None:
+    broker, clock = MemoryBroker(partitions=1), Clock()
+    stream = incident_stream(10, per_incident=2)
+    orphans = jsonl_bytes([m for m in stream if m["type"] == "triaged"])
+    for body in orphans:  # five triaged of five unknown incidents
+        on_partition(broker, body, 0)
+    consumer = InboundConsumer(app, lambda: broker.source([INBOUND, RETRY], "g"), broker.sink,
+                               rejected_topic=REJECTED, retry_topic=RETRY, clock=clock,
+                               max_parked=3)  # fmt: skip
+    consumer.open()
+    run(consumer)
+    assert consumer.stats()["parked"] == 3
+    assert [d["code"] for d in letters(broker)] == ["first_event_not_reported"] * 2
