@@ -18,7 +18,7 @@ from typing import Any
 
 import structlog
 
-from consumers.runtime import BrokerWatch
+from consumers.runtime import BrokerWatch, consumer_health
 from consumers.streams import OnAssign, Partition, Record, Source
 from infra.kafka_envelope import EnvelopeError, decode_envelope
 from projections.read_models import READ_MODELS, ReadModelStore, TrackedEvent, kafka_source
@@ -59,17 +59,23 @@ class ProjectionConsumer:
         self.lag: int | None = None
         self.last_delay_s: float | None = None
         self._reset_checked = time.monotonic()
+        self._opened_at = time.monotonic()
 
     # -- worker protocol ---------------------------------------------------------------
 
     def open(self) -> None:
         self.applied.clear()
+        self._opened_at = time.monotonic()
         self.source = self.source_factory(self.start_offsets)
+
+    def health(self) -> tuple[str, str | None]:
+        return consumer_health(self.source, self.watch, self._opened_at)
 
     def close(self) -> None:
         if self.source is not None:
             self.source.close()
         self.source = None
+        self.lag = None
 
     def stats(self) -> dict[str, Any]:
         return {

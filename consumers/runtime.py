@@ -3,7 +3,13 @@
 A worker is anything with `name`, `open()`, `step(stop)`, `close()` and `stats()`:
 `open` creates its clients (and may fail: the broker is down), `step` does one unit of work
 (one poll batch) and returns how many items it handled, `stats` returns counters for the
-health log. `slatrail serve` builds the list of workers; more can be added (alert timer).
+health log. A worker may also have `health() -> (state, reason)` to report what only it can
+see (a stalled partition, no partitions held). `slatrail serve` builds the list of workers.
+
+Health states (docs/streaming.md): `starting` (opening, or not yet done a step since it
+(re)opened), `running`, `degraded` (working, but: failed recently, holds no partitions, broker
+unreachable, …), `stalled` (makes no progress on some or all of its input: failing again and
+again, a partition stopped at a batch it cannot decode). Every state but `running` has a reason.
 """
 
 from __future__ import annotations
@@ -32,15 +38,31 @@ class Worker(Protocol):
     def stats(self) -> dict[str, Any]: ...
 
 
+STATES = ("starting", "running", "degraded", "stalled")
+_RANK = {state: rank for rank, state in enumerate(STATES)}
+
+
 @dataclass
 class WorkerState:
     worker: Worker
     state: str = "starting"
+    reason: str | None = "opening its clients"
     processed: int = 0
     restarts: int = 0
+    failures_in_a_row: int = 0
     last_error: str | None = None
+    last_failure_at: float | None = None
+    restart_in_s: float | None = None
     since: float = field(default_factory=time.monotonic)
     thread: threading.Thread | None = None
+
+    def set(self, state: str, reason: str | None) -> None:
+        self.state, self.reason = state, reason
+
+
+def worst(*states: tuple[str, str | None]) -> tuple[str, str | None]:
+    """The least healthy of several (state, reason) pairs (`starting` < … < `stalled`)."""
+    return max(states, key=lambda pair: _RANK.get(pair[0], 0))
 
 
 class Supervisor:
@@ -51,12 +73,20 @@ class Supervisor:
         workers: Sequence[Worker],
         *,
         health_interval_s: float = 10.0,
+        min_backoff_s: float = 0.5,
         max_backoff_s: float = 15.0,
+        stable_after_s: float = 30.0,
+        recent_failure_s: float = 60.0,
+        stalled_after_failures: int = 3,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.states = [WorkerState(worker) for worker in workers]
         self.health_interval_s = health_interval_s
+        self.min_backoff_s = min_backoff_s
         self.max_backoff_s = max_backoff_s
+        self.stable_after_s = stable_after_s
+        self.recent_failure_s = recent_failure_s
+        self.stalled_after_failures = stalled_after_failures
         self.clock = clock
         self.stopping = threading.Event()
         self._health: threading.Thread | None = None
@@ -90,25 +120,53 @@ class Supervisor:
         return not alive
 
     def _run(self, state: WorkerState) -> None:
+        """Open, step until a failure, close, wait, again. The back-off doubles with every
+        failure (min … max) and starts over only once the worker stayed up `stable_after_s`:
+        a worker that opens fine and fails at its first batch backs off too."""
         worker = state.worker
-        backoff = 0.5
+        backoff = self.min_backoff_s
         while not self.stopping.is_set():
+            opened_at: float | None = None
             try:
-                state.state = "connecting"
+                if state.restarts:
+                    state.set("starting", f"restart {state.restarts} after {state.last_error}")
                 worker.open()
-                state.state = "running"
+                opened_at = self.clock()
+                state.restart_in_s = None
                 log.info("worker_started", worker=worker.name)
-                backoff = 0.5
+                stepped = False
                 while not self.stopping.is_set():
                     state.processed += worker.step(self.stopping)
+                    if not stepped or state.failures_in_a_row:
+                        stepped = True
+                        if self.clock() - opened_at >= self.stable_after_s:
+                            state.failures_in_a_row = 0
+                            backoff = self.min_backoff_s
+                    self._judge(state)
             except Exception as error:
+                if opened_at is not None and self.clock() - opened_at >= self.stable_after_s:
+                    state.failures_in_a_row = 0  # it had been fine for a while: start over
+                    backoff = self.min_backoff_s
                 state.restarts += 1
+                state.failures_in_a_row += 1
                 state.last_error = repr(error)
-                state.state = "restarting"
+                state.last_failure_at = self.clock()
+                state.restart_in_s = backoff
+                level = (
+                    "stalled"
+                    if state.failures_in_a_row >= self.stalled_after_failures
+                    else "degraded"
+                )
+                state.set(
+                    level,
+                    f"failed {state.failures_in_a_row} time(s) in a row, last: {error!r}; "
+                    f"restarting in {backoff:g} s",
+                )
                 log.error(
                     "worker_failed",
                     worker=worker.name,
                     error=repr(error),
+                    failures_in_a_row=state.failures_in_a_row,
                     restart_in_s=backoff,
                     exc_info=True,
                 )
@@ -118,8 +176,29 @@ class Supervisor:
             if self.stopping.wait(backoff):
                 break
             backoff = min(backoff * 2, self.max_backoff_s)
-        state.state = "stopped"
+        state.set("stopped", None)
         log.info("worker_stopped", worker=worker.name, processed=state.processed)
+
+    def _judge(self, state: WorkerState) -> None:
+        """State after a successful step: the worker's own view, and recent failures."""
+        own: tuple[str, str | None] = ("running", None)
+        health = getattr(state.worker, "health", None)
+        if callable(health):
+            try:
+                own = health()
+            except Exception as error:  # health must never take the worker down
+                own = ("degraded", f"health check failed: {error!r}")
+        recent: tuple[str, str | None] = ("running", None)
+        if (
+            state.last_failure_at is not None
+            and self.clock() - state.last_failure_at < self.recent_failure_s
+        ):
+            ago = self.clock() - state.last_failure_at
+            recent = (
+                "degraded",
+                f"failed {ago:.0f} s ago ({state.failures_in_a_row} in a row): {state.last_error}",
+            )
+        state.set(*worst(own, recent))
 
     def _health_loop(self) -> None:
         last = {id(s): (self.clock(), s.processed) for s in self.states}
@@ -137,9 +216,12 @@ class Supervisor:
                     "health",
                     worker=state.worker.name,
                     state=state.state,
+                    reason=state.reason,
                     processed=state.processed,
                     rate_per_s=round(rate, 1),
                     restarts=state.restarts,
+                    failures_in_a_row=state.failures_in_a_row,
+                    restart_in_s=state.restart_in_s,
                     last_error=state.last_error,
                     **extra,
                 )
@@ -220,3 +302,44 @@ def wait_for_flush(
                 waited_s=round(time.monotonic() - started, 1),
             )
         return True
+
+
+JOIN_GRACE_S = 30.0
+"""A consumer holding no partitions this long after it opened is `degraded`, not `starting`."""
+
+
+def consumer_health(source: Any, watch: BrokerWatch, opened_at: float) -> tuple[str, str | None]:
+    """The health of a group consumer as only it can see it (see `Supervisor`)."""
+    if source is None:
+        return ("starting", "opening its clients")
+    stalled = source.stalled()
+    if stalled:
+        parts = "; ".join(
+            f"{s.topic}:{s.partition} stopped at offset {s.offset}: {s.error}"
+            for _, s in sorted(stalled.items())
+        )
+        return ("stalled", f"cannot decode a batch: {parts}")
+    if watch.down_since is not None:
+        return ("degraded", f"broker unreachable for {watch.silence_s} s")
+    if not source.assignment():
+        if time.monotonic() - opened_at < JOIN_GRACE_S:
+            return ("starting", "joining the consumer group")
+        return ("degraded", "holds no partitions (more consumers than partitions?)")
+    return ("running", None)
+
+
+class Backoff:
+    """Delays before restarting something that failed: min, 2 × min, … max; back to min once
+    it stayed up `stable_after_s` (so a crash loop slows down, a rare failure restarts fast)."""
+
+    def __init__(self, min_s: float, max_s: float, stable_after_s: float = 30.0) -> None:
+        self.min_s, self.max_s, self.stable_after_s = min_s, max_s, stable_after_s
+        self.next_s = min_s
+
+    def failed(self, up_s: float) -> float:
+        """The delay to wait now, after a run that lasted `up_s` seconds."""
+        if up_s >= self.stable_after_s:
+            self.next_s = self.min_s
+        delay = self.next_s
+        self.next_s = min(self.next_s * 2, self.max_s)
+        return delay

@@ -6,6 +6,7 @@ unit tests (same semantics: partitions by key, offsets, group commits, seek, del
 
 from __future__ import annotations
 
+import time
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -61,6 +62,28 @@ class MessageTooLargeError(Exception):
     """The broker (or the client's limit) refuses a message this large."""
 
 
+@dataclass(frozen=True, slots=True)
+class StalledPartition:
+    """A partition whose next batch cannot be decoded (unknown codec, corrupt batch).
+
+    The source stops reading it at `offset` (never skips it); the others go on.
+    """
+
+    topic: str
+    partition: int
+    offset: int
+    error: str
+    since: float  # time.time() when it stalled
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "topic": self.topic,
+            "partition": self.partition,
+            "offset": self.offset,
+            "error": self.error,
+        }
+
+
 class Source(Protocol):
     """Records from subscribed topics, with manual offset commits."""
 
@@ -72,9 +95,15 @@ class Source(Protocol):
     def seek(self, partition: Partition, offset: int) -> None: ...
 
     def lag(self) -> int | None:
-        """Records not yet read from the assigned partitions (None when unknown)."""
+        """Records not yet read from the assigned partitions (None when unknown or none held)."""
+
+    def topic_lag(self, topic: str) -> int | None:
+        """Records not yet read from the assigned partitions of `topic` (None when unknown)."""
 
     def assignment(self) -> set[Partition]: ...
+
+    def stalled(self) -> dict[Partition, StalledPartition]:
+        """Partitions stopped at a batch that cannot be decoded."""
 
     def broker_silence_s(self) -> float | None:
         """Seconds since the broker last answered the group's heartbeats (None: unknown)."""
@@ -120,6 +149,8 @@ class MemoryBroker:
     topics: dict[str, list[list[Record]]] = field(default_factory=dict)
     committed: dict[tuple[str, Partition], int] = field(default_factory=dict)
     down: bool = False
+    undecodable: dict[tuple[str, int, int], str] = field(default_factory=dict)
+    """(topic, partition, offset) → error: records a consumer cannot decode (a bad batch)."""
     _counter: int = 0
 
     def topic(self, name: str) -> list[list[Record]]:
@@ -167,6 +198,7 @@ class MemorySource:
         self.group = group
         self.on_assign = on_assign
         self.positions: dict[Partition, int] = {}
+        self.stalls: dict[Partition, StalledPartition] = {}
         self.closed = False
 
     def _assign(self) -> None:
@@ -188,8 +220,18 @@ class MemorySource:
         self._assign()
         out: list[Record] = []
         for tp, position in sorted(self.positions.items()):
+            if tp in self.stalls:
+                continue
             log = self.broker.topic(tp[0])[tp[1]]
             chunk = log[position : position + max_records - len(out)]
+            for index, record in enumerate(chunk):
+                error = self.broker.undecodable.get((tp[0], tp[1], record.offset))
+                if error is not None:
+                    chunk = chunk[:index]
+                    self.stalls[tp] = StalledPartition(
+                        tp[0], tp[1], record.offset, error, time.time()
+                    )
+                    break
             out.extend(chunk)
             self.positions[tp] = position + len(chunk)
             if len(out) >= max_records:
@@ -204,15 +246,29 @@ class MemorySource:
 
     def seek(self, partition: Partition, offset: int) -> None:
         self.positions[partition] = offset
+        self.stalls.pop(partition, None)
 
     def lag(self) -> int | None:
+        if not self.positions:
+            return None
         return sum(
             len(self.broker.topic(tp[0])[tp[1]]) - position
             for tp, position in self.positions.items()
         )
 
+    def topic_lag(self, topic: str) -> int | None:
+        self._assign()
+        return sum(
+            len(self.broker.topic(tp[0])[tp[1]]) - position
+            for tp, position in self.positions.items()
+            if tp[0] == topic
+        )
+
     def assignment(self) -> set[Partition]:
         return set(self.positions)
+
+    def stalled(self) -> dict[Partition, StalledPartition]:
+        return dict(self.stalls)
 
     def broker_silence_s(self) -> float | None:
         return float("inf") if self.broker.down else 0.0

@@ -12,7 +12,7 @@ import structlog
 from domain.contracts import ContractsError
 from infra.bootstrap import Container
 from infra.commands import command_modules
-from infra.logging import configure_logging
+from infra.logging import LOG_FORMATS, configure_logging
 from infra.settings import Settings
 from infra.store import DamagedStoreError, StoreURLError
 
@@ -38,6 +38,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--kafka", help="Kafka bootstrap servers HOST:PORT  [SLATRAIL_KAFKA_BOOTSTRAP]"
     )
     parser.add_argument("--log-level", default=None, help="debug, info, warning, error")
+    parser.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default=None,
+        help="console (readable), json (one object a line) or auto: console when stderr is a "
+        "terminal  [SLATRAIL_LOG_FORMAT]",
+    )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in command_modules():
         module.register(subparsers)
@@ -52,6 +59,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
             ("contracts", args.contracts),
             ("kafka_bootstrap", args.kafka),
             ("log_level", args.log_level),
+            ("log_format", args.log_format),
         )
         if value is not None
     }

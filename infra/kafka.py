@@ -26,6 +26,7 @@ from consumers.streams import (
     Outgoing,
     Partition,
     Record,
+    StalledPartition,
 )
 from infra.settings import Settings
 
@@ -102,10 +103,13 @@ class Topics:
             settings.topic_events,
             settings.topic_rejected,
             settings.topic_alerts,
+            settings.topic_retry,
         )
 
+    retry: str = "incidents.retry"
+
     def all(self) -> tuple[str, ...]:
-        return (self.inbound, self.events, self.rejected, self.alerts)
+        return (self.inbound, self.events, self.rejected, self.alerts, self.retry)
 
 
 class KafkaClients:
@@ -271,6 +275,8 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
     def on_partitions_revoked(self, revoked: Any) -> None:
         if revoked:
             log.info("partitions_revoked", partitions=_names(revoked))
+            for tp in revoked:
+                self.source.stalls.pop((tp.topic, tp.partition), None)
 
     def on_partitions_assigned(self, assigned: Any) -> None:
         log.info("partitions_assigned", partitions=_names(assigned))
@@ -285,19 +291,169 @@ def _names(partitions: Any) -> list[str]:
     return sorted(f"{tp.topic}:{tp.partition}" for tp in partitions)
 
 
+# Errors kafka-python raises while *decoding* a fetched batch (as opposed to talking to the
+# broker): a codec it lacks, a failed CRC, or whatever a decompressor raises on bad input.
+_DECODE_ERRORS: tuple[type[BaseException], ...] = (
+    kafka_errors.UnsupportedCodecError,
+    kafka_errors.CorruptRecordError,
+)
+
+STALL_RETRY_S = 60.0
+"""A stalled partition is tried again this often (a transient fault heals; a bad batch stays)."""
+
+
+def _is_decode_error(error: BaseException) -> bool:
+    if isinstance(error, _DECODE_ERRORS):
+        return True
+    if isinstance(error, kafka_errors.KafkaError):
+        return False  # the broker or the group said something: not the batch's bytes
+    # Decompressors (zlib/gzip, lz4, zstandard, snappy) raise their own errors on bad input.
+    module = type(error).__module__.split(".")[0]
+    return module in ("zlib", "gzip", "lz4", "zstandard", "snappy", "cramjam") or isinstance(
+        error, (ValueError, EOFError, NotImplementedError, LookupError)
+    )
+
+
 class _ConsumerSource:
-    """What every `Source` over a KafkaConsumer shares: records, manual commits, lag."""
+    """What every `Source` over a KafkaConsumer shares: records, manual commits, lag, stalls."""
 
     consumer: KafkaConsumer
+    stalls: dict[Partition, StalledPartition]
 
     def poll(self, timeout_s: float, max_records: int) -> list[Record]:
-        batches = self.consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
-        return [
+        self._retry_stalled()
+        try:
+            batches = self.consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
+        except Exception as error:
+            if not _is_decode_error(error):
+                raise
+            self._stall(error)
+            return []
+        return self._records(batches)
+
+    # -- a batch that cannot be decoded stops its partition, loudly, and only it ------------
+
+    def _stall(self, error: BaseException) -> None:
+        tp = self._culprit()
+        if tp is None:
+            tp = self._probe(error)
+        if tp is None:  # cannot tell which partition: fail the worker (it restarts)
+            raise error
+        try:
+            offset = self.consumer.position(tp, timeout_ms=1000)
+        except Exception:
+            offset = -1
+        self.consumer.pause(tp)
+        self._forget_buffered(tp, offset)
+        key = (tp.topic, tp.partition)
+        known = self.stalls.get(key)
+        since = known.since if known is not None and known.offset == offset else time.time()
+        self.stalls[key] = StalledPartition(tp.topic, tp.partition, offset, repr(error), since)
+        log.error(
+            "partition_stalled",
+            topic=tp.topic,
+            partition=tp.partition,
+            offset=offset,
+            error=repr(error),
+            retry_in_s=STALL_RETRY_S,
+            hint="the batch at this offset cannot be decoded; the partition is not read past it "
+            "(install the codec, or after inspection move the group offset past the batch)",
+        )
+
+    def _culprit(self) -> TopicPartition | None:
+        """The partition kafka-python was decoding when it failed (its fetcher's state)."""
+        fetcher: Any = getattr(self.consumer, "_fetcher", None)
+        meta: Any = getattr(fetcher, "_next_in_line_exception_metadata", None)
+        if meta is not None and getattr(meta, "partition", None) is not None:
+            fetcher._next_in_line_exception_metadata = None
+            culprit: TopicPartition = meta.partition
+            return culprit
+        current: Any = getattr(fetcher, "_next_partition_records", None)
+        tp: TopicPartition | None = getattr(current, "topic_partition", None)
+        if tp is not None and tp in self.consumer.assignment():
+            return tp
+        return None
+
+    def _forget_buffered(self, tp: TopicPartition, offset: int) -> None:
+        """Drop what kafka-python holds of a batch it failed to decode, so that reading the
+        partition again fetches the batch again (and fails again, loudly) instead of hanging on
+        a dead iterator."""
+        fetcher: Any = getattr(self.consumer, "_fetcher", None)
+        with contextlib.suppress(Exception):
+            current = fetcher._next_partition_records
+            if current is not None and current.topic_partition == tp:
+                fetcher._next_partition_records = None
+            fetcher._paused_partition_records.pop(tp, None)
+            fetcher._paused_completed_fetches.pop(tp, None)
+            meta = fetcher._next_in_line_exception_metadata
+            if meta is not None and meta.partition == tp:
+                fetcher._next_in_line_exception_metadata = None
+        if offset >= 0:
+            with contextlib.suppress(Exception):
+                self.consumer.seek(tp, offset)
+
+    def _probe(self, error: BaseException) -> TopicPartition | None:
+        """Find the failing partition by reading each alone (fallback; positions restored)."""
+        candidates = sorted(self.consumer.assignment() - self.consumer.paused())
+        if not candidates:
+            return None
+        positions = {tp: self.consumer.position(tp, timeout_ms=1000) for tp in candidates}
+        found: TopicPartition | None = None
+        try:
+            for tp in candidates:
+                self.consumer.pause(*[c for c in candidates if c != tp])
+                self.consumer.resume(tp)
+                deadline = time.monotonic() + 1.0
+                while time.monotonic() < deadline:
+                    try:
+                        got = self.consumer.poll(timeout_ms=200, max_records=1)
+                    except Exception as again:
+                        if _is_decode_error(again):
+                            found = tp
+                            self._forget_buffered(tp, positions[tp])
+                        break
+                    if got:
+                        break
+                if found is not None:
+                    break
+        finally:
+            self.consumer.resume(*candidates)
+            for tp, offset in positions.items():
+                self.consumer.seek(tp, offset)
+        return found
+
+    def _retry_stalled(self) -> None:
+        now = time.time()
+        tried = self.__dict__.setdefault("_stall_tried", {})
+        for key, stall in list(self.stalls.items()):
+            tp = TopicPartition(*key)
+            if tp not in self.consumer.assignment():
+                self.stalls.pop(key)
+                tried.pop(key, None)
+            elif now - tried.get(key, stall.since) >= STALL_RETRY_S:
+                # The next fetch re-reads the batch: a lasting fault stalls it again (health
+                # keeps the first `since`), a transient one heals.
+                tried[key] = now
+                self.consumer.resume(tp)
+
+    def _records(self, batches: Mapping[Any, Any]) -> list[Record]:
+        out = [
             Record(tp.topic, tp.partition, m.offset, m.key, m.value, tuple(m.headers or ()),
                    m.timestamp)
             for tp, messages in batches.items()
             for m in messages
         ]  # fmt: skip
+        if self.stalls:
+            for record in out:
+                stall = self.stalls.get(record.tp)
+                if stall is not None and record.offset >= stall.offset:
+                    del self.stalls[record.tp]
+                    log.info("partition_resumed", topic=record.topic,
+                             partition=record.partition, offset=record.offset)  # fmt: skip
+        return out
+
+    def stalled(self) -> dict[Partition, StalledPartition]:
+        return dict(self.stalls)
 
     def commit(self, offsets: Mapping[Partition, int]) -> None:
         self.consumer.commit(
@@ -309,8 +465,17 @@ class _ConsumerSource:
         self.consumer.seek(TopicPartition(*partition), offset)
 
     def lag(self) -> int | None:
+        return self._lag(None)
+
+    def topic_lag(self, topic: str) -> int | None:
+        return self._lag(topic)
+
+    def _lag(self, topic: str | None) -> int | None:
+        assigned = [tp for tp in self.consumer.assignment() if topic in (None, tp.topic)]
+        if not assigned:
+            return None  # holding nothing is not "no lag"
         total = 0
-        for tp in self.consumer.assignment():
+        for tp in assigned:
             high = self.consumer.highwater(tp)
             try:
                 position = self.consumer.position(tp, timeout_ms=0)
@@ -340,6 +505,7 @@ class KafkaSource(_ConsumerSource):
     ) -> None:
         self.consumer = consumer
         self.on_assign = on_assign
+        self.stalls = {}
         consumer.subscribe(topics, listener=_Listener(self))
 
     def broker_silence_s(self) -> float | None:
@@ -363,6 +529,7 @@ class AssignedKafkaSource(_ConsumerSource):
     def __init__(self, consumer: KafkaConsumer, topics: Sequence[str]) -> None:
         self.consumer = consumer
         self.topics = list(topics)
+        self.stalls = {}
         self._checked = 0.0
 
     def _assign(self) -> None:

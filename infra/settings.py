@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     topic_events: str = "incidents.events"
     topic_rejected: str = "incidents.rejected"
     topic_alerts: str = "incidents.alerts"
+    topic_retry: str = "incidents.retry"
+    # A message whose incident does not exist yet is parked this long before its dead letter.
+    park_timeout_s: float = 300.0
     topic_partitions: int = 4
     group_inbound: str = "slatrail-inbound"
     group_projections: str = "slatrail-projections"

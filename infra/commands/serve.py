@@ -30,7 +30,7 @@ from consumers.alert_timer import build_alert_timer
 from consumers.inbound import InboundConsumer
 from consumers.projections import ProjectionConsumer
 from consumers.relay import EventRelay
-from consumers.runtime import Supervisor, Worker
+from consumers.runtime import Backoff, Supervisor, Worker
 from consumers.streams import OnAssign
 from infra.bootstrap import Container
 from infra.kafka import KafkaNotConfiguredError, quiet_kafka_logging, redacted
@@ -49,9 +49,11 @@ def build_inbound(container: Container) -> Worker:
     s, kafka = container.settings, container.kafka()
     return InboundConsumer(
         container.app,
-        lambda: kafka.source([s.topic_inbound], s.group_inbound),
+        lambda: kafka.source([s.topic_inbound, s.topic_retry], s.group_inbound),
         kafka.sink,
         rejected_topic=s.topic_rejected,
+        retry_topic=s.topic_retry,
+        park_timeout_s=s.park_timeout_s,
         clock=container.clock,
         batch_size=s.kafka_batch_size,
         unreachable_after_s=_unreachable_after(container),
@@ -214,20 +216,28 @@ def _run_children(container: Container, names: list[str], stop: threading.Event)
     env["SLATRAIL_TOPIC_CREATE"] = "false"
     children: dict[str, subprocess.Popen[bytes]] = {}
     restart_at: dict[str, float] = {name: 0.0 for name in names}
+    started_at: dict[str, float] = {}
+    backoff = {name: Backoff(1.0, 15.0) for name in names}
     while not stop.is_set():
         for name in names:
             child = children.get(name)
             if child is not None and child.poll() is None:
                 continue
             if child is not None:
+                delay = backoff[name].failed(time.monotonic() - started_at[name])
                 log.error(
-                    "worker_process_exited", worker=name, pid=child.pid, code=child.returncode
+                    "worker_process_exited",
+                    worker=name,
+                    pid=child.pid,
+                    code=child.returncode,
+                    restart_in_s=delay,
                 )
                 children.pop(name)
-                restart_at[name] = time.monotonic() + 1.0
+                restart_at[name] = time.monotonic() + delay
             if time.monotonic() >= restart_at[name]:
                 argv = [sys.executable, "-m", "infra.cli", *_child_args(sys.argv[1:], name)]
                 children[name] = subprocess.Popen(argv, env=env)
+                started_at[name] = time.monotonic()
                 log.info("worker_process_started", worker=name, pid=children[name].pid)
         stop.wait(0.5)
     log.info("serve_stopping")

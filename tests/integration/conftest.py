@@ -159,6 +159,7 @@ class PipelineEnv:
             "SLATRAIL_TOPIC_EVENTS": self.topics["events"],
             "SLATRAIL_TOPIC_REJECTED": self.topics["rejected"],
             "SLATRAIL_TOPIC_ALERTS": self.topics["alerts"],
+            "SLATRAIL_TOPIC_RETRY": self.topics["retry"],
             "SLATRAIL_GROUP_INBOUND": self.groups["inbound"],
             "SLATRAIL_GROUP_PROJECTIONS": self.groups["projections"],
         }
@@ -177,6 +178,7 @@ class PipelineEnv:
             "topic_events": self.topics["events"],
             "topic_rejected": self.topics["rejected"],
             "topic_alerts": self.topics["alerts"],
+            "topic_retry": self.topics["retry"],
             "group_inbound": self.groups["inbound"],
             "group_projections": self.groups["projections"],
             "kafka_session_timeout_ms": group["session_timeout_ms"],
@@ -227,7 +229,8 @@ def pipeline_factory(
             store=store or f"sqlite:///{tmp_path / f'store-{tag}.db'}",
             read_model=read_model or f"sqlite:///{tmp_path / f'read-{tag}.db'}",
             topics={
-                k: f"t{tag}.incidents.{k}" for k in ("inbound", "events", "rejected", "alerts")
+                k: f"t{tag}.incidents.{k}"
+                for k in ("inbound", "events", "rejected", "alerts", "retry")
             },
             groups={k: f"g{tag}-{k}" for k in ("inbound", "projections")},
             workdir=tmp_path,
