@@ -19,11 +19,11 @@ Intervals are therefore never inverted.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import math
 import re
 from abc import ABC, abstractmethod
-import bisect
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta

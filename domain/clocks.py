@@ -37,6 +37,10 @@ class Status(StrEnum):
 
 Segment = tuple[datetime, datetime]
 
+EXPLAIN_INTERVALS = 1000
+"""At most this many counted intervals are listed per clock by `Clock.explain` (a clock running
+for years has thousands; the figures are exact regardless)."""
+
 
 @dataclass(frozen=True)
 class Clock:
@@ -72,14 +76,19 @@ class Clock:
         }
 
     def explain(self) -> dict[str, Any]:
-        """The intervals counted, the pauses, the calendar and the priority used."""
+        """The intervals counted (the first `EXPLAIN_INTERVALS`; `counted_intervals_truncated`
+        says whether there were more), the pauses, the calendar and the priority used."""
         counted: list[list[str]] = []
+        truncated = False
         if self.calendar is not None:
             for start, end in self.segments:
-                counted.extend(
-                    [format_instant(a), format_instant(b)]
-                    for a, b in self.calendar.working_intervals(start, end)
-                )
+                for a, b in self.calendar.working_intervals(start, end):
+                    if len(counted) == EXPLAIN_INTERVALS:
+                        truncated = True
+                        break
+                    counted.append([format_instant(a), format_instant(b)])
+                if truncated:
+                    break
         return {
             **self.as_json(),
             "started_at": format_instant(self.started_at) if self.started_at else None,
@@ -92,6 +101,7 @@ class Clock:
                 for p in self.pauses
             ],
             "counted_intervals": counted,
+            "counted_intervals_truncated": truncated,
         }
 
 
@@ -205,9 +215,7 @@ def _measure(
     elapsed_us = sum(calendar.counted_us(a, b) for a, b in segments)
     due = None
     if target.seconds is not None:
-        due = due_instant_us(
-            calendar, segments, None if paused else horizon, target.seconds * _US
-        )
+        due = due_instant_us(calendar, segments, None if paused else horizon, target.seconds * _US)
     status = _status(
         target.seconds, elapsed_us, stopped=stop is not None, paused=paused, ratio=threshold
     )

@@ -20,8 +20,7 @@ def parse_duration(text: str) -> int:
         raise ValueError(f"not a duration like '15m', '2h' or '25h30m': {text!r}")
     shown = text.strip() if len(text.strip()) <= 40 else text.strip()[:40] + "…"
     too_long = ValueError(
-        f"duration {shown!r} is longer than {MAX_DURATION_DAYS} days, the longest "
-        "slatrail accepts"
+        f"duration {shown!r} is longer than {MAX_DURATION_DAYS} days, the longest slatrail accepts"
     )
     if any(v is not None and len(v.lstrip("0")) > 12 for v in match.groupdict().values()):
         raise too_long  # no need to read a number of digits a target never has
