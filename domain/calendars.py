@@ -69,7 +69,7 @@ _SAMPLE_STEP_US = 4 * _HOUR_US  # no zone has two offset changes within 4 hours
 # sum of the hour ranges on a working weekday, except on the *special* dates of its year — public
 # holidays, substituted working days, extra holidays/workdays, and dates near a change of UTC
 # offset — whose working time is computed exactly. Offset changes are found by sampling the zone
-# every _CHANGE_STEP_US (tzdata never changes a zone's offset twice within 6.9 days) and
+# every _CHANGE_STEP_US (tzdata never changes a zone's offset twice within 3.9 days) and
 # bisecting to the second. From year `_periodic_from` on (no more holidays or extra dates, and
 # every zone follows the POSIX rule of its tzdata file, which no longer lists single changes
 # after 2087) the pattern of working time repeats every 400 Gregorian years, a whole number of
@@ -79,7 +79,7 @@ _PERIOD_DAYS = 146_097  # 400 Gregorian years = 20 871 weeks
 ZONE_RULES_FROM_YEAR = 2200
 """The first year from which every zone's UTC offsets follow its tzdata rule (repeat every 400
 years)."""
-_CHANGE_STEP_US = 4 * _DAY_US
+_CHANGE_STEP_US = 2 * _DAY_US
 
 _HOURS_RE = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
 
