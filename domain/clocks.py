@@ -82,6 +82,8 @@ class Clock:
         truncated = False
         if self.calendar is not None:
             for start, end in self.segments:
+                if not self.calendar.counted_us(start, end):
+                    continue  # (a long span without working time would be walked for nothing)
                 for a, b in self.calendar.working_intervals(start, end):
                     if len(counted) == EXPLAIN_INTERVALS:
                         truncated = True

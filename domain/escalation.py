@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from domain.calendars import AlwaysCalendar, Calendar, needed_us
+from domain.calendars import AlwaysCalendar, Calendar
 from domain.clocks import Metric, ratio_threshold_us
 from domain.contracts import Contracts, EscalationPolicy, Target
 from domain.model import Priority
@@ -227,19 +227,12 @@ def _after(calendar: Calendar, start: datetime, need_us: int) -> datetime | None
 
 
 def _resume(calendar: Calendar, moment: datetime) -> datetime | None:
-    """First instant at or after `moment` from which working time is counted."""
+    """First instant at or after `moment` from which working time is counted: the start of
+    the first working microsecond (None: none before the end of year 9999)."""
     if isinstance(calendar, AlwaysCalendar):
         return moment
-    first = next(iter(calendar.working_intervals(moment, None)), None)
-    return None if first is None else first[0]
-
-
-def threshold_us(seconds: float) -> int:
-    """Smallest whole number of microseconds n with n / 1e6 >= seconds (as clocks compare)."""
-    needed = needed_us(seconds)
-    if needed is None:
-        raise ValueError(f"a threshold must be finite, got {seconds!r}")
-    return needed
+    after_one = calendar.instant_after_us(moment, 1)
+    return None if after_one is None else after_one - _ONE_US
 
 
 # -- the sweep ----------------------------------------------------------------------------
