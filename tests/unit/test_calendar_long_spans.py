@@ -32,7 +32,7 @@ from domain.calendars import (
     BusinessCalendar,
     _zone_changes,
 )
-from domain.clocks import due_instant_us
+from domain.clocks import EXPLAIN_INTERVALS, due_instant_us
 from domain.contracts import ContractsError
 from projections.escalation import escalation_state
 from projections.sla import incident_sla
@@ -324,3 +324,20 @@ def test_offset_changes_repeat_every_400_years_from_the_rules_year(zone: str) ->
     for year in (ZONE_RULES_FROM_YEAR, ZONE_RULES_FROM_YEAR + 123, 5000):
         later = _zone_changes(zone, year + 400)
         assert later == tuple(change + shift for change in _zone_changes(zone, year)), year
+
+
+def test_explain_lists_the_first_thousand_counted_intervals_of_a_clock_running_for_years() -> None:
+    contracts = contracts_from()
+    events = record_history([("reported", utc(2026, 3, 2, 9), reported_data())], contracts)
+    far = incident_sla(events, contracts, END_OF_TIME)
+    near = incident_sla(events, contracts, utc(2026, 3, 3, 9))
+    assert far is not None and near is not None
+    started = time.perf_counter()
+    explained = far.explain()["metrics"]["resolution"]
+    assert time.perf_counter() - started < 5
+    assert len(explained["counted_intervals"]) == EXPLAIN_INTERVALS
+    assert explained["counted_intervals_truncated"] is True
+    assert explained["counted_intervals"][0] == ["2026-03-02T09:00:00Z", "2026-03-02T11:00:00Z"]
+    short = near.explain()["metrics"]["resolution"]
+    assert short["counted_intervals_truncated"] is False
+    assert len(short["counted_intervals"]) == 3  # 10-12, 13-17:30, next day 9-10 local
