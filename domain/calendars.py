@@ -612,6 +612,7 @@ class BusinessCalendar(Calendar):
         # Dates whose working time lies wholly inside [s, e): base - 16 h >= s, base + 40 h <= e.
         inner_first = max(_ceil_div(s + _MAX_OFFSET_US, _DAY_US) + _EPOCH_ORD, first)
         inner_last = min((e - _DAY_US - _MAX_OFFSET_US) // _DAY_US + _EPOCH_ORD, last)
+        inner_last = max(inner_last, inner_first - 1)  # never walk a date twice
         return (
             self._walk(s, e, first, inner_first - 1)
             + self._dates(inner_first, inner_last + 1)
