@@ -17,7 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._data import incident_messages
-from domain.calendars import Calendar
+from domain.calendars import BusinessCalendar, Calendar, _to_us
 from domain.clocks import evaluate
 from domain.incident import Incident
 from domain.model import IncidentEvent
@@ -87,6 +87,41 @@ def main() -> None:
     print(f"sla view incl. escalation level: {view_s:.3f} s = {per_thousand:.1f} ms per 1,000")
     print(f"baseline minute-stepping counted time (extrapolated from {len(sample)} incidents): "
           f"{reference_s:.1f} s; speed-up {reference_s / clocks_s:,.0f}x")  # fmt: skip
+    long_span()
+
+
+def long_span() -> None:
+    """Counted time over a century on a business calendar: the date-by-date walk (what every
+    span cost before issue 9) against the per-year sums, cold (fresh calendar) and warm."""
+    spec = read_contracts(None).calendars["cn-business"]
+    assert isinstance(spec, BusinessCalendar)
+
+    def fresh() -> BusinessCalendar:
+        return BusinessCalendar(
+            "cn-business", timezone=spec.timezone, weekdays=spec.weekdays, hours=spec.hours,
+            holidays_country=spec.holidays_country,
+        )  # fmt: skip
+
+    start, end = datetime(2026, 3, 2, 1, tzinfo=UTC), datetime(2126, 3, 2, 1, tzinfo=UTC)
+    s_us, e_us = _to_us(start), _to_us(end)
+    walker = fresh()
+    started = time.perf_counter()
+    walked = walker._walk(s_us, e_us, start.toordinal() - 2, end.toordinal() + 1)
+    walk_s = time.perf_counter() - started
+    summed = fresh()
+    started = time.perf_counter()
+    fast = summed.counted_us(start, end)
+    cold_s = time.perf_counter() - started
+    started = time.perf_counter()
+    summed.counted_us(start + timedelta(hours=1), end - timedelta(hours=1))
+    warm_s = time.perf_counter() - started
+    assert fast == walked
+    started = time.perf_counter()
+    fresh().counted_us(start, datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC))
+    far_s = time.perf_counter() - started
+    print(f"long span, 100 years of cn-business: date-by-date walk {walk_s:.2f} s, per-year sums "
+          f"{cold_s:.3f} s cold ({walk_s / cold_s:,.0f}x) / {1000 * warm_s:.2f} ms warm "
+          f"({walk_s / warm_s:,.0f}x); 2026 -> 9999-12-31: {far_s:.2f} s cold")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -19,11 +19,13 @@ Intervals are therefore never inverted.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import math
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import ClassVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -32,6 +34,7 @@ import holidays
 
 __all__ = [
     "HORIZON_DAYS",
+    "ZONE_RULES_FROM_YEAR",
     "AlwaysCalendar",
     "BusinessCalendar",
     "Calendar",
@@ -53,11 +56,30 @@ _MAX_UTC = datetime.max.replace(tzinfo=UTC)
 _MAX_US = (_MAX_UTC - _EPOCH) // _ONE_US
 _LAST_ORD = date.max.toordinal() - 2  # keep a margin so local-midnight arithmetic never overflows
 _FIRST_ORD = date.min.toordinal() + 2
+_LOW_US = (_FIRST_ORD - _EPOCH_ORD) * _DAY_US
+_HIGH_US = (_LAST_ORD + 1 - _EPOCH_ORD) * _DAY_US
 # Every UTC offset in tzdata is strictly within ±16 h (the largest, Asia/Manila LMT, is -15:56).
 # So all instants of local date ``o`` lie in (base(o) - 16 h, base(o) + 40 h), where base(o) is
 # local midnight of ``o`` read as if it were UTC.
 _MAX_OFFSET_US = 16 * _HOUR_US
 _SAMPLE_STEP_US = 4 * _HOUR_US  # no zone has two offset changes within 4 hours
+
+# Long spans (docs/decisions.md, "Bounded calendar arithmetic"). Outside the few local dates at
+# the ends of a span, whole local dates are summed arithmetically: a date's working time is the
+# sum of the hour ranges on a working weekday, except on the *special* dates of its year — public
+# holidays, substituted working days, extra holidays/workdays, and dates near a change of UTC
+# offset — whose working time is computed exactly. Offset changes are found by sampling the zone
+# every _CHANGE_STEP_US (tzdata never changes a zone's offset twice within 3.9 days) and
+# bisecting to the second. From year `_periodic_from` on (no more holidays or extra dates, and
+# every zone follows the POSIX rule of its tzdata file, which no longer lists single changes
+# after 2087) the pattern of working time repeats every 400 Gregorian years, a whole number of
+# weeks, so far-away spans cost no more than the first 400 years after that year.
+_WALK_DAYS = 64  # spans of up to this many local dates are walked date by date
+_PERIOD_DAYS = 146_097  # 400 Gregorian years = 20 871 weeks
+ZONE_RULES_FROM_YEAR = 2200
+"""The first year from which every zone's UTC offsets follow its tzdata rule (repeat every 400
+years)."""
+_CHANGE_STEP_US = 2 * _DAY_US
 
 _HOURS_RE = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
 
@@ -96,6 +118,11 @@ def needed_us(seconds: float) -> int | None:
     return n
 
 
+def _check_need(need_us: int) -> None:
+    if need_us < 0:
+        raise ValueError(f"seconds must be >= 0, got {need_us / _US!r}")
+
+
 class Calendar(ABC):
     """Which instants count as working time."""
 
@@ -121,14 +148,27 @@ class Calendar(ABC):
         """
 
     @abstractmethod
+    def counted_us(self, start: datetime, end: datetime) -> int:
+        """Total working time inside [start, end) in whole microseconds; 0 if end <= start."""
+
     def counted_seconds(self, start: datetime, end: datetime) -> float:
         """Total working seconds inside [start, end); 0 if end <= start."""
+        return self.counted_us(start, end) / _US
 
     @abstractmethod
+    def instant_after_us(self, start: datetime, need_us: int) -> datetime | None:
+        """Earliest instant t >= start (in UTC) such that counted_us(start, t) >= need_us
+        (need_us >= 0, else ValueError). For need_us == 0 returns start (as UTC). None if
+        unreachable before the end of ``datetime`` (year 9999)."""
+
     def instant_after(self, start: datetime, seconds: float) -> datetime | None:
         """Earliest instant t >= start (in UTC) such that counted_seconds(start, t) >= seconds
         (seconds >= 0, else ValueError). For seconds == 0 returns start (as UTC). None if
-        unreachable within the horizon."""
+        unreachable (infinite seconds, or not before the end of year 9999)."""
+        need = needed_us(seconds)
+        if need is None:
+            return None
+        return self.instant_after_us(start, need)
 
 
 class AlwaysCalendar(Calendar):
@@ -144,17 +184,17 @@ class AlwaysCalendar(Calendar):
         intervals = [(_from_us(s), _from_us(e))] if e > s else []
         return iter(intervals)
 
-    def counted_seconds(self, start: datetime, end: datetime) -> float:
+    def counted_us(self, start: datetime, end: datetime) -> int:
         s = _to_us(start)
         e = _to_us(end)
-        return (e - s) / _US if e > s else 0.0
+        return e - s if e > s else 0
 
-    def instant_after(self, start: datetime, seconds: float) -> datetime | None:
+    def instant_after_us(self, start: datetime, need_us: int) -> datetime | None:
         s = _to_us(start)
-        need = needed_us(seconds)
-        if need is None or s + need > _MAX_US:
+        _check_need(need_us)
+        if s + need_us > _MAX_US:
             return None
-        return _from_us(s + need)
+        return _from_us(s + need_us)
 
 
 def _parse_weekdays(name: str, weekdays: Sequence[str]) -> frozenset[int]:
@@ -223,6 +263,79 @@ def _country_year(country: str, year: int) -> tuple[frozenset[date], frozenset[d
     return days_off, workdays
 
 
+@functools.lru_cache(maxsize=256)
+def _country_years(country: str) -> tuple[int, int]:
+    """The years for which the ``holidays`` package knows ``country``'s holidays (it knows none
+    outside them); the whole ``datetime`` range if the package does not say."""
+    table = holidays.country_holidays(country)
+    first = getattr(table, "start_year", None)
+    last = getattr(table, "end_year", None)
+    if not isinstance(first, int) or not isinstance(last, int):  # pragma: no cover
+        return date.min.year, date.max.year
+    return first, last
+
+
+def _zone_offset_us(zone: ZoneInfo, us: int) -> int:
+    offset = _from_us(us).astimezone(zone).utcoffset()
+    assert offset is not None
+    return offset // _ONE_US
+
+
+@functools.lru_cache(maxsize=65536)
+def _zone_changes(zone_key: str, year: int) -> tuple[int, ...]:
+    """Instants (µs, whole seconds) of every change of the zone's UTC offset in UTC year
+    ``year``, in order."""
+    zone = ZoneInfo(zone_key)
+    lo = max((date(year, 1, 1).toordinal() - _EPOCH_ORD) * _DAY_US, _LOW_US)
+    end_ord = date(year + 1, 1, 1).toordinal() if year < date.max.year else _LAST_ORD + 1
+    hi = min((end_ord - _EPOCH_ORD) * _DAY_US, _HIGH_US)
+    if hi <= lo:
+        return ()
+    samples = [*range(lo, hi, _CHANGE_STEP_US), hi]
+    offsets = [_zone_offset_us(zone, point) for point in samples]
+    changes: list[int] = []
+    for i in range(1, len(samples)):
+        if offsets[i] == offsets[i - 1]:
+            continue
+        left, right = samples[i - 1] // _US, samples[i] // _US
+        while right - left > 1:
+            mid = (left + right) // 2
+            if _zone_offset_us(zone, mid * _US) == offsets[i - 1]:
+                left = mid
+            else:
+                right = mid
+        changes.append(right * _US)
+    return tuple(changes)
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def _ordinal_of(us: int) -> int:
+    """The UTC date (ordinal) of an instant in µs."""
+    return us // _DAY_US + _EPOCH_ORD
+
+
+def _cut(ordinal: int) -> int:
+    """Local midnight of ``ordinal`` read as UTC, minus 16 h: no working time of that date or
+    later ones is before it."""
+    return (ordinal - _EPOCH_ORD) * _DAY_US - _MAX_OFFSET_US
+
+
+@dataclass(frozen=True, slots=True)
+class _Year:
+    """Working time of the local dates of one year: ordinals [first, end), the special dates
+    (sorted) with their correction to the regular working time and its running sum."""
+
+    year: int
+    first: int
+    end: int
+    specials: tuple[int, ...]
+    corrections_before: tuple[int, ...]  # sum of the corrections of specials[:i]
+    total: int
+
+
 def _merge_into(buffer: list[_Interval], a: int, b: int) -> None:
     """Insert [a, b) into a sorted list of disjoint, non-adjacent intervals, merging."""
     if not buffer or a > buffer[-1][1]:
@@ -282,6 +395,22 @@ class BusinessCalendar(Calendar):
         self._ranges = _parse_hours(name, hours)
         self._day_us: dict[int, tuple[_Interval, ...]] = {}
         self._day_dt: dict[int, tuple[tuple[datetime, datetime], ...]] = {}
+        self._regular_us = sum(b - a for a, b in self._ranges)  # a plain working day
+        self._holiday_years = (
+            _country_years(holidays_country) if holidays_country is not None else (1, 0)
+        )
+        extra_years = [d.year for d in (*self.extra_holidays, *self.extra_workdays)]
+        after_data = [ZONE_RULES_FROM_YEAR, max(extra_years, default=0) + 1]
+        if holidays_country is not None:
+            after_data.append(self._holiday_years[1] + 1)
+        self._periodic_from = max(after_data)
+        self._periodic_start = (
+            date(self._periodic_from, 1, 1).toordinal()
+            if self._periodic_from + 400 <= date.max.year
+            else None
+        )
+        self._years: dict[int, _Year] = {}
+        self._cumulative: dict[int, int] = {}  # year -> working time of [periodic_from, year)
 
     def __repr__(self) -> str:
         return (
@@ -298,7 +427,8 @@ class BusinessCalendar(Calendar):
             return True
         if day in self.extra_holidays:
             return False
-        if self.holidays_country is not None:
+        first_year, last_year = self._holiday_years
+        if self.holidays_country is not None and first_year <= day.year <= last_year:
             days_off, weekend_workdays = _country_year(self.holidays_country, day.year)
             if day in days_off:
                 return False
@@ -431,13 +561,66 @@ class BusinessCalendar(Calendar):
             return iter(())
         return ((_from_us(a), _from_us(b)) for a, b in self._stream(s, e, merge=True))
 
-    def counted_seconds(self, start: datetime, end: datetime) -> float:
+    def counted_us(self, start: datetime, end: datetime) -> int:
+        return self._count(_to_us(start), _to_us(end))
+
+    def instant_after_us(self, start: datetime, need_us: int) -> datetime | None:
         s = _to_us(start)
-        e = _to_us(end)
+        _check_need(need_us)
+        if need_us == 0:
+            return _from_us(s)
+        # Near targets: walk the dates from the start.
+        cut = _cut(max(_ordinal_of(s), _FIRST_ORD) + _WALK_DAYS)
+        found, need = self._reach(s, cut, need_us)
+        if found is not None:
+            return _from_us(found)
+        # Far ones: find the last date boundary before the target is reached, walk from there.
+        top = _LAST_ORD + 3  # _cut(top) is after every working interval
+        if self._count(cut, _cut(top)) < need:
+            return None
+        low, high = _ordinal_of(cut) + 1, top  # _count(cut, _cut(low)) < need <= at high
+        while high - low > 1:
+            middle = (low + high) // 2
+            if self._count(cut, _cut(middle)) < need:
+                low = middle
+            else:
+                high = middle
+        found, _ = self._reach(_cut(low), _cut(high), need - self._count(cut, _cut(low)))
+        assert found is not None
+        return _from_us(found)
+
+    def _reach(self, s: int, e: int, need: int) -> tuple[int | None, int]:
+        """The instant in [s, e] at which ``need`` µs are counted from s, or (None, the need
+        left at e)."""
+        if e > s:
+            for a, b in self._stream(s, e, merge=False):
+                if need <= b - a:
+                    return a + need, 0
+                need -= b - a
+        return None, need
+
+    # -- counting -----------------------------------------------------------------------------
+
+    def _count(self, s: int, e: int) -> int:
+        """Working µs in [s, e)."""
         if e <= s:
-            return 0.0
+            return 0
         first = max((s - _DAY_US - _MAX_OFFSET_US) // _DAY_US + _EPOCH_ORD, _FIRST_ORD)
         last = min((e + _MAX_OFFSET_US) // _DAY_US + _EPOCH_ORD, _LAST_ORD)
+        if last - first <= _WALK_DAYS:
+            return self._walk(s, e, first, last)
+        # Dates whose working time lies wholly inside [s, e): base - 16 h >= s, base + 40 h <= e.
+        inner_first = max(_ceil_div(s + _MAX_OFFSET_US, _DAY_US) + _EPOCH_ORD, first)
+        inner_last = min((e - _DAY_US - _MAX_OFFSET_US) // _DAY_US + _EPOCH_ORD, last)
+        inner_last = max(inner_last, inner_first - 1)  # never walk a date twice
+        return (
+            self._walk(s, e, first, inner_first - 1)
+            + self._dates(inner_first, inner_last + 1)
+            + self._walk(s, e, inner_last + 1, last)
+        )
+
+    def _walk(self, s: int, e: int, first: int, last: int) -> int:
+        """Working µs in [s, e) of the local dates first..last, date by date."""
         day_cache = self._day_us
         total = 0
         for ordinal in range(first, last + 1):
@@ -448,17 +631,98 @@ class BusinessCalendar(Calendar):
                 if b <= s or a >= e:
                     continue
                 total += (b if b < e else e) - (a if a > s else s)
-        return total / _US
+        return total
 
-    def instant_after(self, start: datetime, seconds: float) -> datetime | None:
-        s = _to_us(start)
-        need = needed_us(seconds)
-        if need is None:
-            return None
-        if need == 0:
-            return _from_us(s)
-        for a, b in self._stream(s, None, merge=False):
-            if need <= b - a:
-                return _from_us(a + need)
-            need -= b - a
-        return None
+    def _dates(self, first: int, end: int) -> int:
+        """Working µs of the local dates first..end-1 (whole dates)."""
+        if end <= first:
+            return 0
+        return self._prefix(end) - self._prefix(first)
+
+    def _prefix(self, ordinal: int) -> int:
+        """Working µs of the local dates from Jan 1 of ``_periodic_from`` to ``ordinal``
+        (negative before it), reduced by whole 400-year periods in the periodic era."""
+        start = self._periodic_start
+        if start is not None and ordinal >= start + _PERIOD_DAYS:
+            periods, rest = divmod(ordinal - start, _PERIOD_DAYS)
+            period = self._cumulative_at(self._periodic_from + 400)
+            return periods * period + self._prefix(start + rest)
+        year = self._year(date.fromordinal(min(ordinal, date.max.toordinal())).year)
+        if ordinal >= year.end:  # only the ordinal just after 9999-12-31
+            return self._cumulative_at(date.max.year) + year.total
+        return self._cumulative_at(year.year) + self._within(year, ordinal)
+
+    def _within(self, year: _Year, ordinal: int) -> int:
+        """Working µs of the year's dates before ``ordinal``."""
+        index = bisect.bisect_left(year.specials, ordinal)
+        return self._regular(year.first, ordinal) + year.corrections_before[index]
+
+    def _cumulative_at(self, y: int) -> int:
+        """Working µs of the years [_periodic_from, y) (negative: of [y, _periodic_from))."""
+        known = self._cumulative
+        if not known:
+            known[self._periodic_from] = 0
+        if y in known:
+            return known[y]
+        if y > self._periodic_from:
+            top = max(known)
+            while top < y:
+                known[top + 1] = known[top] + self._year(top).total
+                top += 1
+        else:
+            bottom = min(known)
+            while bottom > y:
+                known[bottom - 1] = known[bottom] - self._year(bottom - 1).total
+                bottom -= 1
+        return known[y]
+
+    def _regular(self, first: int, end: int) -> int:
+        """Working µs of the dates first..end-1 as plain dates (weekday and hours only)."""
+        if end <= first or not self._regular_us:
+            return 0
+        weeks, rest = divmod(end - first, 7)
+        days = weeks * len(self._weekday_numbers)
+        weekday = (first + 6) % 7
+        for i in range(rest):
+            if (weekday + i) % 7 in self._weekday_numbers:
+                days += 1
+        return days * self._regular_us
+
+    def _year(self, y: int) -> _Year:
+        cached = self._years.get(y)
+        if cached is None:
+            cached = self._years[y] = self._build_year(y)
+        return cached
+
+    def _build_year(self, y: int) -> _Year:
+        first = date(y, 1, 1).toordinal()
+        end = date(y + 1, 1, 1).toordinal() if y < date.max.year else date.max.toordinal() + 1
+        special: set[int] = set()
+        first_year, last_year = self._holiday_years
+        if self.holidays_country is not None and first_year <= y <= last_year:
+            days_off, weekend_workdays = _country_year(self.holidays_country, y)
+            special.update(d.toordinal() for d in (*days_off, *weekend_workdays))
+        special.update(
+            d.toordinal() for d in (*self.extra_holidays, *self.extra_workdays) if d.year == y
+        )
+        if self._ranges and self._weekday_numbers:
+            # Dates whose window (base - 16 h, base + 40 h) holds a change of UTC offset.
+            for utc_year in (y - 1, y, y + 1):
+                if date.min.year <= utc_year <= date.max.year:
+                    for change in _zone_changes(self.timezone, utc_year):
+                        low = (change - _DAY_US - _MAX_OFFSET_US) // _DAY_US + _EPOCH_ORD
+                        high = _ceil_div(change + _MAX_OFFSET_US, _DAY_US) + _EPOCH_ORD
+                        special.update(range(max(low, first), min(high + 1, end)))
+        # Dates the walk never looks at count nothing (the margins of the datetime range).
+        special.update(range(first, min(end, _FIRST_ORD)))
+        special.update(range(max(first, _LAST_ORD + 1), end))
+        ordered = tuple(sorted(o for o in special if first <= o < end))
+        before = [0]
+        for ordinal in ordered:
+            worked = 0
+            if _FIRST_ORD <= ordinal <= _LAST_ORD:
+                worked = sum(b - a for a, b in self._intervals_of(ordinal))
+            regular = self._regular(ordinal, ordinal + 1)
+            before.append(before[-1] + worked - regular)
+        total = self._regular(first, end) + before[-1]
+        return _Year(y, first, end, ordered, tuple(before), total)

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from fractions import Fraction
 from typing import Any
 
 from domain.calendars import Calendar
@@ -36,6 +37,10 @@ class Status(StrEnum):
 
 Segment = tuple[datetime, datetime]
 
+EXPLAIN_INTERVALS = 1000
+"""At most this many counted intervals are listed per clock by `Clock.explain` (a clock running
+for years has thousands; the figures are exact regardless)."""
+
 
 @dataclass(frozen=True)
 class Clock:
@@ -53,6 +58,7 @@ class Clock:
     segments: tuple[Segment, ...] = ()
     pauses: tuple[Interval, ...] = ()
     at_risk_threshold: float = 0.75
+    elapsed_us: int | None = None  # elapsed_s in whole microseconds (exact, for comparisons)
 
     @property
     def running(self) -> bool:
@@ -70,14 +76,21 @@ class Clock:
         }
 
     def explain(self) -> dict[str, Any]:
-        """The intervals counted, the pauses, the calendar and the priority used."""
+        """The intervals counted (the first `EXPLAIN_INTERVALS`; `counted_intervals_truncated`
+        says whether there were more), the pauses, the calendar and the priority used."""
         counted: list[list[str]] = []
+        truncated = False
         if self.calendar is not None:
             for start, end in self.segments:
-                counted.extend(
-                    [format_instant(a), format_instant(b)]
-                    for a, b in self.calendar.working_intervals(start, end)
-                )
+                if not self.calendar.counted_us(start, end):
+                    continue  # (a long span without working time would be walked for nothing)
+                for a, b in self.calendar.working_intervals(start, end):
+                    if len(counted) == EXPLAIN_INTERVALS:
+                        truncated = True
+                        break
+                    counted.append([format_instant(a), format_instant(b)])
+                if truncated:
+                    break
         return {
             **self.as_json(),
             "started_at": format_instant(self.started_at) if self.started_at else None,
@@ -90,6 +103,7 @@ class Clock:
                 for p in self.pauses
             ],
             "counted_intervals": counted,
+            "counted_intervals_truncated": truncated,
         }
 
 
@@ -200,18 +214,18 @@ def _measure(
     segments = active_segments(runs, pauses, horizon)
     paused = _paused_at(pauses, horizon)
     calendar = target.calendar
-    elapsed = _seconds(sum(_micros(calendar.counted_seconds(a, b)) for a, b in segments))
+    elapsed_us = sum(calendar.counted_us(a, b) for a, b in segments)
     due = None
     if target.seconds is not None:
-        due = due_instant(calendar, segments, None if paused else horizon, target.seconds)
+        due = due_instant_us(calendar, segments, None if paused else horizon, target.seconds * _US)
     status = _status(
-        target.seconds, elapsed, stopped=stop is not None, paused=paused, ratio=threshold
+        target.seconds, elapsed_us, stopped=stop is not None, paused=paused, ratio=threshold
     )
     return Clock(
         metric=metric,
         status=status,
         target_s=target.seconds,
-        elapsed_s=elapsed,
+        elapsed_s=_seconds(elapsed_us),
         due_at=due,
         stopped_at=stop,
         started_at=start,
@@ -220,6 +234,7 @@ def _measure(
         segments=tuple(segments),
         pauses=tuple(p for p in pauses if p.start <= horizon),
         at_risk_threshold=threshold,
+        elapsed_us=elapsed_us,
     )
 
 
@@ -258,17 +273,50 @@ def _paused_at(pauses: Sequence[Interval], moment: datetime) -> bool:
 def due_instant(
     calendar: Calendar, segments: Sequence[Segment], tail_from: datetime | None, target_s: float
 ) -> datetime | None:
-    """Earliest instant counted time reaches `target_s`: over the known segments, then
-    (unless paused) onwards from `tail_from` with no further pause (rule 4)."""
-    remaining = _micros(target_s)
+    """Earliest instant counted time reaches `target_s` (rounded to whole microseconds): see
+    `due_instant_us`."""
+    return due_instant_us(calendar, segments, tail_from, _micros(target_s))
+
+
+def due_instant_us(
+    calendar: Calendar, segments: Sequence[Segment], tail_from: datetime | None, target_us: int
+) -> datetime | None:
+    """Earliest instant counted time reaches `target_us` microseconds: over the known segments,
+    then (unless paused) onwards from `tail_from` with no further pause (rule 4)."""
+    remaining = target_us
     for start, end in segments:
-        counted = _micros(calendar.counted_seconds(start, end))
+        counted = calendar.counted_us(start, end)
         if counted >= remaining:
-            return calendar.instant_after(start, _seconds(remaining))
+            return calendar.instant_after_us(start, remaining)
         remaining -= counted
     if tail_from is None:
         return None
-    return calendar.instant_after(tail_from, _seconds(remaining))
+    return calendar.instant_after_us(tail_from, remaining)
+
+
+# -- exact thresholds ------------------------------------------------------------------------
+
+_US = 1_000_000
+
+
+def exact_ratio(ratio: float | Fraction) -> Fraction:
+    """A contract ratio (`at_risk_threshold`, `overrun_ratio`) as the exact decimal written in
+    the contracts file: a float is read back through its shortest repr (`0.55` is 11/20, not
+    the binary double just above it), so `ratio × target` is computed without rounding."""
+    if isinstance(ratio, float):
+        return Fraction(repr(ratio))
+    return Fraction(ratio)
+
+
+def ratio_threshold_us(target_s: int, ratio: float | Fraction) -> int:
+    """The counted time, in whole microseconds, from which `counted ≥ ratio × target` holds
+    (SPEC §5 rule 5, §7): ceil(ratio × target in µs), in exact rational arithmetic.
+
+    The one comparison every view uses — clock status (`at_risk`), escalation crossings,
+    alerts and the audit's annotations — so they all agree to the microsecond.
+    """
+    product = exact_ratio(ratio) * (target_s * _US)
+    return -(-product.numerator // product.denominator)
 
 
 # Counted time is summed in whole microseconds (the calendars' resolution): a float sum of
@@ -282,17 +330,18 @@ def _seconds(micros: int) -> float:
 
 
 def _status(
-    target_s: int | None, elapsed: float, *, stopped: bool, paused: bool, ratio: float
+    target_s: int | None, elapsed_us: int, *, stopped: bool, paused: bool, ratio: float
 ) -> Status:
-    """Rule 5: first match wins."""
+    """Rule 5: first match wins (compared in whole microseconds, the threshold exactly)."""
     if target_s is None:
         return Status.NOT_APPLICABLE
-    if stopped and elapsed <= target_s:
+    target_us = target_s * _US
+    if stopped and elapsed_us <= target_us:
         return Status.MET
-    if elapsed > target_s:
+    if elapsed_us > target_us:
         return Status.BREACHED
     if paused:
         return Status.PAUSED
-    if elapsed >= ratio * target_s:
+    if elapsed_us >= ratio_threshold_us(target_s, ratio):
         return Status.AT_RISK
     return Status.RUNNING

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from domain.calendars import AlwaysCalendar, Calendar, needed_us
-from domain.clocks import Metric
+from domain.calendars import AlwaysCalendar, Calendar
+from domain.clocks import Metric, ratio_threshold_us
 from domain.contracts import Contracts, EscalationPolicy, Target
 from domain.model import Priority
 from domain.timeline import ManualEscalation, Timeline
@@ -217,33 +217,22 @@ def _inside(spans: Sequence[Span], moment: datetime) -> bool:
 
 
 def _counted_us(calendar: Calendar, start: datetime, end: datetime) -> int:
-    if isinstance(calendar, AlwaysCalendar):
-        return max((end - start) // _ONE_US, 0)
-    # counted_seconds sums whole microseconds and divides once: the product is exact.
-    return round(calendar.counted_seconds(start, end) * _US)
+    return calendar.counted_us(start, end)
 
 
 def _after(calendar: Calendar, start: datetime, need_us: int) -> datetime | None:
-    """Earliest instant at which `need_us` of working time has been counted from `start`."""
-    if isinstance(calendar, AlwaysCalendar):
-        return start + timedelta(microseconds=need_us)
-    return calendar.instant_after(start, need_us / _US)
+    """Earliest instant at which `need_us` of working time has been counted from `start`
+    (None: not before the end of year 9999)."""
+    return calendar.instant_after_us(start, need_us)
 
 
 def _resume(calendar: Calendar, moment: datetime) -> datetime | None:
-    """First instant at or after `moment` from which working time is counted."""
+    """First instant at or after `moment` from which working time is counted: the start of
+    the first working microsecond (None: none before the end of year 9999)."""
     if isinstance(calendar, AlwaysCalendar):
         return moment
-    first = next(iter(calendar.working_intervals(moment, None)), None)
-    return None if first is None else first[0]
-
-
-def threshold_us(seconds: float) -> int:
-    """Smallest whole number of microseconds n with n / 1e6 >= seconds (as clocks compare)."""
-    needed = needed_us(seconds)
-    if needed is None:
-        raise ValueError(f"a threshold must be finite, got {seconds!r}")
-    return needed
+    after_one = calendar.instant_after_us(moment, 1)
+    return None if after_one is None else after_one - _ONE_US
 
 
 # -- the sweep ----------------------------------------------------------------------------
@@ -296,11 +285,12 @@ def _goal(contracts: Contracts, customer: str, priority: Priority, metric: str) 
     target: Target = contracts.target(customer, priority, metric)
     goal: _Goal | None = None
     if target.seconds is not None:
-        risk_s = contracts.at_risk_threshold * target.seconds
-        over_s = contracts.escalation.overrun_ratio * target.seconds
+        # The same exact thresholds as the clocks' status (domain.clocks.ratio_threshold_us).
+        risk_us = ratio_threshold_us(target.seconds, contracts.at_risk_threshold)
+        over_us = ratio_threshold_us(target.seconds, contracts.escalation.overrun_ratio)
         goal = _Goal(
             target.seconds, target.calendar, target.seconds * _US,
-            risk_s, threshold_us(risk_s), over_s, threshold_us(over_s),
+            risk_us / _US, risk_us, over_us / _US, over_us,
         )  # fmt: skip
     if len(_GOALS) > 4096:
         _GOALS.clear()

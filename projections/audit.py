@@ -8,7 +8,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from domain.clocks import Clock, IncidentClocks, Metric, Status, due_instant, evaluate
+from domain.clocks import (
+    Clock,
+    IncidentClocks,
+    Metric,
+    Status,
+    due_instant_us,
+    evaluate,
+    ratio_threshold_us,
+)
 from domain.contracts import Contracts
 from domain.durations import format_duration
 from domain.model import EXCLUDED_CAUSES, EventType, IncidentEvent, format_instant
@@ -204,15 +212,18 @@ def _crossings(
         target = clock.target_s
         if target is None or clock.calendar is None or clock.stopped_at is not None:
             continue
+        elapsed = clock.elapsed_us or 0
+        risk = ratio_threshold_us(target, clock.at_risk_threshold)  # as the status compares
+        over = ratio_threshold_us(target, overrun_ratio)
         marks = [
-            ("at_risk", clock.at_risk_threshold * target, first.status in _RISKY),
-            ("breached", float(target), first.status is Status.BREACHED),
-            ("overrun", overrun_ratio * target, (first.elapsed_s or 0) >= overrun_ratio * target),
+            ("at_risk", risk, first.status in _RISKY),
+            ("breached", target * 1_000_000, first.status is Status.BREACHED),
+            ("overrun", over, (first.elapsed_us or 0) >= over),
         ]
-        for kind, seconds, already in marks:
-            if already or (clock.elapsed_s or 0) < seconds:
+        for kind, needed, already in marks:
+            if already or elapsed < needed:
                 continue
-            moment = due_instant(clock.calendar, clock.segments, None, seconds)
+            moment = due_instant_us(clock.calendar, clock.segments, None, needed)
             if moment is None:
                 continue
             text = {

@@ -152,4 +152,6 @@ def render_explanation(sla: IncidentSla) -> str:
             lines.append(f"    paused {start} → {end or 'still paused'}")
         for start, end in info["counted_intervals"]:
             lines.append(f"    counted {start} → {end}")
+        if info.get("counted_intervals_truncated"):
+            lines.append(f"    … only the first {len(info['counted_intervals'])} intervals shown")
     return "\n".join(lines)
