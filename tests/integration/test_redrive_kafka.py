@@ -53,7 +53,10 @@ def test_redrive_from_the_rejected_topic_after_the_customer_is_added(
     good, newco = incident_stream(20), newco_stream()
     not_utf8 = b'{"schema": "slatrail.incident/v1", "title": "\xff\xfe"}'
     stream = jsonl_bytes(good[:10]) + jsonl_bytes(newco) + [not_utf8] + jsonl_bytes(good[10:])
-    with running(pipeline.serve("inbound", "--workers", "inbound")) as serve:
+    # newco's later messages are parked behind its refused `reported`, then dead-lettered when
+    # the (here short) parking bound runs out.
+    serve_newco = pipeline.serve("inbound", "--workers", "inbound", SLATRAIL_PARK_TIMEOUT_S="2")
+    with running(serve_newco) as serve:
         publish_messages(pipeline.kafka.bootstrap, pipeline.topics["inbound"], stream)
         letters = read_topic(pipeline.kafka.bootstrap, pipeline.topics["rejected"], expect=7)
         assert wait_until(lambda: event_count(pipeline.store) == 20, 30)
