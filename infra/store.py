@@ -164,9 +164,9 @@ def persistence_env(
     }
 
 
-def sqlite_path(store_url: str) -> str | None:
-    env = persistence_env(store_url)
-    return env.get("SQLITE_DBNAME")
+def sqlite_path(store_url: str, what: str = "store") -> str | None:
+    location = parse_store_url(store_url, what)
+    return location.path if location.scheme == "sqlite" else None
 
 
 @dataclass(frozen=True, slots=True)

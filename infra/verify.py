@@ -352,7 +352,7 @@ def _rows_of(store: ReadModelStore, name: str, incident_id: str) -> list[Inciden
 def stored_read_models(container: Container, notes: list[str]) -> ReadModelStore | None:
     """The read-model database, if there is one (never created by verifying)."""
     url = container.read_model_url
-    path = sqlite_path(url)
+    path = sqlite_path(url, "read-model")
     if path is not None and not path.startswith("file:") and not Path(path).exists():
         notes.append(f"no read models at {url}: nothing to compare")
         return None
