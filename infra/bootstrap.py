@@ -5,6 +5,7 @@ Nothing connects at import time.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 from collections.abc import Callable
@@ -13,6 +14,7 @@ from datetime import UTC, datetime
 from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 from domain.contracts import Contracts, ContractsError, load_contracts
 from infra.errors import StoreMissingError, StoreUnavailableError
@@ -20,6 +22,7 @@ from infra.redact import redact_url
 from infra.settings import Settings
 from infra.store import (
     SlatrailApplication,
+    StoreLocation,
     open_application,
     parse_store_url,
     postgres_cause,
@@ -55,6 +58,28 @@ def read_contracts(path: Path | None) -> Contracts:
             "save the contracts file as UTF-8"
         ) from None
     return load_contracts(text, str(path))
+
+
+READ_MODEL_TABLE = "rm_tracking"
+
+
+def _has_read_models(location: StoreLocation, target: str) -> bool:
+    """Whether the read-model database already holds slatrail's read-model tables."""
+    if location.scheme == "sqlite":
+        path = location.path
+        if path.startswith("file:"):
+            return True
+        with contextlib.closing(sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True)) as db:
+            found = db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                (READ_MODEL_TABLE,),
+            ).fetchone()
+        return found is not None
+    import psycopg
+
+    with psycopg.connect(target, autocommit=True) as conn:
+        row = conn.execute("SELECT to_regclass(%s)", (READ_MODEL_TABLE,)).fetchone()
+    return row is not None and row[0] is not None
 
 
 @dataclass
@@ -115,6 +140,11 @@ class Container:
         else:
             target = location.libpq_url(self.settings.store_connect_timeout_s)
         try:
+            if self.read_models_read_only and not _has_read_models(location, target):
+                raise StoreMissingError(
+                    f"no read models at {shown}: run `slatrail serve` or `slatrail replay` "
+                    "first (check SLATRAIL_READ_MODEL)"
+                )
             return ReadModelStore(target)
         except Exception as error:
             if not isinstance(error, sqlite3.Error) and not type(error).__module__.startswith(

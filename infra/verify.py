@@ -25,7 +25,14 @@ from domain.incident import Incident
 from domain.model import IncidentEvent, format_instant, incident_uuid
 from domain.receipt import MessageReceipt
 from infra.bootstrap import Container, read_contracts
-from infra.store import INCIDENT_TOPICS, SlatrailApplication, open_application, sqlite_path
+from infra.errors import StoreMissingError
+from infra.store import (
+    INCIDENT_TOPICS,
+    SlatrailApplication,
+    open_application,
+    redacted,
+    sqlite_path,
+)
 from projections.read_models import READ_MODELS, SLA, STORE_SOURCE, ReadModelStore
 from projections.sla import incident_sla
 from projections.verification import (
@@ -356,7 +363,11 @@ def stored_read_models(container: Container, notes: list[str]) -> ReadModelStore
     if path is not None and not path.startswith("file:") and not Path(path).exists():
         notes.append(f"no read models at {url}: nothing to compare")
         return None
-    return container.read_models
+    try:
+        return container.read_models
+    except StoreMissingError:  # a PostgreSQL database without read-model tables
+        notes.append(f"no read models at {redacted(url)}: nothing to compare")
+        return None
 
 
 def read_model_plans(store: ReadModelStore, notes: list[str]) -> list[ReadModelPlan]:

@@ -234,8 +234,7 @@ def _open(url: str) -> _Database:
     if parsed.scheme in ("postgresql", "postgres"):
         return _Postgres(url)
     raise ReadModelURLError(  # the URL itself is not shown: it may hold a password
-        f"unsupported read-model URL scheme {parsed.scheme!r}: use sqlite:///path or "
-        "postgresql://…"
+        f"unsupported read-model URL scheme {parsed.scheme!r}: use sqlite:///path or postgresql://…"
     )
 
 
