@@ -44,12 +44,15 @@ def _split(url: str) -> tuple[str, str, str, str] | None:
 
 def redact_url(url: str) -> str:
     """`url` with its password (if any) replaced by `***`, whatever the URL's shape."""
-    text = _QUERY_SECRET.sub(lambda m: f"{m.group(1)}={MASK}", url)
-    parts = _split(text)
+    parts = _split(url)
     if parts is None:
-        return text
+        return _hide_query(url)
     head, user, _, tail = parts
-    return f"{head}{user}:{MASK}{tail}"
+    return f"{head}{user}:{MASK}{_hide_query(tail)}"
+
+
+def _hide_query(text: str) -> str:
+    return _QUERY_SECRET.sub(lambda m: f"{m.group(1)}={MASK}", text)
 
 
 def url_secrets(url: str) -> set[str]:
@@ -58,7 +61,8 @@ def url_secrets(url: str) -> set[str]:
     parts = _split(url)
     if parts is not None and parts[2]:
         found.add(parts[2])
-    found.update(m.group(2) for m in _QUERY_SECRET.finditer(url) if m.group(2))
+    tail = url if parts is None else parts[3]
+    found.update(m.group(2) for m in _QUERY_SECRET.finditer(tail) if m.group(2))
     return expand(found)
 
 
