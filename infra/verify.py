@@ -183,7 +183,7 @@ def check_receipts(store_url: str, *, page: int = PAGE) -> ReceiptCheck:
     """Every receipt (and unknown record) of the store against the events' message ids, in a
     process of its own beside `verify_chains(receipts=False)`: unfinished, to be finished
     with the undecodable events the chain pass found."""
-    app = open_application(store_url, read_contracts(None))
+    app = open_application(store_url, read_contracts(None), read_only=True)
     check = ReceiptCheck()
     plain = app.mapper.cipher is None and app.mapper.compressor is None
     try:
