@@ -11,6 +11,7 @@ import tomllib
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
@@ -18,6 +19,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
@@ -117,6 +119,20 @@ class Customer(_Model):
     tier: str
     name: str | None = None
     timezone: str | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        """A reporting zone that exists, else the file is refused at load, naming the key
+        (not a traceback later in `report`)."""
+        if value is not None:
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError, OSError):
+                raise ValueError(
+                    f"unknown time zone {value!r} (an IANA name like Europe/Berlin)"
+                ) from None
+        return value
 
 
 Level = Annotated[int, Field(ge=1, le=4)]

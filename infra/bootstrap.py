@@ -5,16 +5,29 @@ Nothing connects at import time.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 from domain.contracts import Contracts, ContractsError, load_contracts
+from infra.errors import StoreMissingError, StoreUnavailableError
+from infra.redact import redact_url
 from infra.settings import Settings
-from infra.store import SlatrailApplication, open_application
+from infra.store import (
+    SlatrailApplication,
+    StoreLocation,
+    open_application,
+    parse_store_url,
+    postgres_cause,
+    store_error_text,
+)
 from projections.read_models import ReadModelStore, default_read_model_url
 
 if TYPE_CHECKING:
@@ -39,7 +52,34 @@ def read_contracts(path: Path | None) -> Contracts:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise ContractsError(f"{path}: cannot read: {error.strerror or error}") from error
+    except UnicodeDecodeError as error:
+        raise ContractsError(
+            f"{path}: not UTF-8 text (byte {error.start} is {error.object[error.start]:#04x}); "
+            "save the contracts file as UTF-8"
+        ) from None
     return load_contracts(text, str(path))
+
+
+READ_MODEL_TABLE = "rm_tracking"
+
+
+def _has_read_models(location: StoreLocation, target: str) -> bool:
+    """Whether the read-model database already holds slatrail's read-model tables."""
+    if location.scheme == "sqlite":
+        path = location.path
+        if path.startswith("file:"):
+            return True
+        with contextlib.closing(sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True)) as db:
+            found = db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                (READ_MODEL_TABLE,),
+            ).fetchone()
+        return found is not None
+    import psycopg
+
+    with psycopg.connect(target, autocommit=True) as conn:
+        row = conn.execute("SELECT to_regclass(%s)", (READ_MODEL_TABLE,)).fetchone()
+    return row is not None and row[0] is not None
 
 
 @dataclass
@@ -49,6 +89,8 @@ class Container:
     _contracts: Contracts | None = None
     _app: SlatrailApplication | None = field(default=None, repr=False)
     _read_models: ReadModelStore | None = field(default=None, repr=False)
+    store_read_only: bool = False  # never create the event store (read-only commands)
+    read_models_read_only: bool = False  # never create the read-model database
 
     @property
     def contracts(self) -> Contracts:
@@ -59,7 +101,12 @@ class Container:
     @property
     def app(self) -> SlatrailApplication:
         if self._app is None:
-            self._app = open_application(self.settings.store, self.contracts)
+            self._app = open_application(
+                self.settings.store,
+                self.contracts,
+                read_only=self.store_read_only,
+                connect_timeout_s=self.settings.store_connect_timeout_s,
+            )
         return self._app
 
     @property
@@ -71,8 +118,44 @@ class Container:
     def read_models(self) -> ReadModelStore:
         """The read-model database (`sla`, `audit`), opened on first use."""
         if self._read_models is None:
-            self._read_models = ReadModelStore(self.read_model_url)
+            self._read_models = self._open_read_models()
         return self._read_models
+
+    def _open_read_models(self) -> ReadModelStore:
+        url = self.read_model_url
+        shown = redact_url(url)
+        location = parse_store_url(url, what="read-model")
+        if location.scheme == "sqlite":
+            path = location.path
+            if (
+                self.read_models_read_only
+                and not path.startswith("file:")
+                and not os.path.exists(path)
+            ):
+                raise StoreMissingError(
+                    f"no read models at {shown}: run `slatrail serve` or `slatrail replay` "
+                    "first (check SLATRAIL_READ_MODEL)"
+                )
+            target = url
+        else:
+            target = location.libpq_url(self.settings.store_connect_timeout_s)
+        try:
+            if self.read_models_read_only and not _has_read_models(location, target):
+                raise StoreMissingError(
+                    f"no read models at {shown}: run `slatrail serve` or `slatrail replay` "
+                    "first (check SLATRAIL_READ_MODEL)"
+                )
+            return ReadModelStore(target)
+        except Exception as error:
+            if not isinstance(error, sqlite3.Error) and not type(error).__module__.startswith(
+                "psycopg"
+            ):
+                raise
+            if location.scheme == "sqlite":
+                cause = store_error_text(error, location)
+            else:
+                cause = postgres_cause(error, location, self.settings.store_connect_timeout_s)
+            raise StoreUnavailableError(f"cannot open the read models {shown}: {cause}") from None
 
     def kafka(self) -> KafkaClients:
         """Factory of Kafka clients from the settings; nothing connects until a client is built."""

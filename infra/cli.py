@@ -1,26 +1,56 @@
-"""`slatrail` — the one entry point (SPEC §10)."""
+"""`slatrail` — the one entry point (SPEC §10).
+
+Errors reach the operator as one line, `slatrail: <message>`, never a traceback and never a
+password (docs/decisions.md, "Operator errors and exit codes"): 1 for a finding (rejections,
+differences, no store), 2 for usage and configuration errors, 70 for a bug in slatrail (the
+traceback only with `--log-level debug`), 130 when interrupted.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+import sqlite3
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 import structlog
+from eventsourcing.persistence import PersistenceError
+from pydantic import ValidationError
 
 from domain.contracts import ContractsError
 from infra.bootstrap import Container
 from infra.commands import command_modules
+from infra.errors import (
+    EXIT_FINDING,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    OperatorError,
+)
 from infra.logging import LOG_FORMATS, configure_logging
+from infra.redact import Scrubber
 from infra.settings import Settings
-from infra.store import DamagedStoreError, StoreURLError
+from projections.read_models import ReadModelURLError
 
-EXIT_USAGE = 2
+# Commands that only read the event store: they never create it (a missing store is exit 1).
+STORE_READERS = frozenset({"sla", "audit", "escalations", "report", "export", "verify", "replay"})
+# Commands that only read the read-model database (`--from-read-model`, verify's comparison).
+READ_MODEL_READERS = frozenset({"sla", "audit", "escalations", "verify"})
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: `slatrail sla: argument --as-of: … (see --help)`, exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="slatrail",
         description="Event-sourced incident lifecycle and SLA compliance.",
     )
@@ -63,30 +93,93 @@ def settings_from(args: argparse.Namespace) -> Settings:
         )
         if value is not None
     }
-    return Settings(**overrides)
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:  # never echo the value: it may be a secret
+        problems = "; ".join(
+            f"SLATRAIL_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+            for e in error.errors(include_url=False, include_input=False)
+        )
+        raise OperatorError(f"invalid setting: {problems}") from None
+
+
+def _scrubber(argv: Sequence[str], settings: Settings | None = None) -> Scrubber:
+    """Every URL and password the operator gave, from the command line, the environment and
+    the settings, so that no message or traceback can show one."""
+    urls = [a for a in argv if "://" in a or "@" in a]
+    secrets = []
+    for name, value in os.environ.items():
+        if not name.startswith(("SLATRAIL_", "POSTGRES_", "PG")):
+            continue
+        if "://" in value or "@" in value:
+            urls.append(value)
+        if any(word in name for word in ("PASSWORD", "SECRET", "TOKEN")):
+            secrets.append(value)
+    if settings is not None:
+        urls += [settings.store, settings.read_model or ""]
+        if settings.kafka_sasl_password is not None:
+            secrets.append(settings.kafka_sasl_password.get_secret_value())
+    return Scrubber(urls=urls, secrets=secrets)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    settings = settings_from(args)
-    configure_logging(settings.log_level, settings.log_format)
-    container = Container(settings)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    scrub = _scrubber(arguments)
+    debug = "debug" in (a.lower() for a in arguments)
+    configure_logging(
+        os.environ.get("SLATRAIL_LOG_LEVEL", "info"), os.environ.get("SLATRAIL_LOG_FORMAT", "auto")
+    )
+    log = structlog.get_logger("slatrail")
+    container: Container | None = None
     try:
+        args = build_parser().parse_args(arguments)
+        settings = settings_from(args)
+        scrub = _scrubber(arguments, settings)
+        debug = settings.log_level.lower() == "debug"
+        configure_logging(settings.log_level, settings.log_format)
+        container = Container(
+            settings,
+            store_read_only=args.command in STORE_READERS,
+            read_models_read_only=args.command in READ_MODEL_READERS,
+        )
         code: int = args.handler(container, args)
         return code
-    except (ContractsError, StoreURLError) as error:
-        structlog.get_logger("slatrail").error("configuration_error", error=str(error))
-        print(f"slatrail: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    except DamagedStoreError as error:
-        structlog.get_logger("slatrail").error("damaged_store", error=str(error))
-        print(f"slatrail: the store is damaged: {error}", file=sys.stderr)
-        return 1
+    except (OperatorError, ContractsError, ReadModelURLError) as error:
+        exit_code = getattr(error, "exit_code", EXIT_USAGE)
+        message = scrub(getattr(error, "prefix", "") + str(error))
+        log.error("operator_error", error=message, exit_code=exit_code)
+        print(f"slatrail: {message}", file=sys.stderr)
+        return exit_code
+    except (PersistenceError, sqlite3.Error) as error:  # the store failed while in use
+        text = scrub(str(error).strip().splitlines()[0] if str(error).strip() else repr(error))
+        damaged = "malformed" in text or "not a database" in text
+        message = f"the store is damaged: {text}" if damaged else f"the store failed: {text}"
+        log.error("store_error", error=message)
+        print(f"slatrail: {message}", file=sys.stderr)
+        return EXIT_FINDING if damaged else EXIT_USAGE
+    except KeyboardInterrupt:
+        print("slatrail: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         return 0
+    except Exception as error:  # last resort: a bug in slatrail, still one line, no secret
+        text = scrub(str(error).strip().splitlines()[0] if str(error).strip() else "")[:300]
+        what = type(error).__name__ + (f": {text}" if text else "")
+        log.error("internal_error", error=what)
+        if debug:
+            print(scrub(traceback.format_exc()), file=sys.stderr, end="")
+        print(
+            f"slatrail: internal error ({what}); "
+            + ("the traceback is above" if debug else "rerun with --log-level debug for details"),
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
     finally:
-        container.close()
+        if container is not None:
+            try:
+                container.close()
+            except Exception as error:  # closing must not turn an answer into a traceback
+                log.warning("close_failed", error=scrub(repr(error)))
 
 
 if __name__ == "__main__":

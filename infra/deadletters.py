@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from domain.model import canonical_json
+from infra.pathargs import cannot_write
 
 DEAD_LETTER_FORMAT = "slatrail.dead-letter/v1"
 
@@ -115,7 +116,10 @@ class DeadLetterFile:
                         known.add(entry_identity(entry))
         except FileNotFoundError:
             pass
-        handle = self.path.open("a", encoding="utf-8")
+        try:
+            handle = self.path.open("a", encoding="utf-8")
+        except OSError as error:
+            raise cannot_write(self.path, error) from None
         if torn:
             handle.write("\n")
         self._known, self._handle = known, handle

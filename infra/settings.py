@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -12,6 +12,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SLATRAIL_", extra="ignore")
 
     store: str = "sqlite:///slatrail.db"
+    # PostgreSQL store / read models: give up connecting after this many seconds, naming the
+    # cause (refused, timeout, authentication failed). Applies to each connection attempt.
+    store_connect_timeout_s: float = Field(default=5.0, gt=0, le=600)
     contracts: Path | None = None
     kafka_bootstrap: str | None = None
     kafka_security_protocol: str = "PLAINTEXT"

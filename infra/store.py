@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import math
+import os
+import re
+import sqlite3
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
-from urllib.parse import unquote, urlparse
+from urllib.parse import quote, unquote, urlsplit
 from uuid import UUID
 
 import structlog
@@ -26,6 +30,14 @@ from domain.incident import EVENT_CLASSES, Fact, Incident
 from domain.messages import IncidentMessage
 from domain.model import EventType, IncidentEvent, incident_uuid, receipt_uuid
 from domain.receipt import MessageReceipt
+from infra.errors import (
+    EXIT_FINDING,
+    OperatorError,
+    StoreMissingError,
+    StoreUnavailableError,
+    UsageError,
+)
+from infra.redact import redact_url
 from infra.wire import fingerprint, to_fact, unprocessable_reason
 
 log = structlog.get_logger("slatrail.store")
@@ -33,46 +45,128 @@ log = structlog.get_logger("slatrail.store")
 INCIDENT_TOPICS: tuple[str, ...] = tuple(get_topic(cls) for cls in EVENT_CLASSES.values())
 
 
-class StoreURLError(ValueError):
-    """A --store URL slatrail cannot use."""
+class StoreURLError(UsageError, ValueError):
+    """A --store (or read-model) URL slatrail cannot use (exit 2)."""
 
 
-class DamagedStoreError(RuntimeError):
-    """A stored event that no longer decodes: history was altered outside slatrail."""
+class DamagedStoreError(OperatorError, RuntimeError):
+    """A stored event that no longer decodes, or a store file that is not (all) a database."""
+
+    exit_code = EXIT_FINDING
+    prefix = "the store is damaged: "
 
 
-def persistence_env(store_url: str) -> dict[str, str]:
-    """eventsourcing environment for `sqlite:///path` or `postgresql://user:pw@host:port/db`."""
-    parsed = urlparse(store_url)
-    if parsed.scheme == "sqlite":
-        path = unquote(store_url[len("sqlite://") :])
+STORE_TABLE = "stored_events"  # eventsourcing's SQLite table (PostgreSQL: slatrail_events)
+PG_TABLE = "slatrail_events"
+DEFAULT_CONNECT_TIMEOUT_S = 5.0
+URL_HINT = "use sqlite:///relative/path, sqlite:////absolute/path or postgresql://user:password@host:port/db"
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+
+
+@dataclass(frozen=True, slots=True)
+class StoreLocation:
+    """A parsed store URL: an SQLite path, or PostgreSQL connection parameters."""
+
+    scheme: str  # "sqlite" or "postgresql"
+    path: str = ""  # sqlite
+    host: str = "127.0.0.1"
+    port: int = 5432
+    user: str = "postgres"
+    password: str = ""
+    dbname: str = ""
+
+    def libpq_url(self, connect_timeout_s: float) -> str:
+        """The PostgreSQL parameters as a well-formed URL (every part percent-encoded)."""
+        host = f"[{self.host}]" if ":" in self.host else quote(self.host, safe="")
+        auth = quote(self.user, safe="") + (
+            f":{quote(self.password, safe='')}" if self.password else ""
+        )
+        timeout = effective_timeout_s(connect_timeout_s)
+        return (
+            f"postgresql://{auth}@{host}:{self.port}/{quote(self.dbname, safe='')}"
+            f"?connect_timeout={timeout}"
+        )
+
+
+def effective_timeout_s(connect_timeout_s: float) -> int:
+    """libpq's connect_timeout: whole seconds, at least 2."""
+    return max(2, math.ceil(connect_timeout_s))
+
+
+def parse_store_url(url: str, what: str = "store") -> StoreLocation:
+    """`sqlite:///path` or `postgresql://user:pw@host:port/db`; a clear error (never showing the
+    password) for anything else. A password holding `/ ? # @` must be percent-encoded: URL
+    parsers (ours, libpq's) would otherwise read part of it as the host, port or path."""
+    shown = redact_url(url)
+    match = _SCHEME.match(url)
+    scheme = match.group(1).lower() if match else ""
+    if scheme == "sqlite":
+        path = unquote(url[len("sqlite://") :])
+        if not path.startswith("/") or len(path) == 1:
+            raise StoreURLError(f"sqlite {what} URL needs a path: {shown!r} ({URL_HINT})")
         path = path[1:]  # sqlite:///relative.db, sqlite:////absolute.db
-        if not path:
-            raise StoreURLError(f"sqlite store URL needs a path: {store_url!r}")
         if path == ":memory:":
             path = "file::memory:?mode=memory&cache=shared"
-        return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": path}
-    if parsed.scheme in ("postgresql", "postgres"):
-        if not parsed.path.strip("/"):
-            raise StoreURLError(f"postgresql store URL needs a database name: {store_url!r}")
-        return {
-            "PERSISTENCE_MODULE": "eventsourcing.postgres",
-            "POSTGRES_DBNAME": unquote(parsed.path.lstrip("/")),
-            "POSTGRES_HOST": parsed.hostname or "127.0.0.1",
-            "POSTGRES_PORT": str(parsed.port or 5432),
-            "POSTGRES_USER": unquote(parsed.username or "postgres"),
-            "POSTGRES_PASSWORD": unquote(parsed.password or ""),
-            "POSTGRES_POOL_SIZE": "5",
-            "POSTGRES_MAX_OVERFLOW": "10",
-        }
-    raise StoreURLError(
-        f"unsupported store URL {store_url!r}: use sqlite:///path or postgresql://…"
+        return StoreLocation("sqlite", path=path)
+    if scheme not in ("postgresql", "postgres"):
+        raise StoreURLError(f"unsupported {what} URL {shown!r}: {URL_HINT}")
+    rest = url[match.end() :] if match else url
+    at = rest.rfind("@")
+    userinfo, hostpart = (rest[:at], rest[at + 1 :]) if at >= 0 else ("", rest)
+    if any(c in userinfo for c in "/?#@"):
+        raise StoreURLError(
+            f"the user or password in the {what} URL {shown!r} holds '/', '?', '#' or '@': "
+            "percent-encode them (%2F, %3F, %23, %40)"
+        )
+    if "#" in hostpart:
+        raise StoreURLError(f"unexpected '#' in the {what} URL {shown!r}: percent-encode it (%23)")
+    user, _, password = userinfo.partition(":")
+    parsed = urlsplit("postgresql://" + hostpart)
+    try:
+        port = parsed.port
+    except ValueError:
+        port_text = parsed.netloc.rsplit(":", 1)[-1] if ":" in parsed.netloc else "?"
+        raise StoreURLError(
+            f"bad port {port_text!r} in the {what} URL {shown!r}: a number from 1 to 65535"
+        ) from None
+    if port == 0:
+        raise StoreURLError(f"bad port 0 in the {what} URL {shown!r}: a number from 1 to 65535")
+    dbname = unquote(parsed.path.lstrip("/"))
+    if not dbname:
+        raise StoreURLError(f"postgresql {what} URL needs a database name: {shown!r}")
+    return StoreLocation(
+        "postgresql",
+        host=unquote(parsed.hostname or "") or "127.0.0.1",
+        port=port or 5432,
+        user=unquote(user) or "postgres",
+        password=unquote(password),
+        dbname=dbname,
     )
 
 
-def sqlite_path(store_url: str) -> str | None:
-    env = persistence_env(store_url)
-    return env.get("SQLITE_DBNAME")
+def persistence_env(
+    store_url: str, connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S
+) -> dict[str, str]:
+    """eventsourcing environment for `sqlite:///path` or `postgresql://user:pw@host:port/db`."""
+    location = parse_store_url(store_url)
+    if location.scheme == "sqlite":
+        return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": location.path}
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": location.dbname,
+        "POSTGRES_HOST": location.host,
+        "POSTGRES_PORT": str(location.port),
+        "POSTGRES_USER": location.user,
+        "POSTGRES_PASSWORD": location.password,
+        "POSTGRES_POOL_SIZE": "5",
+        "POSTGRES_MAX_OVERFLOW": "10",
+        "POSTGRES_CONNECT_TIMEOUT": str(effective_timeout_s(connect_timeout_s)),
+    }
+
+
+def sqlite_path(store_url: str, what: str = "store") -> str | None:
+    location = parse_store_url(store_url, what)
+    return location.path if location.scheme == "sqlite" else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -372,20 +466,189 @@ def _redrive_refs(
 
 
 def redacted(store_url: str) -> str:
-    """`store_url` without its password, for messages and logs."""
-    parsed = urlparse(store_url)
-    if parsed.password is None:
-        return store_url
-    netloc = parsed.netloc.rsplit("@", 1)
-    user = netloc[0].split(":", 1)[0]
-    return parsed._replace(netloc=f"{user}:***@{netloc[1]}").geturl()
+    """`store_url` without its password, for messages and logs (any URL shape)."""
+    return redact_url(store_url)
 
 
-def open_application(store_url: str, contracts: Contracts) -> SlatrailApplication:
-    """Connect to the store named by `store_url` (creating tables if needed)."""
-    env = persistence_env(store_url)
-    env.setdefault("CREATE_TABLE", "y")
+def open_application(
+    store_url: str,
+    contracts: Contracts,
+    *,
+    read_only: bool = False,
+    connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
+) -> SlatrailApplication:
+    """Connect to the store named by `store_url`.
+
+    A writing command creates the tables if needed; a `read_only` one never creates anything:
+    a missing store (SQLite file or slatrail's PostgreSQL table) is a `StoreMissingError`.
+    PostgreSQL is probed first, so an unreachable server fails within `connect_timeout_s`
+    naming the cause (refused, timeout, authentication failed)."""
+    location = parse_store_url(store_url)
+    shown = redacted(store_url)
+    if location.scheme == "sqlite":
+        check_sqlite_store(location.path, shown, read_only=read_only)
+    else:
+        probe_postgres(location, shown, connect_timeout_s, read_only=read_only)
+    env = persistence_env(store_url, connect_timeout_s)
+    env["CREATE_TABLE"] = "n" if read_only else "y"
     try:
         return SlatrailApplication(contracts, env=env)
-    except PersistenceError as error:  # unreachable server, bad credentials, unwritable file
-        raise StoreURLError(f"cannot open the store {redacted(store_url)}: {error}") from error
+    except (PersistenceError, sqlite3.Error) as error:  # unwritable file, server gone, …
+        raise StoreUnavailableError(
+            f"cannot open the store {shown}: {store_error_text(error, location)}"
+        ) from None
+
+
+def store_error_text(error: BaseException, location: StoreLocation | None = None) -> str:
+    """One line for a database error, with a hint for the usual SQLite causes."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if location is not None and location.password:
+        text = text.replace(location.password, "***")
+    if location is not None and location.scheme == "sqlite" and "readonly" in text.replace("-", ""):
+        text += " (the store file or its directory is read-only)"
+    elif location is not None and location.scheme == "sqlite" and "unable to open" in text:
+        path = location.path
+        if not _writable(path):
+            text += (
+                f" ({path} or its directory is read-only: SQLite writes {os.path.basename(path)}"
+                "-wal and -shm beside the store, even to read it)"
+            )
+    return text
+
+
+def _writable(path: str) -> bool:
+    directory = os.path.dirname(path) or "."
+    return os.access(directory, os.W_OK) and (not os.path.exists(path) or os.access(path, os.W_OK))
+
+
+def check_sqlite_store(path: str, shown: str, *, read_only: bool) -> None:
+    """Refuse, with one clear line, an SQLite store that is missing (for a read-only command),
+    a directory, not a database, truncated, someone else's database, or read-only (for a
+    writing command)."""
+    if path.startswith("file:"):  # :memory: and URI filenames: nothing to look at
+        return
+    directory = os.path.dirname(path) or "."
+    if not os.path.isdir(directory):
+        raise StoreUnavailableError(
+            f"cannot open the store {shown}: directory {directory} does not exist"
+        )
+    if os.path.isdir(path):
+        raise StoreUnavailableError(f"cannot open the store {shown}: {path} is a directory")
+    if not os.path.exists(path):
+        if read_only:
+            raise StoreMissingError(
+                f"no store at {shown}: nothing was ever recorded there (this command never "
+                "creates a store; check --store / SLATRAIL_STORE)"
+            )
+        if not os.access(directory, os.W_OK):
+            raise StoreUnavailableError(
+                f"cannot create the store {shown}: directory {directory} is read-only"
+            )
+        return
+    tables = _sqlite_tables(path, shown)
+    if STORE_TABLE not in tables:
+        if read_only:
+            raise StoreMissingError(
+                f"no store at {shown}: {path} is "
+                + (
+                    "an empty file"
+                    if not tables
+                    else "an SQLite database without slatrail's tables"
+                )
+                + " (this command never creates a store; check --store / SLATRAIL_STORE)"
+            )
+        if tables:
+            raise StoreUnavailableError(
+                f"cannot use {shown} as the store: {path} is an SQLite database of something "
+                f"else (tables {', '.join(sorted(tables)[:5])})"
+            )
+    if not read_only and not _writable(path):
+        raise StoreUnavailableError(
+            f"cannot write the store {shown}: {path} or its directory is read-only"
+        )
+
+
+def _sqlite_tables(path: str, shown: str) -> set[str]:
+    """The table names of an existing SQLite file; DamagedStoreError if it is not one."""
+    try:
+        with open(path, "rb") as handle:
+            header = handle.read(100)
+            size = os.fstat(handle.fileno()).st_size
+    except OSError as error:
+        raise StoreUnavailableError(
+            f"cannot read the store {shown}: {error.strerror or error}"
+        ) from None
+    if size == 0:
+        return set()
+    if len(header) < 100 or not header.startswith(b"SQLite format 3\x00"):
+        raise DamagedStoreError(f"{shown}: {path} is not an SQLite database")
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(header[28:32], "big")
+    valid_count = header[24:28] == header[92:96]
+    if valid_count and pages and size < pages * page_size:
+        raise DamagedStoreError(
+            f"{shown}: {path} is truncated ({size} bytes; its header says {pages} pages of "
+            f"{page_size} bytes)"
+        )
+    try:
+        db = sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True)
+        try:
+            rows = db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+        finally:
+            db.close()
+    except sqlite3.DatabaseError as error:
+        text = str(error)
+        if "not a database" in text or "malformed" in text:
+            raise DamagedStoreError(f"{shown}: {path}: {text}") from None
+        raise StoreUnavailableError(
+            f"cannot open the store {shown}: "
+            f"{store_error_text(error, StoreLocation('sqlite', path=path))}"
+        ) from None
+    return {str(row[0]) for row in rows}
+
+
+def probe_postgres(
+    location: StoreLocation, shown: str, connect_timeout_s: float, *, read_only: bool = False
+) -> None:
+    """One direct connection, bounded by `connect_timeout_s`, that names why it failed."""
+    import psycopg
+
+    try:
+        with psycopg.connect(location.libpq_url(connect_timeout_s), autocommit=True) as conn:
+            exists = conn.execute("SELECT to_regclass(%s)", (PG_TABLE,)).fetchone()
+    except psycopg.Error as error:
+        raise StoreUnavailableError(
+            f"cannot open the store {shown}: {postgres_cause(error, location, connect_timeout_s)}"
+        ) from None
+    if read_only and (exists is None or exists[0] is None):
+        raise StoreMissingError(
+            f"no store at {shown}: database {location.dbname!r} has no {PG_TABLE} table "
+            "(this command never creates a store; check --store / SLATRAIL_STORE)"
+        )
+
+
+def postgres_cause(error: BaseException, location: StoreLocation, timeout_s: float) -> str:
+    """Why a PostgreSQL connection failed, in a few words (never the password)."""
+    import psycopg
+
+    text = str(error)
+    where = f"{location.host}:{location.port}"
+    lowered = text.lower()
+    if isinstance(error, psycopg.errors.ConnectionTimeout) or "timeout expired" in lowered:
+        return (
+            f"timeout: no answer from {where} within {effective_timeout_s(timeout_s)} s "
+            "(SLATRAIL_STORE_CONNECT_TIMEOUT_S)"
+        )
+    if "connection refused" in lowered:
+        return f"connection refused by {where} (is PostgreSQL running and listening there?)"
+    if "authentication failed" in lowered or "no password supplied" in lowered:
+        return f"authentication failed for user {location.user!r} on {where}"
+    if "does not exist" in lowered and "database" in lowered:
+        return f"database {location.dbname!r} does not exist on {where}"
+    if "translate host name" in lowered or "name or service not known" in lowered:
+        return f"unknown host {location.host!r}"
+    first = next((line.strip() for line in text.splitlines() if line.strip()), type(error).__name__)
+    if location.password:
+        first = first.replace(location.password, "***")
+    return first

@@ -25,7 +25,14 @@ from domain.incident import Incident
 from domain.model import IncidentEvent, format_instant, incident_uuid
 from domain.receipt import MessageReceipt
 from infra.bootstrap import Container, read_contracts
-from infra.store import INCIDENT_TOPICS, SlatrailApplication, open_application, sqlite_path
+from infra.errors import StoreMissingError
+from infra.store import (
+    INCIDENT_TOPICS,
+    SlatrailApplication,
+    open_application,
+    redacted,
+    sqlite_path,
+)
 from projections.read_models import READ_MODELS, SLA, STORE_SOURCE, ReadModelStore
 from projections.sla import incident_sla
 from projections.verification import (
@@ -176,7 +183,7 @@ def check_receipts(store_url: str, *, page: int = PAGE) -> ReceiptCheck:
     """Every receipt (and unknown record) of the store against the events' message ids, in a
     process of its own beside `verify_chains(receipts=False)`: unfinished, to be finished
     with the undecodable events the chain pass found."""
-    app = open_application(store_url, read_contracts(None))
+    app = open_application(store_url, read_contracts(None), read_only=True)
     check = ReceiptCheck()
     plain = app.mapper.cipher is None and app.mapper.compressor is None
     try:
@@ -352,11 +359,15 @@ def _rows_of(store: ReadModelStore, name: str, incident_id: str) -> list[Inciden
 def stored_read_models(container: Container, notes: list[str]) -> ReadModelStore | None:
     """The read-model database, if there is one (never created by verifying)."""
     url = container.read_model_url
-    path = sqlite_path(url)
+    path = sqlite_path(url, "read-model")
     if path is not None and not path.startswith("file:") and not Path(path).exists():
         notes.append(f"no read models at {url}: nothing to compare")
         return None
-    return container.read_models
+    try:
+        return container.read_models
+    except StoreMissingError:  # a PostgreSQL database without read-model tables
+        notes.append(f"no read models at {redacted(url)}: nothing to compare")
+        return None
 
 
 def read_model_plans(store: ReadModelStore, notes: list[str]) -> list[ReadModelPlan]:

@@ -36,7 +36,7 @@ class Month:
     month: int
 
     def __post_init__(self) -> None:
-        if not 1 <= self.month <= 12 or not 1 <= self.year <= 9998:
+        if not 1 <= self.month <= 12 or not 1 <= self.year <= 9999:  # 9999-01: end of 9998-12
             raise ValueError(f"not a month: {self.year}-{self.month}")
 
     @classmethod

@@ -236,8 +236,8 @@ def _open(url: str) -> _Database:
         return _SQLite(path)
     if parsed.scheme in ("postgresql", "postgres"):
         return _Postgres(url)
-    raise ReadModelURLError(
-        f"unsupported read-model URL {url!r}: use sqlite:///path or postgresql://…"
+    raise ReadModelURLError(  # the URL itself is not shown: it may hold a password
+        f"unsupported read-model URL scheme {parsed.scheme!r}: use sqlite:///path or postgresql://…"
     )
 
 

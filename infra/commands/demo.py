@@ -14,9 +14,13 @@ from infra.bootstrap import Container
 from infra.commands.ingest import rejected_path
 from infra.commands.report import build_reports, write_html
 from infra.demo import generate_month, month_bounds
+from infra.errors import UsageError
 from infra.ingest import ingest_lines
 from infra.logging import expected_rejections
+from infra.pathargs import cannot_write, output_dir
 from infra.render import table
+from infra.store import redacted
+from infra.timearg import month as month_arg
 from projections.availability import Month
 from projections.sla import IncidentSla, sla_view
 
@@ -28,12 +32,13 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--month",
         default="2026-10",
+        type=month_arg,
         help="YYYY-MM to simulate (default 2026-10: Golden Week, 调休 Saturday)",
     )
     parser.add_argument("--seed", type=int, default=20261)
     parser.add_argument(
         "--out-dir",
-        type=Path,
+        type=output_dir,
         default=Path("."),
         help="where the generated input and dead letters are written",
     )
@@ -41,19 +46,28 @@ def register(subparsers: Any) -> None:
 
 
 def run(container: Container, args: argparse.Namespace) -> int:
-    year, month = (int(part) for part in args.month.split("-"))
+    year, month = args.month.year, args.month.month
+    if month_bounds(year, month)[0] > container.clock():
+        raise UsageError(
+            f"--month {args.month} is in the future: its messages would all be refused "
+            "(future_timestamp); simulate this month or an earlier one"
+        )
     messages = generate_month(container.contracts, year, month, args.seed)
-    args.out_dir.mkdir(parents=True, exist_ok=True)
     source = args.out_dir / f"slatrail-demo-{year}-{month:02d}.jsonl"
-    source.write_text("".join(json.dumps(m, ensure_ascii=False) + "\n" for m in messages))
     dead_letters = rejected_path(str(source), None)
+    try:
+        args.out_dir.mkdir(parents=True, exist_ok=True)
+        source.write_text("".join(json.dumps(m, ensure_ascii=False) + "\n" for m in messages))
+        sink = dead_letters.open("w", encoding="utf-8")
+    except OSError as error:
+        raise cannot_write(args.out_dir, error) from None
     # The month holds deliberate bad input: the summary below counts it, the file keeps it.
-    with dead_letters.open("w", encoding="utf-8") as sink, expected_rejections():
+    with sink, expected_rejections():
         counts = ingest_lines(
             (line.encode() for line in source.read_text().splitlines(keepends=True)),
             container.app, container.clock, sink,
         )  # fmt: skip
-    print(f"slatrail demo — {args.month}, store {container.settings.store}")
+    print(f"slatrail demo — {args.month}, store {redacted(container.settings.store)}")
     print(f"input {source}: {len(messages)} messages; accepted {counts.accepted}, "
           f"duplicate {counts.duplicate}, rejected {counts.rejected} "
           f"({', '.join(f'{c} {n}' for c, n in sorted(counts.by_code.items()))}) "

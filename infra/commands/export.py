@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-from pathlib import Path
 from typing import IO, Any
 
 from infra.bootstrap import Container
@@ -18,6 +17,7 @@ from infra.exports import (
     write_jsonl,
 )
 from infra.render import echo
+from infra.pathargs import cannot_write, output_file
 from infra.timearg import instant
 
 
@@ -40,7 +40,9 @@ def register(subparsers: Any) -> None:
         type=instant,
         help="only incidents with an event that occurred before this instant",
     )
-    parser.add_argument("--output", type=Path, help="file to write (default: standard output)")
+    parser.add_argument(
+        "--output", type=output_file, help="file to write (default: standard output)"
+    )
     parser.set_defaults(handler=run)
 
 
@@ -52,11 +54,14 @@ def run(container: Container, args: argparse.Namespace) -> int:
     counts = ExportCounts()
     records = exported_events(container.app, selection, counts)
     with contextlib.ExitStack() as stack:
-        out: IO[str] = (
-            sys.stdout
-            if args.output is None
-            else stack.enter_context(args.output.open("w", encoding="utf-8", newline=""))
-        )
+        try:
+            out: IO[str] = (
+                sys.stdout
+                if args.output is None
+                else stack.enter_context(args.output.open("w", encoding="utf-8", newline=""))
+            )
+        except OSError as error:
+            raise cannot_write(args.output, error) from None
         if args.format == "jsonl":
             write_jsonl(out, records, counts, export_header(selection, container.clock()))
         else:

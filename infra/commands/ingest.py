@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from types import FrameType
 from typing import IO, Any
 
 from infra.bootstrap import Container
 from infra.deadletters import DeadLetterFile
+from infra.errors import EXIT_INTERRUPTED
 from infra.ingest import ingest_lines
+from infra.pathargs import cannot_write, output_file
 from infra.progress import Progress
 from infra.render import echo, to_json
 
@@ -22,7 +27,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("input", help="JSON Lines file, or - for standard input")
     parser.add_argument(
-        "--rejected", type=Path,
+        "--rejected", type=output_file,
         help="where rejected lines go (default: <input>.rejected.jsonl, "
         "or slatrail-stdin.rejected.jsonl for -)",
     )  # fmt: skip
@@ -50,6 +55,49 @@ def _lines(stream: IO[bytes]) -> Iterator[bytes]:
     yield from stream
 
 
+class StopReading:
+    """Ctrl-C (SIGINT) during `ingest`: stop reading input and let the batch in flight finish.
+
+    Nothing is half-written: the batch being recorded is one transaction (recorded, with its
+    dead letters written whole, or not at all); lines not yet read are not touched. A Ctrl-C
+    while blocked reading (a terminal or a pipe on stdin) ends the reading at once."""
+
+    def __init__(self) -> None:
+        self.interrupted = False
+        self.lines_read = 0
+        self._reading = False
+        self._previous: Any = None
+
+    def __enter__(self) -> StopReading:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.interrupted = True
+        if self._reading:
+            raise KeyboardInterrupt
+
+    def lines(self, lines: Iterable[bytes]) -> Iterator[bytes]:
+        iterator = iter(lines)
+        while not self.interrupted:
+            try:
+                self._reading = True
+                line = next(iterator, None)
+                self._reading = False
+            except KeyboardInterrupt:
+                self._reading = False
+                return
+            if line is None:
+                return
+            self.lines_read += 1
+            yield line
+
+
 def run(container: Container, args: argparse.Namespace) -> int:
     source: str = args.input
     out_path = rejected_path(source, args.rejected)
@@ -66,10 +114,14 @@ def run(container: Container, args: argparse.Namespace) -> int:
             return 2
         total = os.fstat(stream.fileno()).st_size
     progress = Progress(total)
+    stop = StopReading()
     try:
-        counts = ingest_lines(
-            _lines(stream), container.app, container.clock, dead_letters, progress.advance
-        )
+        container.app  # noqa: B018 - open the store before reading: Ctrl-C then stops cleanly
+        with stop:
+            counts = ingest_lines(
+                stop.lines(_lines(stream)),
+                container.app, container.clock, dead_letters, progress.advance,
+            )  # fmt: skip
     finally:
         progress.close()
         if stream is not sys.stdin.buffer:
@@ -85,4 +137,8 @@ def run(container: Container, args: argparse.Namespace) -> int:
             echo(f"  rejected {code}: {n}")
         if opened:
             echo(f"rejected messages written to {out_path}{_already(dead_letters.already)}")
+    if stop.interrupted:
+        echo(f"slatrail ingest: interrupted after {stop.lines_read} lines: the counts above are "
+             "what was recorded; later lines were not read", file=sys.stderr)  # fmt: skip
+        return EXIT_INTERRUPTED
     return 1 if counts.rejected else 0

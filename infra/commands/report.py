@@ -14,28 +14,15 @@ from typing import Any
 
 from infra.bootstrap import Container
 from infra.commands.sla import answer_as_of
+from infra.pathargs import cannot_write, output_file_in_new_dirs
 from infra.render import echo, table, to_json
 from infra.report_html import render_html
-from infra.timearg import instant
-from projections.availability import Month, quarter_months
+from infra.timearg import instant, month, quarter
+from projections.availability import Month
 from projections.report import monthly_reports
 
 FORMATS = ("table", "json", "csv", "html")
 METRICS = ("response", "workaround", "resolution", "postmortem")
-
-
-def _month(text: str) -> Month:
-    try:
-        return Month.parse(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from error
-
-
-def _quarter(text: str) -> list[Month]:
-    try:
-        return quarter_months(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from error
 
 
 def register(subparsers: Any) -> None:
@@ -43,11 +30,13 @@ def register(subparsers: Any) -> None:
         "report", help="monthly service report per customer (SLA attainment, availability)"
     )
     period = parser.add_mutually_exclusive_group(required=True)
-    period.add_argument("--month", type=_month, help="YYYY-MM, in each customer's time zone")
-    period.add_argument("--quarter", type=_quarter, help="YYYY-Qn: its three monthly reports")
+    period.add_argument("--month", type=month, help="YYYY-MM, in each customer's time zone")
+    period.add_argument("--quarter", type=quarter, help="YYYY-Qn: its three monthly reports")
     parser.add_argument("--customer", help="only this customer")
     parser.add_argument("--format", choices=FORMATS, default="table")
-    parser.add_argument("--output", type=Path, help="write to FILE instead of standard output")
+    parser.add_argument(
+        "--output", type=output_file_in_new_dirs, help="write to FILE instead of standard output"
+    )
     parser.add_argument(
         "--as-of", type=instant, help="event time to evaluate the clocks at (default now)"
     )
@@ -74,9 +63,12 @@ def build_reports(
 
 
 def write_html(container: Container, reports: list[dict[str, Any]], path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
     page = render_html(reports, generated_at=container.clock(), source=container.contracts.source)
-    path.write_text(page, encoding="utf-8")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(page, encoding="utf-8")
+    except OSError as error:
+        raise cannot_write(path, error) from None
     return path
 
 
@@ -109,8 +101,11 @@ def run(container: Container, args: argparse.Namespace) -> int:
     else:
         text = render_table(reports) + "\n"
     if args.output is not None:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(text, encoding="utf-8", newline="")
+        try:
+            args.output.parent.mkdir(parents=True, exist_ok=True)
+            args.output.write_text(text, encoding="utf-8", newline="")
+        except OSError as error:
+            raise cannot_write(args.output, error) from None
         echo(f"wrote {args.output} ({len(reports)} report(s))")
     elif args.format == "json":
         sys.stdout.write(text)

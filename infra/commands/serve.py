@@ -21,7 +21,6 @@ import time
 from collections.abc import Callable
 from types import FrameType
 from typing import Any
-from urllib.parse import urlparse
 
 import structlog
 from pydantic import SecretStr
@@ -35,6 +34,7 @@ from consumers.streams import OnAssign
 from infra.bootstrap import Container
 from infra.kafka import KafkaNotConfiguredError, quiet_kafka_logging, redacted
 from infra.kafka_outbox import Outbox
+from infra.redact import redact_url
 
 log = structlog.get_logger("slatrail.serve")
 
@@ -136,10 +136,7 @@ def register(subparsers: Any) -> None:
 
 
 def safe_url(url: str) -> str:
-    parsed = urlparse(url)
-    if parsed.password:
-        return url.replace(f":{parsed.password}@", ":***@", 1)
-    return url
+    return redact_url(url)  # any URL shape (a password holding / or # too)
 
 
 def run(container: Container, args: argparse.Namespace) -> int:

@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from infra.bootstrap import Container
+from infra.errors import EmptyStoreError
 from infra.exports import AnchorsError, read_anchors
 from infra.progress import Progress
 from infra.render import echo, to_json
+from infra.store import redacted
 from infra.verify import Verification, verify_store
 
 
@@ -42,6 +44,11 @@ def run(container: Container, args: argparse.Namespace) -> int:
             echo(f"slatrail verify: {error}", file=sys.stderr)
             return 2
     app = container.app
+    if not app.recorder.max_notification_id():
+        raise EmptyStoreError(
+            f"the store {redacted(container.settings.store)} holds no events: nothing to verify "
+            "(check --store / SLATRAIL_STORE)"
+        )
     progress = Progress(app.recorder.max_notification_id(), unit="records", label="events")
     try:
         result = verify_store(

@@ -1,6 +1,7 @@
 """Bounded work for any instant (issue 9 §6), through the `slatrail` console script: a
-business-calendar incident evaluated as of the last second of year 9999 answers in seconds (it
-did not finish in two minutes), and a target of 99999999 days is refused when the contracts are
+business-calendar incident evaluated as of the last second the command line accepts (the end of
+year 9998) answers in seconds (it did not finish in two minutes), an instant beyond it is one
+usage line, and a target of 99999999 days is refused when the contracts are
 loaded, on one line naming the key."""
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from tests.builders import CONTRACTS_TOML, jsonl, reported_data, wire
 pytestmark = pytest.mark.e2e
 
 SLATRAIL = str(Path(sys.executable).parent / "slatrail")
-END = "9999-12-31T23:59:59Z"
+END = "9998-12-31T23:59:59Z"  # the last second --as-of accepts (docs/decisions.md)
 BUDGET_S = 30.0  # generous for a loaded machine (a second or two of it is the computation)
 
 
@@ -56,7 +57,7 @@ def store(tmp_path: Path) -> tuple[str, ...]:
     return base
 
 
-def test_sla_as_of_the_end_of_year_9999_answers_in_seconds(tmp_path: Path, store) -> None:
+def test_sla_as_of_the_last_accepted_second_answers_in_seconds(tmp_path: Path, store) -> None:
     done, took = run(tmp_path, *store, "sla", "--format", "json", "--as-of", END)
     assert done.returncode == 0, done.stderr
     assert took < BUDGET_S, took
@@ -64,7 +65,7 @@ def test_sla_as_of_the_end_of_year_9999_answers_in_seconds(tmp_path: Path, store
     resolution = view["metrics"]["resolution"]
     assert resolution["status"] == "breached"
     assert resolution["due_at"] == "2026-03-06T10:30:00Z"
-    # 42.5 h a week for ~7974 years, exactly: a whole number of seconds, far beyond a float's
+    # 42.5 h a week for ~7973 years, exactly: a whole number of seconds, far beyond a float's
     # integer precision in microseconds.
     assert resolution["elapsed_s"] > 5e10
     assert view["escalation_level"] == 4
@@ -79,7 +80,7 @@ def test_sla_as_of_the_end_of_year_9999_answers_in_seconds(tmp_path: Path, store
         ("report", "--month", "2026-03", "--as-of", END),
     ],
 )
-def test_every_view_as_of_the_end_of_year_9999_answers_in_seconds(
+def test_every_view_as_of_the_last_accepted_second_answers_in_seconds(
     tmp_path: Path, store, command
 ) -> None:
     done, took = run(tmp_path, *store, *command)
@@ -89,6 +90,14 @@ def test_every_view_as_of_the_end_of_year_9999_answers_in_seconds(
     assert "P3-1" in done.stdout
     if "--explain" in command:
         assert "… only the first 1000 intervals shown" in done.stdout
+
+
+def test_an_instant_in_year_9999_is_one_usage_line(tmp_path: Path, store) -> None:
+    done, took = run(tmp_path, *store, "sla", "--as-of", "9999-12-31T23:59:59Z")
+    assert done.returncode == 2, done.stderr
+    assert took < BUDGET_S, took
+    (line,) = done.stderr.strip().splitlines()
+    assert "9999-12-31T23:59:59Z" in line and "Traceback" not in done.stderr
 
 
 def test_a_contract_target_of_99999999_days_is_refused_on_one_line_naming_the_key(
