@@ -16,8 +16,8 @@ from infra.exports import (
     write_csv,
     write_jsonl,
 )
-from infra.render import echo
 from infra.pathargs import cannot_write, output_file
+from infra.render import echo
 from infra.timearg import instant
 
 

@@ -16,7 +16,7 @@ from infra.bootstrap import Container
 from infra.deadletters import DeadLetterFile
 from infra.errors import EXIT_INTERRUPTED
 from infra.ingest import ingest_lines
-from infra.pathargs import cannot_write, output_file
+from infra.pathargs import output_file
 from infra.progress import Progress
 from infra.render import echo, to_json
 
