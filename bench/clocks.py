@@ -92,7 +92,7 @@ def main() -> None:
 
 def long_span() -> None:
     """Counted time over a century on a business calendar: the date-by-date walk (what every
-    span cost before issue 9) against the per-year sums, cold (fresh calendar) and warm."""
+    span cost before per-year sums) against the per-year sums, cold (fresh calendar) and warm."""
     spec = read_contracts(None).calendars["cn-business"]
     assert isinstance(spec, BusinessCalendar)
 

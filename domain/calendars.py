@@ -1,4 +1,4 @@
-"""Working-time calendars (SPEC §4, §5 rule 1): which instants count towards an SLA clock.
+"""Working-time calendars (docs/reference/clocks.md): which instants count towards an SLA clock.
 
 Two kinds exist: ``AlwaysCalendar`` (24x7, every instant counts) and ``BusinessCalendar``
 (ranges of local wall-clock time on working days of an IANA time zone, with public holidays

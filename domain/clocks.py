@@ -1,4 +1,4 @@
-"""The four SLA clocks of an incident (SPEC §5), by interval arithmetic over calendars.
+"""The four SLA clocks of an incident (reference/clocks.md), by interval arithmetic over calendars.
 
 Every result is a pure function of (timeline as of `as_of`, contracts).
 """
@@ -189,7 +189,7 @@ def _clock(
     pauses: Sequence[Interval],
 ) -> Clock:
     # A stopped clock keeps the priority in effect when it stopped; a running one uses now's,
-    # recomputed over the whole interval since it started (rule 3).
+    # recomputed over the whole interval since it started (clocks.md#priority-in-effect).
     priority = t.priority_at(stop if stop is not None else t.as_of)
     target = contracts.target(t.customer, priority, metric)
     return _measure(
@@ -282,7 +282,7 @@ def due_instant_us(
     calendar: Calendar, segments: Sequence[Segment], tail_from: datetime | None, target_us: int
 ) -> datetime | None:
     """Earliest instant counted time reaches `target_us` microseconds: over the known segments,
-    then (unless paused) onwards from `tail_from` with no further pause (rule 4)."""
+    then (unless paused) onwards from `tail_from` with no further pause (clocks.md, Figures)."""
     remaining = target_us
     for start, end in segments:
         counted = calendar.counted_us(start, end)
@@ -310,7 +310,7 @@ def exact_ratio(ratio: float | Fraction) -> Fraction:
 
 def ratio_threshold_us(target_s: int, ratio: float | Fraction) -> int:
     """The counted time, in whole microseconds, from which `counted ≥ ratio × target` holds
-    (SPEC §5 rule 5, §7): ceil(ratio × target in µs), in exact rational arithmetic.
+    (docs/reference/clocks.md#statuses): ceil(ratio × target in µs), in exact rational arithmetic.
 
     The one comparison every view uses — clock status (`at_risk`), escalation crossings,
     alerts and the audit's annotations — so they all agree to the microsecond.
@@ -332,7 +332,7 @@ def _seconds(micros: int) -> float:
 def _status(
     target_s: int | None, elapsed_us: int, *, stopped: bool, paused: bool, ratio: float
 ) -> Status:
-    """Rule 5: first match wins (compared in whole microseconds, the threshold exactly)."""
+    """First match wins (clocks.md#statuses), in whole microseconds, the threshold exactly."""
     if target_s is None:
         return Status.NOT_APPLICABLE
     target_us = target_s * _US

@@ -1,4 +1,4 @@
-"""Support contracts as data (SPEC §4): calendars, tiers, targets, credits, customers.
+"""Support contracts as data (contracts.md): calendars, tiers, targets, credits, customers.
 
 `load_contracts(text, source)` parses the TOML text; every problem is reported as
 `ContractsError("<source>: <key>: <problem>")`.
@@ -141,7 +141,7 @@ _ALL_METRICS: tuple[MetricName, ...] = ("response", "workaround", "resolution", 
 
 
 class EscalationPolicy(_Model):
-    """Levels reached automatically (SPEC §7); a manual `escalated` raises to at least its level.
+    """Levels reached automatically (clocks.md); a manual `escalated` raises to at least its level.
 
     See docs/escalation.md. The at-risk threshold is the contracts' `at_risk_threshold` (the
     same instant the clock's status becomes `at_risk`).

@@ -1,4 +1,4 @@
-"""Why a message is refused: each error carries a stable machine-readable `code` (SPEC §3)."""
+"""Why a message is refused: each error carries a stable, machine-readable `code` (wire.md)."""
 
 from __future__ import annotations
 

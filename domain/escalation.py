@@ -1,4 +1,4 @@
-"""Escalation (SPEC §7): the exact instants at which an incident's clocks cross the policy's
+"""Escalation (clocks.md): the exact instants at which an incident's clocks cross the policy's
 thresholds, and the levels they call for.
 
 Pure: a `Timeline` and the contracts in, `Crossing`s and level `Step`s out. No sampling: each
@@ -452,7 +452,7 @@ def level_steps(
     manual: Sequence[ManualEscalation],
     policy: EscalationPolicy,
 ) -> list[Step]:
-    """The instants the level rose, in order: it never drops (SPEC §7)."""
+    """The instants the level rose, in order: it never drops (clocks.md#escalation)."""
     candidates: list[tuple[datetime, bool, int, Crossing | None, ManualEscalation | None]] = [
         (c.at, c.inclusive, c.level, c, None) for c in found
     ]

@@ -63,7 +63,7 @@ def _check_not_future(fact: Fact, now: datetime) -> None:
 
 
 def _check_impact_start(fact: Fact, max_lead_s: int) -> None:
-    """`impact_started_at` at most `limits.max_impact_lead` before the report (issue 9 §2): an
+    """`impact_started_at` at most `limits.max_impact_lead` before the report (decisions.md): an
     impact start decades back would zero every month's availability since then."""
     text = fact.data.get("impact_started_at")
     if text is None:
@@ -200,8 +200,8 @@ class Incident(Aggregate):
         self.trigger_event(EVENT_CLASSES[fact.type], **fields)
 
     def _check_restoration(self, fact: Fact) -> None:
-        """`service_restored_at` not before the impact start nor the report (issue 9 §2): an
-        earlier one would shrink or wipe the outage's downtime."""
+        """`service_restored_at` not before the impact start nor the report (decisions.md, Bounds):
+        an earlier one would shrink or wipe the outage's downtime."""
         text = fact.data.get("service_restored_at")
         if text is None or self.reported_at is None:
             return

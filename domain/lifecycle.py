@@ -1,4 +1,4 @@
-"""Which event may follow which state (SPEC §2–3), and the state each event leads to."""
+"""Which event may follow which state (reference/wire.md), and the state each event leads to."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The `slatrail.incident/v1` message: one pydantic model per event type (SPEC §3).
+"""The `slatrail.incident/v1` message: one pydantic model per event type (docs/reference/wire.md).
 
 Unknown fields are rejected everywhere; timestamps must carry an offset and convert to UTC
 within 1970–9998; text fields hold no control characters other than tab, LF and CR

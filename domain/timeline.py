@@ -1,4 +1,4 @@
-"""An incident's facts as known at `as_of`: the input of every clock (SPEC §5)."""
+"""An incident's facts as known at `as_of`: the input of every clock (docs/reference/clocks.md)."""
 
 from __future__ import annotations
 
@@ -79,7 +79,7 @@ class Timeline:
 
     @property
     def excluded(self) -> bool:
-        """Resolved with a cause outside the vendor's control (SPEC §5 rule 6)."""
+        """Resolved with a cause outside the vendor's control (clocks.md#exclusions)."""
         latest = self.latest_resolution
         return (
             self.state is State.RESOLVED

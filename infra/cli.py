@@ -1,4 +1,4 @@
-"""`slatrail` — the one entry point (SPEC §10).
+"""`slatrail` — the one entry point (docs/reference/commands.md).
 
 Errors reach the operator as one line, `slatrail: <message>`, never a traceback and never a
 password (docs/decisions.md, "Operator errors and exit codes"): 1 for a finding (rejections,

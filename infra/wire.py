@@ -1,4 +1,4 @@
-"""Bytes ⇄ `slatrail.incident/v1` messages; every refusal gets a stable code (SPEC §3)."""
+"""Bytes ⇄ `slatrail.incident/v1` messages; every refusal gets a stable code (reference/wire.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""An incident's audit trail: every recorded event, in order, with its chain hash (SPEC §8),
+"""An incident's audit trail: every recorded event, in order, with its chain hash (docs/audit.md),
 and the facts derived from it (clock stops, breaches, disputes, escalation changes)."""
 
 from __future__ import annotations

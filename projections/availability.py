@@ -1,4 +1,4 @@
-"""Monthly availability and service credits per customer (SPEC §6; rules in docs/reports.md).
+"""Monthly availability and service credits per customer (reference/clocks.md, docs/reports.md).
 
 A pure function of (incident timelines as of `as_of`, contracts, customer, month). Downtime is
 kept in whole microseconds and the availability as an exact fraction, so a month that is
@@ -111,7 +111,7 @@ class Outage:
 
 
 def outage_of(timeline: Timeline) -> Outage | None:
-    """The down interval of an outage incident (SPEC §6), None for other incidents.
+    """The down interval of an outage incident (reference/clocks.md), None for other incidents.
 
     It ends at the first restoring workaround, else the first resolution's
     `service_restored_at`, else that resolution; a later reopening does not reopen it.

@@ -1,4 +1,4 @@
-"""Escalation state of incidents (SPEC §7): a pure function of (events, contracts, as_of).
+"""Escalation state of incidents (clocks.md): a pure function of (events, contracts, as_of).
 
 The level (1-4) and its history — when it rose, to which level, why (which clock crossed which
 threshold, or which manual `escalated` event) — from the exact crossing instants computed by
@@ -193,7 +193,7 @@ def escalations_view(
 
 @dataclass(frozen=True, slots=True)
 class PlannedAlert:
-    """An alert a running service publishes at `at` (SPEC §7), under a stable key."""
+    """An alert a running service publishes at `at` (reference/topics.md), under a stable key."""
 
     key: str
     kind: str  # at_risk | breached | escalated

@@ -1,4 +1,4 @@
-"""Monthly service reports per customer (SPEC §10 `report`; rules in docs/reports.md).
+"""Monthly service reports per customer (reference/commands.md; rules in docs/reports.md).
 
 A pure function of (incident histories, contracts, months, as_of, as_known_at). The result is
 the JSON of `slatrail report --format json`; the table, CSV and HTML renderings read only it.

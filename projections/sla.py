@@ -1,4 +1,4 @@
-"""The SLA view of incidents (SPEC §5, §10 `sla --format json`)."""
+"""The SLA view of incidents (docs/reference/clocks.md; JSON: docs/reference/commands.md#sla)."""
 
 from __future__ import annotations
 

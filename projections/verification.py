@@ -1,4 +1,4 @@
-"""Verifying recorded history (SPEC §8): hash chains and message receipts, as a streaming fold.
+"""Verifying recorded history (audit.md): hash chains and message receipts, as a streaming fold.
 
 `ChainVerifier` is fed every stored record in store (notification) order and keeps, per
 incident, only its chain head; so a store of any size is checked in one pass with memory in

@@ -1,4 +1,4 @@
-"""`slatrail escalations`: open incidents by escalation level, with the reason (SPEC §7, §10)."""
+"""`slatrail escalations`: open incidents by escalation level, with the reason (commands.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`slatrail sla`: SLA clocks of incidents as of any moment (SPEC §5, §10)."""
+"""`slatrail sla`: SLA clocks of incidents as of any moment (docs/reference/commands.md#sla)."""
 
 from __future__ import annotations
 

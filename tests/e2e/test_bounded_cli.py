@@ -1,4 +1,4 @@
-"""Bounded work for any instant (issue 9 §6), through the `slatrail` console script: a
+"""Bounded work for any instant (decisions.md), through the `slatrail` console script: a
 business-calendar incident evaluated as of the last second the command line accepts (the end of
 year 9998) answers in seconds (it did not finish in two minutes), an instant beyond it is one
 usage line, and a target of 99999999 days is refused when the contracts are

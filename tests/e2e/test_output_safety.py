@@ -1,4 +1,4 @@
-"""What a hostile actor, title or reason does to a terminal (issue 9 §5): nothing. Every table
+"""What a hostile actor, title or reason does to a terminal (decisions.md): nothing. Every table
 and text output of the `slatrail` console script shows control characters and bidi overrides as
 visible escapes; JSON output holds the exact strings; `report --format csv` cannot start a
 formula. The store is a real SQLite file; the hostile events are written as a store recorded

@@ -385,7 +385,7 @@ def read_model_count(url: str) -> int:
 def assert_pipeline_consistent(
     pipe: PipelineEnv, accepted_message_ids: set[str], *, timeout: float = 90.0
 ) -> dict[str, Any]:
-    """The guarantees of SPEC §9, checked on a quiescent pipeline; returns a few figures."""
+    """The guarantees of topics.md, checked on a quiescent pipeline; returns a few figures."""
     from infra.kafka_envelope import decode_envelope
     from projections.read_models import AUDIT, SLA, STORE_SOURCE, ReadModelStore, TrackedEvent
 

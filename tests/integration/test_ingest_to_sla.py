@@ -265,7 +265,7 @@ class IngestToSlaContract:
         assert "rejected message_id_conflict: 1" in done.stdout
         assert slatrail("audit", "A", "--format", "json")[1] == before
         assert slatrail("sla", "--format", "json", "--as-of", AS_OF) == sla_before
-        # issue 9: the dead letters of the first run are not appended again (was 7 + 7 lines)
+        # redrive.md: the dead letters of the first run are not appended again (was 7 + 7 lines)
         assert "(7 already there from an earlier run, not repeated)" in done.stdout
         dead = input_file.with_name("incidents.rejected.jsonl").read_text().splitlines()
         assert len(dead) == 7

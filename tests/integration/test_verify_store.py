@@ -1,4 +1,4 @@
-"""`slatrail verify` against real stores tampered with directly in the database (SPEC §8).
+"""`slatrail verify` against real stores tampered with directly in the database (docs/audit.md §3).
 
 `VerifyContract` holds the tests; `TestOnSQLite` and `TestOnPostgreSQL` say how to reach the
 store's raw rows (sqlite3 / psycopg). Every tampering is one an attacker with database access

@@ -1,4 +1,4 @@
-"""Monthly availability and service credits (SPEC §6, docs/reports.md)."""
+"""Monthly availability and service credits (reference/clocks.md, docs/reports.md)."""
 
 from __future__ import annotations
 

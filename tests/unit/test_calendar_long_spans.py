@@ -1,4 +1,4 @@
-"""Business calendars over long spans (issue 9 §6: bounded work for any input).
+"""Business calendars over long spans (docs/decisions.md, Calendars: bounded work for any input).
 
 Spans longer than a few weeks are no longer walked date by date: whole local dates are summed
 per year (regular dates arithmetically, holidays, substituted working days and dates near a UTC

@@ -1,4 +1,4 @@
-"""The hash chain (SPEC §8, docs/audit.md): canonical encoding, chaining, and the streaming
+"""The hash chain (docs/audit.md §2): canonical encoding, chaining, and the streaming
 verifier's findings on every kind of damage, without a store."""
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ TARGET_MIN = {  # tests.builders.CONTRACTS_TOML, tier gold
     "P3": {"response": 240, "workaround": 480, "resolution": 1440},
 }
 
-# what may happen next, per state (SPEC §2-3), with the data each type needs
+# what may happen next, per state (reference/wire.md), with the data each type needs
 NEXT = {
     "open": [
         "acknowledged", "awaiting_customer", "workaround_provided", "resolved", "escalated",
@@ -142,7 +142,7 @@ def reference(walk: Walk, metric: str) -> tuple[int, str, datetime | None]:
     """(counted minutes, status, due_at) by brute force."""
     reported_at = walk.facts[0][1]
     stop = walk.stop(metric)
-    # rule 3: the priority in effect at the stop (stopped) or at as_of (running), over the whole run
+    # priority in effect: at the stop (stopped) or at as_of (running), over the whole run
     priority = walk.priority_at(stop or walk.as_of)
     target = TARGET_MIN[priority][metric]
     counted, due = 0, None

@@ -1,4 +1,4 @@
-"""SLA clocks (SPEC §5) and the SLA JSON (SPEC §10), every figure computed by hand.
+"""SLA clocks (clocks.md) and the SLA JSON (commands.md), every figure computed by hand.
 
 The contract is `tests.builders.CONTRACTS_TOML`, customer `acme` (tier gold):
 
@@ -129,7 +129,7 @@ def z(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-# -- rule 1: counted time --------------------------------------------------------------------------
+# -- counted time (clocks.md#counted-time-and-calendars) -------------------------------------------
 
 
 def test_counted_time_on_24x7_is_every_second_since_the_report(sla) -> None:
@@ -191,7 +191,7 @@ def test_a_due_date_across_the_dst_change_counts_real_seconds(sla) -> None:
     assert clock(view, "response")["due_at"] == "2026-03-29T03:30:00Z"
 
 
-# -- rule 2: pauses --------------------------------------------------------------------------------
+# -- pauses (clocks.md#pausing) --------------------------------------------------------------------
 
 
 def test_response_clock_never_pauses(sla) -> None:
@@ -431,7 +431,7 @@ def test_the_postmortem_clock_starts_at_the_latest_resolution(sla) -> None:
     }
 
 
-# -- rule 3: priority in effect --------------------------------------------------------------------
+# -- priority in effect (clocks.md#priority-in-effect) ---------------------------------------------
 
 
 def test_the_claimed_priority_applies_until_triage(sla) -> None:
@@ -510,7 +510,7 @@ def test_a_priority_change_after_as_of_is_ignored(sla) -> None:
     assert clock(view, "response")["target_s"] == 1 * H
 
 
-# -- rule 4: elapsed_s and due_at ------------------------------------------------------------------
+# -- elapsed_s and due_at (clocks.md#figures-elapsed_s-due_at-stopped_at) --------------------------
 
 
 def test_due_at_is_null_without_a_target(sla) -> None:
@@ -556,7 +556,7 @@ def test_elapsed_keeps_fractions_of_a_second(sla) -> None:
     assert clock(view, "response")["elapsed_s"] == 60.5
 
 
-# -- rule 5: status precedence ---------------------------------------------------------------------
+# -- status precedence (clocks.md#statuses) --------------------------------------------------------
 
 
 def test_a_clock_stopped_exactly_at_its_target_is_met(sla) -> None:
@@ -638,7 +638,7 @@ def test_metrics_without_a_target_are_not_applicable(sla) -> None:
     assert clock(view, "response")["status"] == "running"
 
 
-# -- rule 6: exclusions ----------------------------------------------------------------------------
+# -- exclusions (clocks.md#exclusions) -------------------------------------------------------------
 
 
 @pytest.mark.parametrize("cause", ["customer", "third_party", "force_majeure", "maintenance"])
@@ -699,7 +699,7 @@ def test_a_past_answer_does_not_change_when_history_grows(contracts, history) ->
     )
 
 
-# -- rule 7: explanations --------------------------------------------------------------------------
+# -- explanations (clocks.md#explanations) ---------------------------------------------------------
 
 
 def test_explain_lists_counted_intervals_calendar_and_priority(sla) -> None:
@@ -743,7 +743,7 @@ def test_explain_shows_the_priority_changes_in_utc(sla) -> None:
     assert explained["metrics"]["response"]["calendar"] == "always"
 
 
-# -- SPEC §10: the JSON shape ----------------------------------------------------------------------
+# -- the JSON shape (commands.md#sla) --------------------------------------------------------------
 
 RFC3339_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
 

@@ -1,4 +1,4 @@
-"""Escalation policy over scripted timelines (SPEC §7, docs/escalation.md).
+"""Escalation policy over scripted timelines (reference/clocks.md, docs/escalation.md).
 
 Contract (tests/builders.py): acme is gold — P1 24x7 15m/2h/4h, P2 24x7 1h/-/8h, P3 office
 4h/8h/24h, P4 office 8h. `office` is Berlin Mon–Fri 09:00–12:00 + 13:00–17:30, 4 March 2026 off.

@@ -1,7 +1,7 @@
 """The exact escalation level against a brute force sampled every minute.
 
 The brute force evaluates the SLA clocks (`domain.clocks.evaluate`) at every sampled instant
-and keeps the highest level their statuses called for so far (SPEC §7). Every instant involved
+and keeps the highest level their statuses called for so far (clocks.md). Every instant involved
 (events, calendar boundaries, targets × 0.75 and × 2) is a whole minute, so every condition
 that holds at all holds at some half-minute: sampling at hh:mm:30 sees them all, and the exact
 level must equal the sampled one at every sample.
@@ -114,7 +114,7 @@ def timelines(draw: st.DrawFn) -> tuple[list[IncidentEvent], datetime]:
 
 
 def instantaneous_level(events: list[IncidentEvent], contracts: Contracts, u: datetime) -> int:
-    """What the clocks' statuses call for at `u` (SPEC §7), from `domain.clocks` alone."""
+    """What the clocks' statuses call for at `u` (clocks.md), from `domain.clocks` alone."""
     timeline = build_timeline(events, u)
     assert timeline is not None
     policy = contracts.escalation

@@ -1,4 +1,4 @@
-"""Lifecycle rules of SPEC §2–3, through the Incident aggregate and through the application.
+"""Lifecycle rules (reference/wire.md), through the Incident aggregate and through the application.
 
 Rules the aggregate owns run both ways (`way` is parametrized); rules of the store (first event,
 idempotency, batches) run through `SlatrailApplication.record` on an in-memory SQLite store.

@@ -1,4 +1,4 @@
-"""Output that stays safe (issue 9 §5): terminal text escaped, JSON exact, spreadsheet CSV
+"""Output that stays safe (decisions.md): terminal text escaped, JSON exact, spreadsheet CSV
 neutralised, both CSVs RFC 4180 (docs/reports.md "Terminal output" and "CSV")."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Monthly service reports (SPEC §10 `report`, docs/reports.md)."""
+"""Monthly service reports (docs/reference/commands.md#report, docs/reports.md)."""
 
 from __future__ import annotations
 

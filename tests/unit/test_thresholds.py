@@ -1,4 +1,4 @@
-"""Thresholds compared exactly (SPEC §5 rule 5, §7; issue 9 §6): a clock is `at_risk` from the
+"""Thresholds compared exactly (reference/clocks.md, decisions.md): a clock is `at_risk` from the
 instant its counted time reaches `at_risk_threshold × target`, computed in whole microseconds
 times the threshold as the decimal written in the contracts file — and the clock status, the
 escalation crossing, the audit annotation and the alert timer all name that same instant.
@@ -132,7 +132,7 @@ def test_status_flips_exactly_at_the_instant_the_escalation_and_the_alert_timer_
     assert [n.at for n in notes if n.kind == "at_risk" and n.metric is Metric.RESPONSE] == [
         crossing
     ]
-    # And it is where counted time reaches ceil(threshold × target) in µs, exactly (SPEC §5).
+    # And it is where counted time reaches ceil(threshold × target) in µs, exactly.
     product = Fraction(threshold) * target_s * 1_000_000
     needed = -(-product.numerator // product.denominator)
     calendar = contracts.target("acme", Priority(priority), "response").calendar

@@ -1,4 +1,4 @@
-"""The wire contract `slatrail.incident/v1` (SPEC §3): bytes in, a message or a coded refusal."""
+"""The wire contract `slatrail.incident/v1` (wire.md): bytes in, a message or a coded refusal."""
 
 from __future__ import annotations
 
@@ -105,7 +105,7 @@ def test_json_no_parser_can_hold_is_rejected_as_invalid_json_not_a_crash(body: b
     assert rejection(body).code == "invalid_json"
 
 
-# -- poison pills (issue 9 §1): each gets one specific code ---------------------------------------
+# -- poison pills: each gets one specific code --------------------------------------------------
 
 
 @pytest.mark.parametrize(
