@@ -12,6 +12,7 @@ import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -107,9 +108,7 @@ class SchemaDoc:
     build: Callable[[], dict[str, Any]]
 
 
-def _document(
-    path: str, title: str, description: str, body: dict[str, Any]
-) -> dict[str, Any]:
+def _document(path: str, title: str, description: str, body: dict[str, Any]) -> dict[str, Any]:
     body = dict(body)
     body.pop("title", None)
     body.pop("description", None)
@@ -154,9 +153,7 @@ _DEAD_LETTER = TypeAdapter(
 
 SCHEMAS: tuple[SchemaDoc, ...] = (
     *(
-        SchemaDoc(
-            f"message.{t}", f"incident-message/{t}.schema.json", lambda t=t: message_schema(t)
-        )
+        SchemaDoc(f"message.{t}", f"incident-message/{t}.schema.json", partial(message_schema, t))
         for t in EventType
     ),
     SchemaDoc(

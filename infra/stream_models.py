@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from pydantic.json_schema import SkipJsonSchema
+from pydantic.json_schema import JsonDict, SkipJsonSchema
 
 from domain.clocks import Metric
 from domain.model import EventType, Priority
@@ -127,7 +127,7 @@ class EventEnvelope(_Model):
 
 # -- dead letters ------------------------------------------------------------------------------
 
-_ONE_ORIGINAL = {
+_ONE_ORIGINAL: JsonDict = {
     "oneOf": [
         {"properties": {"message": {"type": "object"}, "raw": {"type": "null"},
                         "raw_base64": {"type": "null"}}},
@@ -137,7 +137,7 @@ _ONE_ORIGINAL = {
                         "raw_base64": {"type": "string"}}},
     ]
 }  # fmt: skip
-_TRUNCATED_OR_ONE_ORIGINAL = {
+_TRUNCATED_OR_ONE_ORIGINAL: JsonDict = {
     "if": {"properties": {"truncated": {"const": True}}, "required": ["truncated"]},
     "then": {
         "properties": {"message": {"type": "null"}, "raw": {"type": "null"},
@@ -177,7 +177,9 @@ _AFTER_REDRIVE = (
 class FileDeadLetter(_DeadLetter):
     """A line of `<input>.rejected.jsonl` written by `slatrail ingest` (or `redrive`)."""
 
-    model_config = ConfigDict(title="slatrail.dead-letter/v1 (file)", json_schema_extra=_ONE_ORIGINAL)
+    model_config = ConfigDict(
+        title="slatrail.dead-letter/v1 (file)", json_schema_extra=_ONE_ORIGINAL
+    )
 
     line: Annotated[int, Field(ge=1)] | SkipJsonSchema[None] = Field(
         default=None, description="the 1-based line number in the input (absent after a redrive "
