@@ -167,22 +167,29 @@ def test_data_rules_are_in_the_schema() -> None:
 # -- incidents.events --------------------------------------------------------------------------
 
 
+LIFECYCLE = [
+    "triaged", "priority_changed", "acknowledged", "awaiting_customer", "customer_responded",
+    "workaround_provided", "escalated", "resolved", "reopened",
+]  # fmt: skip
+
+
 def envelopes() -> list[dict[str, Any]]:
-    events = record_history(
-        [
-            (
-                "reported",
-                NOW,
-                reported_data(
-                    description="über — 🚀", impact_started_at="2026-03-02T07:30:00+01:00"
-                ),
-            ),
-            ("acknowledged", NOW + timedelta(minutes=5), {}),
-            ("resolved", NOW + timedelta(hours=1, microseconds=120000), {"resolution": "fixed"}),
-        ],
-        contracts_from(),
-    )
-    events.append(replace(events[-1], position=4, redrive="incidents.rejected/2/41"))
+    """One envelope of every event type (optional fields given and left out), as the relay
+    encodes them, plus one recorded by redrive."""
+    at = NOW + timedelta(minutes=1)
+    impact = "2026-03-02T07:30:00+01:00"
+    facts = [("reported", NOW, reported_data(description="über — 🚀", impact_started_at=impact))]
+    for index, kind in enumerate(LIFECYCLE, start=1):
+        facts.append((kind, at + timedelta(minutes=index), minimal_data(kind) or {}))
+    later = at + timedelta(hours=1, microseconds=120000)
+    facts += [
+        ("resolved", later, {"resolution": "fixed", "cause": "customer",
+                             "service_restored_at": "2026-03-02T08:30:00.5+00:00"}),
+        ("postmortem_published", later, {**(minimal_data("postmortem_published") or {}),
+                                         "url": "wiki/pm-1"}),
+    ]  # fmt: skip
+    events = record_history(facts, contracts_from())
+    events.append(replace(events[-1], position=len(events) + 1, redrive="incidents.rejected/2/41"))
     return [json.loads(encode_envelope(n, event)) for n, event in enumerate(events, start=1)]
 
 
@@ -191,6 +198,24 @@ def test_encoded_envelopes_pass_the_envelope_schema_and_model() -> None:
         assert problems("envelope", body) == []
         EventEnvelope.model_validate_json(json.dumps(body))
         decode_envelope(json.dumps(body).encode())
+
+
+def test_the_envelopes_cover_every_event_type() -> None:
+    assert {body["type"] for body in envelopes()} == {str(t) for t in EventType}
+
+
+def test_the_envelope_schema_holds_data_in_its_stored_form() -> None:
+    by_type = {body["type"]: body for body in envelopes()}
+    reported, acknowledged = by_type["reported"], by_type["acknowledged"]
+    assert reported["data"]["impact_started_at"] == "2026-03-02T06:30:00Z"
+    for broken in (
+        acknowledged | {"data": {"note": None}},  # an absent optional is omitted, not null
+        reported | {"data": {k: v for k, v in reported["data"].items() if k != "channel"}},
+        reported | {"data": reported["data"] | {"impact_started_at": "2026-03-02T07:30:00+01:00"}},
+        by_type["escalated"] | {"data": {"level": 7, "reason": "r"}},
+        acknowledged | {"type": "reopened"},  # reopened needs a reason
+    ):
+        assert problems("envelope", broken), broken
 
 
 def test_the_envelope_schema_refuses_what_the_code_never_writes() -> None:
