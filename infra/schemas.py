@@ -178,6 +178,17 @@ def stored_data(model: type[BaseModel]) -> dict[str, Any]:
     return out
 
 
+def _any_message() -> dict[str, Any]:
+    body = messages.MESSAGE_ADAPTER.json_schema(by_alias=True, schema_generator=_MessageSchema)
+    return _document(
+        "incident-message.schema.json",
+        "slatrail.incident/v1",
+        "Any `slatrail.incident/v1` message: one of the eleven event types, chosen by `type` "
+        "(the same schemas as incident-message/<type>.schema.json, in one file).",
+        body,
+    )
+
+
 def _envelope() -> dict[str, Any]:
     body = EventEnvelope.model_json_schema(by_alias=True, mode="serialization")
     defs = body.setdefault("$defs", {})
@@ -216,6 +227,7 @@ SCHEMAS: tuple[SchemaDoc, ...] = (
         SchemaDoc(f"message.{t}", f"incident-message/{t}.schema.json", partial(message_schema, t))
         for t in EventType
     ),
+    SchemaDoc("message", "incident-message.schema.json", _any_message),
     SchemaDoc("envelope", "incident-event.schema.json", _envelope),
     SchemaDoc(
         "dead-letter",
