@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "escalations",
     "publish",
     "serve",
+    "schema",
 )
 
 
