@@ -40,7 +40,7 @@ from projections.verification import (
     ChainSummary,
     ChainVerifier,
     Difference,
-    Kind,
+    DifferenceKind,
     ReadModelRows,
     ReceiptCheck,
     ReceiptRecord,
@@ -302,7 +302,7 @@ def verify_store(
     return result
 
 
-_KIND_ORDER = {kind: n for n, kind in enumerate(Kind)}
+_KIND_ORDER = {kind: n for n, kind in enumerate(DifferenceKind)}
 
 
 def _by_place(difference: Difference) -> tuple[str, int, int]:
@@ -410,7 +410,7 @@ def sla_effects(
             changes = _json_changes(have, want)
         out.append(
             Difference(
-                Kind.READ_MODEL_DRIFT,
+                DifferenceKind.READ_MODEL_DRIFT,
                 f"read model {SLA}: the SLA view as of {format_instant(as_of)} differs: "
                 + "; ".join(changes[:6]),
                 incident_id=incident_id,
