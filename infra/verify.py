@@ -26,11 +26,11 @@ from domain.model import IncidentEvent, format_instant, incident_uuid
 from domain.receipt import MessageReceipt
 from infra.bootstrap import Container, read_contracts
 from infra.errors import StoreMissingError
+from infra.redact import redact_url
 from infra.store import (
     INCIDENT_TOPICS,
     SlatrailApplication,
     open_application,
-    redacted,
     sqlite_path,
 )
 from projections.read_models import READ_MODELS, SLA, STORE_SOURCE, ReadModelStore
@@ -366,7 +366,7 @@ def stored_read_models(container: Container, notes: list[str]) -> ReadModelStore
     try:
         return container.read_models
     except StoreMissingError:  # a PostgreSQL database without read-model tables
-        notes.append(f"no read models at {redacted(url)}: nothing to compare")
+        notes.append(f"no read models at {redact_url(url)}: nothing to compare")
         return None
 
 
