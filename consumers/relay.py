@@ -26,7 +26,11 @@ log = structlog.get_logger("slatrail.relay")
 
 
 class Leadership(Protocol):
-    def acquire(self) -> bool: ...
+    """One relay at a time per store and topic (`infra.kafka_outbox` holds the locks)."""
+
+    def acquire(self) -> bool:
+        """True while this process holds the lock (non-blocking)."""
+        ...
 
     def release(self) -> None: ...
 

@@ -43,7 +43,9 @@ Span = tuple[datetime, datetime | None]  # [start, end), end None: open-ended
 DEFAULT_REASON = "support engineer (default)"
 
 
-class Kind(StrEnum):
+class CrossingKind(StrEnum):
+    """Which threshold of a clock a crossing is: at risk, breached, or overrun."""
+
     AT_RISK = "at_risk"
     BREACHED = "breached"
     OVERRUN = "overrun"
@@ -59,7 +61,7 @@ class Crossing:
     """
 
     metric: Metric
-    kind: Kind
+    kind: CrossingKind
     at: datetime
     inclusive: bool
     cycle: int
@@ -76,9 +78,9 @@ class Crossing:
     @property
     def why(self) -> str:
         """Short reason, as shown next to a level."""
-        if self.kind is Kind.AT_RISK:
+        if self.kind is CrossingKind.AT_RISK:
             return f"{self.metric} at risk"
-        if self.kind is Kind.OVERRUN:
+        if self.kind is CrossingKind.OVERRUN:
             return f"{self.metric} over {self.threshold_s / self.target_s:g}x target"
         if self.priority is Priority.P1:
             return f"P1 {self.metric} breached"
@@ -88,9 +90,9 @@ class Crossing:
     def detail(self) -> str:
         """Which clock, which threshold, under which priority and calendar."""
         target = _duration(self.target_s)
-        if self.kind is Kind.AT_RISK:
+        if self.kind is CrossingKind.AT_RISK:
             what = f"counted reached {_duration(self.threshold_s)} ({_ratio(self)} of {target})"
-        elif self.kind is Kind.BREACHED:
+        elif self.kind is CrossingKind.BREACHED:
             what = f"counted exceeded the {target} target"
         else:
             what = f"counted reached {_duration(self.threshold_s)} ({_ratio(self)} of {target})"
@@ -347,7 +349,7 @@ def _sweep(
     pieces: list[tuple[datetime, datetime]] = []  # active time so far
     prefix: dict[int, int] = {}  # id(calendar) -> µs counted on it over `pieces`
     calendars: dict[int, Calendar] = {}
-    seen: set[tuple[Kind, int, int]] = set()  # (kind, cycle, level) already emitted
+    seen: set[tuple[CrossingKind, int, int]] = set()  # (kind, cycle, level) already emitted
     last = len(bounds) - 1
     for index, a in enumerate(bounds):
         b = bounds[index + 1] if index < last else None
@@ -388,7 +390,7 @@ def _sweep(
                 prefix[k] += _counted_us(cal, a, b)
 
 
-_Found = tuple[Kind, datetime, bool, float, int]
+_Found = tuple[CrossingKind, datetime, bool, float, int]
 
 
 def _phase(
@@ -408,30 +410,30 @@ def _phase(
     # at risk: running, not paused, threshold <= counted <= target
     if active:
         if goal.risk_us <= counted <= target:
-            found.append((Kind.AT_RISK, a, True, goal.risk_s, levels.at_risk))
+            found.append((CrossingKind.AT_RISK, a, True, goal.risk_s, levels.at_risk))
         elif counted < goal.risk_us and (reached is None or reached >= goal.risk_us):
             moment = _after(calendar, a, goal.risk_us - counted)
             if _within(moment, b, horizon, strictly=False):
                 assert moment is not None
-                found.append((Kind.AT_RISK, moment, True, goal.risk_s, levels.at_risk))
+                found.append((CrossingKind.AT_RISK, moment, True, goal.risk_s, levels.at_risk))
     # breached: counted > target, from just after the instant it equals the target
     level = levels.p1_breached if priority is Priority.P1 else levels.breached
     if counted > target:
-        found.append((Kind.BREACHED, a, True, float(goal.seconds), level))
+        found.append((CrossingKind.BREACHED, a, True, float(goal.seconds), level))
     elif active and (reached is None or reached > target):
         due = _after(calendar, a, target - counted)
         moment = None if due is None else _resume(calendar, due)
         if _within(moment, b, horizon, strictly=True):
             assert moment is not None
-            found.append((Kind.BREACHED, moment, False, float(goal.seconds), level))
+            found.append((CrossingKind.BREACHED, moment, False, float(goal.seconds), level))
     # overrun: counted >= ratio x target
     if counted >= goal.over_us:
-        found.append((Kind.OVERRUN, a, True, goal.over_s, levels.overrun))
+        found.append((CrossingKind.OVERRUN, a, True, goal.over_s, levels.overrun))
     elif active and (reached is None or reached >= goal.over_us):
         moment = _after(calendar, a, goal.over_us - counted)
         if _within(moment, b, horizon, strictly=False):
             assert moment is not None
-            found.append((Kind.OVERRUN, moment, True, goal.over_s, levels.overrun))
+            found.append((CrossingKind.OVERRUN, moment, True, goal.over_s, levels.overrun))
     return found
 
 

@@ -79,7 +79,7 @@ def check_crcs(settings: Settings) -> bool:
     return True
 
 
-def redacted(config: Mapping[str, Any]) -> dict[str, Any]:
+def redact_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """A client config safe to log (secrets replaced)."""
     return {k: ("**********" if k in SECRET_KEYS and v else v) for k, v in config.items()}
 

@@ -21,22 +21,16 @@ import threading
 import time
 from collections.abc import Iterator
 from itertools import islice
-from typing import IO, Any, Protocol
+from typing import IO, Any
 
 import structlog
 from eventsourcing.persistence import IntegrityError, Tracking, TrackingRecorder
 
+from consumers.relay import Leadership
 from domain.model import IncidentEvent
 from infra.store import SlatrailApplication, persistence_env
 
 log = structlog.get_logger("slatrail.relay")
-
-
-class Leadership(Protocol):
-    def acquire(self) -> bool:
-        """True while this process holds the lock (non-blocking)."""
-
-    def release(self) -> None: ...
 
 
 class _FileLock:

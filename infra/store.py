@@ -465,11 +465,6 @@ def _redrive_refs(
     return {id(message): ref for (message, _), ref in pairs if ref is not None}
 
 
-def redacted(store_url: str) -> str:
-    """`store_url` without its password, for messages and logs (any URL shape)."""
-    return redact_url(store_url)
-
-
 def open_application(
     store_url: str,
     contracts: Contracts,
@@ -484,7 +479,7 @@ def open_application(
     PostgreSQL is probed first, so an unreachable server fails within `connect_timeout_s`
     naming the cause (refused, timeout, authentication failed)."""
     location = parse_store_url(store_url)
-    shown = redacted(store_url)
+    shown = redact_url(store_url)
     if location.scheme == "sqlite":
         check_sqlite_store(location.path, shown, read_only=read_only)
     else:

@@ -26,11 +26,11 @@ from domain.model import IncidentEvent, format_instant, incident_uuid
 from domain.receipt import MessageReceipt
 from infra.bootstrap import Container, read_contracts
 from infra.errors import StoreMissingError
+from infra.redact import redact_url
 from infra.store import (
     INCIDENT_TOPICS,
     SlatrailApplication,
     open_application,
-    redacted,
     sqlite_path,
 )
 from projections.read_models import READ_MODELS, SLA, STORE_SOURCE, ReadModelStore
@@ -40,7 +40,7 @@ from projections.verification import (
     ChainSummary,
     ChainVerifier,
     Difference,
-    Kind,
+    DifferenceKind,
     ReadModelRows,
     ReceiptCheck,
     ReceiptRecord,
@@ -302,7 +302,7 @@ def verify_store(
     return result
 
 
-_KIND_ORDER = {kind: n for n, kind in enumerate(Kind)}
+_KIND_ORDER = {kind: n for n, kind in enumerate(DifferenceKind)}
 
 
 def _by_place(difference: Difference) -> tuple[str, int, int]:
@@ -366,7 +366,7 @@ def stored_read_models(container: Container, notes: list[str]) -> ReadModelStore
     try:
         return container.read_models
     except StoreMissingError:  # a PostgreSQL database without read-model tables
-        notes.append(f"no read models at {redacted(url)}: nothing to compare")
+        notes.append(f"no read models at {redact_url(url)}: nothing to compare")
         return None
 
 
@@ -410,7 +410,7 @@ def sla_effects(
             changes = _json_changes(have, want)
         out.append(
             Difference(
-                Kind.READ_MODEL_DRIFT,
+                DifferenceKind.READ_MODEL_DRIFT,
                 f"read model {SLA}: the SLA view as of {format_instant(as_of)} differs: "
                 + "; ".join(changes[:6]),
                 incident_id=incident_id,

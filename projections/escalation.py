@@ -22,7 +22,7 @@ from domain.contracts import Contracts
 from domain.escalation import (
     DEFAULT_REASON,
     Crossing,
-    Kind,
+    CrossingKind,
     Step,
     crossings,
     level_steps,
@@ -237,7 +237,7 @@ def planned_alerts(timeline: Timeline, contracts: Contracts) -> list[PlannedAler
     steps = level_steps(found, timeline.escalations, contracts.escalation)
     alerts: dict[str, PlannedAlert] = {}
     for c in found:
-        if c.kind is Kind.OVERRUN or not c.running:
+        if c.kind is CrossingKind.OVERRUN or not c.running:
             continue  # an overrun shows as a level change; a stopped clock is not alerted
         key = alert_key(timeline.incident_id, str(c.kind), str(c.metric), c.cycle)
         if key not in alerts:  # the first crossing of its cycle (found is in time order)

@@ -18,8 +18,8 @@ from infra.errors import UsageError
 from infra.ingest import ingest_lines
 from infra.logging import expected_rejections
 from infra.pathargs import cannot_write, output_dir
+from infra.redact import redact_url
 from infra.render import table
-from infra.store import redacted
 from infra.timearg import month as month_arg
 from projections.availability import Month
 from projections.sla import IncidentSla, sla_view
@@ -67,7 +67,7 @@ def run(container: Container, args: argparse.Namespace) -> int:
             (line.encode() for line in source.read_text().splitlines(keepends=True)),
             container.app, container.clock, sink,
         )  # fmt: skip
-    print(f"slatrail demo — {args.month}, store {redacted(container.settings.store)}")
+    print(f"slatrail demo — {args.month}, store {redact_url(container.settings.store)}")
     print(f"input {source}: {len(messages)} messages; accepted {counts.accepted}, "
           f"duplicate {counts.duplicate}, rejected {counts.rejected} "
           f"({', '.join(f'{c} {n}' for c, n in sorted(counts.by_code.items()))}) "

@@ -11,7 +11,8 @@ from typing import Any
 
 from infra.bootstrap import Container
 from infra.progress import Progress
-from infra.store import SlatrailApplication, redacted
+from infra.redact import redact_url
+from infra.store import SlatrailApplication
 from projections.read_models import READ_MODELS, STORE_SOURCE, ReadModelStore, TrackedEvent
 
 BATCH = 5000
@@ -104,7 +105,7 @@ def run(container: Container, args: argparse.Namespace) -> int:
         nonlocal bar
         bar = Progress(max(end - after, 0), unit="notifications", label="events")
         what = f"resuming after notification {after}" if after else "from the start"
-        print(f"replaying {', '.join(names)} into {redacted(container.read_model_url)} ({what}, "
+        print(f"replaying {', '.join(names)} into {redact_url(container.read_model_url)} ({what}, "
               f"store head {end})", file=sys.stderr)  # fmt: skip
 
     def advance(notifications: int, events: int) -> None:

@@ -32,7 +32,7 @@ from consumers.relay import EventRelay
 from consumers.runtime import Backoff, Supervisor, Worker
 from consumers.streams import OnAssign
 from infra.bootstrap import Container
-from infra.kafka import KafkaNotConfiguredError, quiet_kafka_logging, redacted
+from infra.kafka import KafkaNotConfiguredError, quiet_kafka_logging, redact_config
 from infra.kafka_outbox import Outbox
 from infra.redact import redact_url
 
@@ -178,7 +178,7 @@ def run(container: Container, args: argparse.Namespace) -> int:
     log.info(
         "serve_starting",
         workers=names,
-        kafka=redacted(config),
+        kafka=redact_config(config),
         store=safe_url(s.store),
         read_model=safe_url(container.read_model_url),
         topics=kafka.topics.all(),

@@ -11,8 +11,8 @@ from infra.bootstrap import Container
 from infra.errors import EmptyStoreError
 from infra.exports import AnchorsError, read_anchors
 from infra.progress import Progress
+from infra.redact import redact_url
 from infra.render import echo, to_json
-from infra.store import redacted
 from infra.verify import Verification, verify_store
 
 
@@ -46,7 +46,7 @@ def run(container: Container, args: argparse.Namespace) -> int:
     app = container.app
     if not app.recorder.max_notification_id():
         raise EmptyStoreError(
-            f"the store {redacted(container.settings.store)} holds no events: nothing to verify "
+            f"the store {redact_url(container.settings.store)} holds no events: nothing to verify "
             "(check --store / SLATRAIL_STORE)"
         )
     progress = Progress(app.recorder.max_notification_id(), unit="records", label="events")

@@ -22,7 +22,7 @@ from domain.model import (
 from projections.verification import (
     Anchor,
     ChainVerifier,
-    Kind,
+    DifferenceKind,
     ReceiptRecord,
     verify_chain,
 )
@@ -143,7 +143,7 @@ def feed(
             )  # fmt: skip
 
 
-def kinds(verifier: ChainVerifier) -> list[tuple[Kind, int | None]]:
+def kinds(verifier: ChainVerifier) -> list[tuple[DifferenceKind, int | None]]:
     return [(d.kind, d.position) for d in verifier.differences]
 
 
@@ -161,7 +161,7 @@ def test_an_altered_field_is_a_hash_mismatch_at_that_position_only() -> None:
     events[2] = replace(events[2], actor="someone.else")
     differences = verify_chain(events)
     assert [(d.kind, d.position, d.incident_id) for d in differences] == [
-        (Kind.HASH_MISMATCH, 3, "INC-1")
+        (DifferenceKind.HASH_MISMATCH, 3, "INC-1")
     ]
     assert events[2].hash in differences[0].detail
 
@@ -170,7 +170,7 @@ def test_a_rewritten_hash_breaks_the_link_to_the_next_event() -> None:
     events = history()
     forged = replace(events[1], actor="someone.else")
     events[1] = replace(forged, hash=forged.computed_hash())
-    assert [(d.kind, d.position) for d in verify_chain(events)] == [(Kind.BROKEN_LINK, 3)]
+    assert [(d.kind, d.position) for d in verify_chain(events)] == [(DifferenceKind.BROKEN_LINK, 3)]
 
 
 def test_a_deleted_event_is_a_missing_position_and_its_receipt_is_an_orphan() -> None:
@@ -186,7 +186,10 @@ def test_a_deleted_event_is_a_missing_position_and_its_receipt_is_an_orphan() ->
             ReceiptRecord(event.message_id, event.incident_id, event.position), notification_id=n,
         )  # fmt: skip
     verifier.finish()
-    assert kinds(verifier) == [(Kind.MISSING_POSITION, 2), (Kind.RECEIPT_ORPHAN, 2)]
+    assert kinds(verifier) == [
+        (DifferenceKind.MISSING_POSITION, 2),
+        (DifferenceKind.RECEIPT_ORPHAN, 2),
+    ]
     assert (
         "position 2 missing: the chain jumps from position 1 to 3" in verifier.differences[0].detail
     )
@@ -202,7 +205,7 @@ def test_a_deleted_last_event_is_found_through_its_receipt() -> None:
         ReceiptRecord(last.message_id, last.incident_id, last.position), notification_id=99,
     )  # fmt: skip
     verifier.finish()
-    assert kinds(verifier) == [(Kind.RECEIPT_ORPHAN, 4)]
+    assert kinds(verifier) == [(DifferenceKind.RECEIPT_ORPHAN, 4)]
 
 
 def test_events_stored_out_of_chain_order_are_reported_as_such() -> None:
@@ -210,7 +213,7 @@ def test_events_stored_out_of_chain_order_are_reported_as_such() -> None:
     verifier = ChainVerifier()
     feed(verifier, [events[0], events[2], events[1], events[3]])
     verifier.finish()
-    assert kinds(verifier) == [(Kind.OUT_OF_ORDER, 3)]
+    assert kinds(verifier) == [(DifferenceKind.OUT_OF_ORDER, 3)]
 
 
 def test_swapped_contents_of_two_positions_break_hashes_links_and_receipts() -> None:
@@ -225,9 +228,13 @@ def test_swapped_contents_of_two_positions_break_hashes_links_and_receipts() -> 
         )  # fmt: skip
     verifier.finish()
     found = set(kinds(verifier))
-    assert {(Kind.HASH_MISMATCH, 2), (Kind.HASH_MISMATCH, 3), (Kind.BROKEN_LINK, 2)} <= found
-    assert {(Kind.BROKEN_LINK, 3), (Kind.BROKEN_LINK, 4)} <= found
-    assert {(Kind.RECEIPT_MISMATCH, 2), (Kind.RECEIPT_MISMATCH, 3)} <= found
+    assert {
+        (DifferenceKind.HASH_MISMATCH, 2),
+        (DifferenceKind.HASH_MISMATCH, 3),
+        (DifferenceKind.BROKEN_LINK, 2),
+    } <= found
+    assert {(DifferenceKind.BROKEN_LINK, 3), (DifferenceKind.BROKEN_LINK, 4)} <= found
+    assert {(DifferenceKind.RECEIPT_MISMATCH, 2), (DifferenceKind.RECEIPT_MISMATCH, 3)} <= found
 
 
 def test_an_undecodable_event_is_reported_and_the_link_after_it_is_not_guessed() -> None:
@@ -239,9 +246,9 @@ def test_an_undecodable_event_is_reported_and_the_link_after_it_is_not_guessed()
     verifier.incident_event(aggregate, 3, events[2], notification_id=3)
     verifier.finish()
     assert [(d.kind, d.position, d.incident_id) for d in verifier.differences] == [
-        (Kind.UNDECODABLE, 2, "INC-1"),
-        (Kind.RECEIPT_MISSING, 1, "INC-1"),
-        (Kind.RECEIPT_MISSING, 3, "INC-1"),
+        (DifferenceKind.UNDECODABLE, 2, "INC-1"),
+        (DifferenceKind.RECEIPT_MISSING, 1, "INC-1"),
+        (DifferenceKind.RECEIPT_MISSING, 3, "INC-1"),
     ]
 
 
@@ -250,13 +257,16 @@ def test_an_event_in_the_wrong_aggregate_is_reported() -> None:
     event = history()[0]
     verifier.incident_event(incident_uuid("OTHER"), 1, event, notification_id=1)
     verifier.finish()
-    assert (Kind.WRONG_AGGREGATE, 1) in kinds(verifier)
+    assert (DifferenceKind.WRONG_AGGREGATE, 1) in kinds(verifier)
 
 
 def test_a_history_must_start_with_reported() -> None:
     events = history()
     differences = verify_chain([replace(events[0], type=EventType.TRIAGED)])
-    assert {d.kind for d in differences} == {Kind.FIRST_NOT_REPORTED, Kind.HASH_MISMATCH}
+    assert {d.kind for d in differences} == {
+        DifferenceKind.FIRST_NOT_REPORTED,
+        DifferenceKind.HASH_MISMATCH,
+    }
 
 
 def test_a_receipt_pointing_elsewhere_is_a_mismatch() -> None:
@@ -268,7 +278,7 @@ def test_a_receipt_pointing_elsewhere_is_a_mismatch() -> None:
     )  # fmt: skip
     verifier.incident_event(incident_uuid("INC-1"), 1, event, notification_id=2)
     verifier.finish()
-    assert kinds(verifier) == [(Kind.RECEIPT_MISMATCH, 1)]
+    assert kinds(verifier) == [(DifferenceKind.RECEIPT_MISMATCH, 1)]
 
 
 def test_anchors_catch_a_history_rewritten_consistently_to_its_end() -> None:
@@ -284,7 +294,10 @@ def test_anchors_catch_a_history_rewritten_consistently_to_its_end() -> None:
     verifier = ChainVerifier({"INC-1": Anchor(4, events[-1].hash), "GONE": Anchor(1, "0" * 64)})
     feed(verifier, rewritten)
     verifier.finish()
-    assert kinds(verifier) == [(Kind.ANCHOR_MISMATCH, 4), (Kind.ANCHOR_MISSING, 1)]
+    assert kinds(verifier) == [
+        (DifferenceKind.ANCHOR_MISMATCH, 4),
+        (DifferenceKind.ANCHOR_MISSING, 1),
+    ]
 
 
 @pytest.mark.parametrize("bad", [{"data": float("nan")}, {"hash": "XYZ"}])
@@ -292,4 +305,4 @@ def test_content_that_cannot_be_hashed_is_a_mismatch_not_a_crash(bad: dict[str, 
     event = history()[0]
     data = dict(event.data, **bad) if "data" in bad else event.data
     broken = replace(event, data=data, hash=bad.get("hash", event.hash))
-    assert [d.kind for d in verify_chain([broken])] == [Kind.HASH_MISMATCH]
+    assert [d.kind for d in verify_chain([broken])] == [DifferenceKind.HASH_MISMATCH]

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from domain.contracts import ContractsError
-from domain.escalation import Kind
+from domain.escalation import CrossingKind
 from domain.model import IncidentEvent
 from domain.timeline import build_timeline
 from projections.escalation import (
@@ -140,7 +140,7 @@ def test_a_priority_upgrade_can_breach_a_running_clock_at_the_instant_of_the_cha
     assert (first.at, first.inclusive, first.level, first.why) == (
         MON + 30 * MIN, True, 4, "P1 response breached",
     )  # fmt: skip
-    assert first.crossing is not None and first.crossing.kind is Kind.BREACHED
+    assert first.crossing is not None and first.crossing.kind is CrossingKind.BREACHED
     # The breach alert is due at the change itself: no at-risk alert, the clock skipped it.
     keys = dict(plan(events))
     assert keys["INC-1/response/breached/0"] == MON + 30 * MIN
@@ -229,9 +229,9 @@ def test_a_breach_stays_a_breach_while_paused() -> None:
     assert {
         (c.metric, c.kind, c.at, c.inclusive) for c in state.crossings if c.at == MON + 8 * H
     } == {
-        ("resolution", Kind.BREACHED, MON + 8 * H, True),
-        ("workaround", Kind.BREACHED, MON + 8 * H, True),
-        ("workaround", Kind.OVERRUN, MON + 8 * H, True),
+        ("resolution", CrossingKind.BREACHED, MON + 8 * H, True),
+        ("workaround", CrossingKind.BREACHED, MON + 8 * H, True),
+        ("workaround", CrossingKind.OVERRUN, MON + 8 * H, True),
     }
 
 

@@ -509,7 +509,7 @@ def test_projection_consumer_refuses_an_event_whose_hash_does_not_match(
 def test_security_settings_pass_through_and_the_password_is_never_logged() -> None:
     from pydantic import SecretStr
 
-    from infra.kafka import KafkaNotConfiguredError, client_config, redacted
+    from infra.kafka import KafkaNotConfiguredError, client_config, redact_config
     from infra.settings import Settings
 
     settings = Settings(
@@ -527,6 +527,6 @@ def test_security_settings_pass_through_and_the_password_is_never_logged() -> No
     assert config["sasl_plain_username"] == "slatrail"
     assert config["sasl_plain_password"] == "hunter2"
     assert config["ssl_cafile"] == "/etc/ca.pem"
-    assert "hunter2" not in repr(redacted(config)) and "hunter2" not in repr(settings)
+    assert "hunter2" not in repr(redact_config(config)) and "hunter2" not in repr(settings)
     with pytest.raises(KafkaNotConfiguredError):
         client_config(Settings(kafka_bootstrap=None))

@@ -461,3 +461,34 @@ def test_the_html_report_is_self_contained_with_four_svg_charts_per_customer(
     # pygal's random chart ids are replaced: the same reports give the same page.
     again = render_html(reports, generated_at=datetime(2026, 11, 2), source="<test>")
     assert page == again
+
+
+HOSTILE = '<script>alert(1)</script> "onload=alert(2) \x1b[2J'
+
+
+def test_hostile_customer_and_title_text_is_escaped_in_the_html_report(
+    incidents: IncidentFactory, contracts: Contracts
+) -> None:
+    report = monthly_reports(
+        scenario(incidents).histories(), contracts, [OCTOBER], instant(BERLIN_MONTH_END)
+    )[0]
+    assert report["breaches"], "the scenario's first report has a breach whose title is shown"
+    report = json.loads(json.dumps(report))
+    report["customer"] = report["customer_name"] = report["tier"] = HOSTILE
+    for breach in report["breaches"]:
+        breach["title"] = breach["explanation"] = HOSTILE
+    page = render_html([report], generated_at=datetime(2026, 11, 2), source=HOSTILE)
+    assert "<script" not in page and '"onload=' not in page and "\x1b" not in page
+    shown = "&lt;script&gt;alert(1)&lt;/script&gt; &#34;onload=alert(2) \\x1b[2J"
+    assert page.count(shown) >= 6  # title, customer (name, attribute, meta), tier, breach
+    assert f'data-customer="{shown}"' in page
+
+
+def test_the_html_report_inlines_its_stylesheet_from_package_data() -> None:
+    from infra.report_charts import FONT
+    from infra.report_html import stylesheet
+
+    css = str(stylesheet())
+    assert "@page { size: A4;" in css and FONT in css  # the charts and the page share a font
+    page = render_html([], generated_at=datetime(2026, 11, 2), source="<test>")
+    assert f"<style>\n{css}</style>" in page

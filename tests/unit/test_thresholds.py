@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from consumers.alert_timer import AlertTimer
 from domain.clocks import Metric, exact_ratio, ratio_threshold_us
 from domain.contracts import Contracts
-from domain.escalation import Kind, crossings
+from domain.escalation import CrossingKind, crossings
 from domain.model import Priority, format_instant
 from domain.timeline import build_timeline
 from projections.audit import derive_annotations
@@ -46,7 +46,9 @@ def at_risk_crossing(events: list[Any], contracts: Contracts, metric: Metric) ->
     timeline = build_timeline(events, FAR_FUTURE)
     assert timeline is not None
     found = [
-        c for c in crossings(timeline, contracts) if c.metric is metric and c.kind is Kind.AT_RISK
+        c
+        for c in crossings(timeline, contracts)
+        if c.metric is metric and c.kind is CrossingKind.AT_RISK
     ]
     assert found, "no at-risk crossing"
     return found[0].at
