@@ -26,8 +26,9 @@ from typing import IO, Any, Protocol
 import structlog
 from eventsourcing.persistence import IntegrityError, Tracking, TrackingRecorder
 
+from application.service import SlatrailApplication
 from domain.model import IncidentEvent
-from infra.store import SlatrailApplication, persistence_env
+from infra.store import persistence_env
 
 log = structlog.get_logger("slatrail.relay")
 

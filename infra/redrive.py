@@ -17,11 +17,12 @@ from typing import Any
 
 import structlog
 
+from application.outcomes import Decoded, Outcome
+from application.service import SlatrailApplication
 from domain.errors import InvalidMessageError
 from domain.model import parse_instant
 from infra.deadletters import DeadLetter, NotRedrivable, from_record, original_bytes
-from infra.ingest import rejection_record
-from infra.store import Decoded, Outcome, SlatrailApplication
+from infra.rejections import rejection_record
 from infra.wire import decode
 
 log = structlog.get_logger("slatrail.redrive")
