@@ -1,6 +1,6 @@
 """Imports go one way: infra → consumers → application → projections → domain.
 
-The rule is written in docs/architecture.md ("The layer rule"). An AST walk over every .py file of the
+The rule is in docs/architecture.md ("The layer rule"). An AST walk over every .py file of the
 five packages: a module may import its own layer or a lower one, never a higher one, and never
 a first-party module outside the layer graph (`tests`, `bench`, …). Both `domain.x` and
 `slatrail.domain.x` count as the layer `domain`.
