@@ -20,10 +20,11 @@ from bench._data import incident_messages
 from domain.calendars import BusinessCalendar, Calendar, _to_us
 from domain.clocks import evaluate
 from domain.incident import Incident
+from domain.messages import to_fact
 from domain.model import IncidentEvent
 from domain.timeline import build_timeline
 from infra.bootstrap import read_contracts
-from infra.wire import decode, to_fact
+from infra.wire import decode
 from projections.sla import sla_view
 
 AS_OF = datetime(2026, 10, 1, tzinfo=UTC)

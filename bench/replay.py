@@ -35,12 +35,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from application.service import SlatrailApplication
 from bench._data import incident_messages
 from domain.incident import Incident
+from domain.messages import fingerprint, to_fact
 from domain.receipt import MessageReceipt
 from infra.bootstrap import read_contracts
-from infra.store import SlatrailApplication, open_application
-from infra.wire import decode, fingerprint, to_fact
+from infra.store import open_application
+from infra.wire import decode
 
 BASE = datetime(2026, 9, 1, tzinfo=UTC)
 NOW = BASE + timedelta(days=40)  # the receiver's clock: after every generated event

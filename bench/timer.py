@@ -29,14 +29,16 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._data import wire_message
-from consumers.alert_timer import AlertTimer, encode_alert
-from consumers.streams import MemoryBroker, Outgoing
+from consumers.alert_scheduler import AlertTimer, encode_alert
+from consumers.streams import Outgoing
 from domain.incident import Incident
+from domain.messages import to_fact
 from domain.model import IncidentEvent
 from infra.bootstrap import read_contracts
 from infra.store import open_application
-from infra.wire import decode, to_fact
+from infra.wire import decode
 from projections.read_models import SLA, ReadModelStore, TrackedEvent
+from tests.memory_broker import MemoryBroker
 
 NOW = datetime(2026, 10, 14, 10, tzinfo=UTC)  # a Wednesday
 CUSTOMERS = ("acme-rtc", "brightcall", "chatnest")

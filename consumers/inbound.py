@@ -1,7 +1,7 @@
 """Inbound consumer: `incidents.inbound` → event store; refusals → `incidents.rejected`.
 
 Per poll batch: decode every message, record the decodable ones in one store transaction
-(`SlatrailApplication.record`), send a dead letter for every refusal, wait until the broker
+(the application's `record`), send a dead letter for every refusal, wait until the broker
 acknowledged the dead letters, and only then commit the offsets. A crash anywhere redelivers
 the batch: accepted messages come back as duplicates (message_id receipts), refusals are
 refused again (their dead letters may then appear twice). Bad input never stops the loop.
@@ -21,18 +21,19 @@ commits a retry record's offset only once the message is recorded, re-parked or 
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
 
+from application.outcomes import Decoded, IngestCounts, Outcome, Status
+from consumers.ports import Clock, DeadLetters, Decoder, Recorder
 from consumers.runtime import BrokerWatch, consumer_health, wait_for_flush
 from consumers.streams import (
     DeliveryError,
@@ -45,14 +46,9 @@ from consumers.streams import (
 )
 from domain.errors import FirstEventNotReportedError, InvalidMessageError
 from domain.model import EventType, format_instant
-from infra.deadletters import encode_dead_letter
-from infra.ingest import IngestCounts, rejection_record
-from infra.store import Decoded, Outcome, SlatrailApplication
-from infra.wire import decode
 
 log = structlog.get_logger("slatrail.inbound")
 
-PREFIX_BYTES = 64 * 1024
 PARKED_SCHEMA = "slatrail.parked/v1"
 PARK_CODE = FirstEventNotReportedError.code
 PARK_FIRST_RETRY_S = 1.0
@@ -60,60 +56,11 @@ PARK_MAX_RETRY_S = 30.0
 CATCH_UP_LIMIT_S = 30.0
 
 
-def dead_letter(record: Record, outcome: Outcome, rejected_at: datetime) -> dict[str, Any]:
-    """The `incidents.rejected` entry: the file ingest's dead letter (original message as JSON,
-    text or base64, why, when) plus where it was read (docs/dead-letters.md)."""
-    raw = record.value or b""
-    entry = rejection_record(raw, outcome, line=None, rejected_at=rejected_at)
-    entry.update(_origin(record))
-    return entry
-
-
-def truncated_dead_letter(
-    record: Record, outcome: Outcome, rejected_at: datetime
-) -> dict[str, Any]:
-    """Fallback when the full entry is too large for the broker: a prefix plus a digest.
-
-    The original stays in the inbound topic at (topic, partition, offset).
-    """
-    raw = record.value or b""
-    entry = rejection_record(b"", outcome, line=None, rejected_at=rejected_at)
-    entry.update(
-        message=None,
-        raw=None,
-        raw_base64=None,
-        truncated=True,
-        raw_bytes=len(raw),
-        raw_sha256=hashlib.sha256(raw).hexdigest(),
-        raw_prefix_base64=base64.b64encode(raw[:PREFIX_BYTES]).decode("ascii"),
-    )
-    entry.update(_origin(record))
-    return entry
-
-
-def _origin(record: Record) -> dict[str, Any]:
-    key: str | None = None
-    key_base64: str | None = None
-    if record.key is not None:
-        try:
-            key = record.key.decode("utf-8")
-        except UnicodeDecodeError:
-            key_base64 = base64.b64encode(record.key).decode("ascii")
-    timestamp = None
-    if record.timestamp_ms is not None and record.timestamp_ms >= 0:
-        timestamp = format_instant(datetime.fromtimestamp(record.timestamp_ms / 1000, UTC))
-    return {
-        "topic": record.topic,
-        "partition": record.partition,
-        "offset": record.offset,
-        "key": key,
-        **({"key_base64": key_base64} if key_base64 is not None else {}),
-        "timestamp": timestamp,
-    }
-
-
 def _encode(entry: dict[str, Any]) -> bytes:
-    return encode_dead_letter(entry).encode("utf-8")
+    """A parked envelope as strict one-line JSON (every text in it came from a decoded message
+    or was written here; a stray lone surrogate is escaped rather than lost)."""
+    text = json.dumps(entry, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return text.encode("utf-8", "backslashreplace")
 
 
 # -- parking --------------------------------------------------------------------------------
@@ -216,12 +163,14 @@ class InboundConsumer:
 
     def __init__(
         self,
-        app: SlatrailApplication,
+        app: Recorder,
         source_factory: Callable[[], Source],
         sink_factory: Callable[[], Sink],
         *,
+        decode: Decoder,
+        dead_letters: DeadLetters,
         rejected_topic: str,
-        clock: Callable[[], datetime],
+        clock: Clock,
         batch_size: int = 500,
         poll_timeout_s: float = 0.2,
         unreachable_after_s: float = 6.0,
@@ -231,6 +180,8 @@ class InboundConsumer:
         max_parked: int = 100_000,
     ) -> None:
         self.app = app
+        self.decode = decode
+        self.dead_letters = dead_letters
         self.max_parked = max_parked
         self._full_warned = False
         self.source_factory = source_factory
@@ -370,7 +321,7 @@ class InboundConsumer:
         decodable: list[_Item] = []
         for item in items:
             try:
-                item.decoded = decode(item.record.value or b"")
+                item.decoded = self.decode(item.record.value or b"")
             except InvalidMessageError as error:
                 item.outcome = Outcome.rejected(error)
                 continue
@@ -401,7 +352,7 @@ class InboundConsumer:
             outcome = item.outcome
             assert outcome is not None
             if (
-                outcome.status == "rejected"
+                outcome.status == Status.REJECTED
                 and outcome.code == PARK_CODE
                 and self.retry_topic
                 and (item.parked is not None or self._room_to_park(len(parks)))
@@ -416,15 +367,15 @@ class InboundConsumer:
                     else:
                         resolved.append(item.parked)  # its old retry record is done with
                     continue
-            if outcome.status == "parked":
+            if outcome.status == Status.PARKED:
                 parks.append(self._new_parked(item, outcome, rejected_at))
                 continue
             if item.parked is not None:
                 resolved.append(item.parked)
-                if outcome.status != "rejected":
+                if outcome.status != Status.REJECTED:
                     self.unparked += 1
             self.counts.add(outcome)
-            if outcome.status == "rejected":
+            if outcome.status == Status.REJECTED:
                 extra = None if item.parked is None else self._parking_report(item.parked)
                 rejects.append((item.record, outcome, extra))
                 log.warning(
@@ -484,7 +435,7 @@ class InboundConsumer:
         return False
 
     def _park_outcome(self, message_id: str | None, incident_id: str | None, why: str) -> Outcome:
-        return Outcome("parked", message_id, incident_id, code=PARK_CODE, reason=why)
+        return Outcome(Status.PARKED, message_id, incident_id, code=PARK_CODE, reason=why)
 
     def _new_parked(self, item: _Item, outcome: Outcome, now: datetime) -> Parked:
         assert outcome.incident_id is not None
@@ -743,11 +694,12 @@ class InboundConsumer:
         key_text = outcome.incident_id
         key = key_text.encode("utf-8") if key_text is not None else record.key
         headers = (("slatrail-code", (outcome.code or "rejected").encode("ascii")),)
-        build = truncated_dead_letter if truncate else dead_letter
+        letters = self.dead_letters
+        build = letters.truncated if truncate else letters.entry
         entry = build(record, outcome, rejected_at)
         if extra:
             entry.update(extra)
-        message = Outgoing(self.rejected_topic, key, _encode(entry), headers)
+        message = Outgoing(self.rejected_topic, key, letters.encode(entry), headers)
         try:
             self.sink.send(message)
         except MessageTooLargeError:
@@ -771,12 +723,14 @@ class InboundConsumer:
 
 
 def submit_records(
-    app: SlatrailApplication,
+    app: Recorder,
     sink: Sink,
     records: Sequence[Record],
     *,
+    decode: Decoder,
+    dead_letters: DeadLetters,
     rejected_topic: str,
-    clock: Callable[[], datetime],
+    clock: Clock,
     retry_topic: str | None = None,
     park_timeout_s: float = 300.0,
     stop: threading.Event | None = None,
@@ -796,6 +750,8 @@ def submit_records(
         app,
         no_source,
         lambda: sink,
+        decode=decode,
+        dead_letters=dead_letters,
         rejected_topic=rejected_topic,
         clock=clock,
         retry_topic=retry_topic,

@@ -23,6 +23,8 @@ from typing import Any, Protocol
 
 import structlog
 
+from consumers.streams import Source
+
 log = structlog.get_logger("slatrail.serve")
 
 
@@ -308,7 +310,9 @@ JOIN_GRACE_S = 30.0
 """A consumer holding no partitions this long after it opened is `degraded`, not `starting`."""
 
 
-def consumer_health(source: Any, watch: BrokerWatch, opened_at: float) -> tuple[str, str | None]:
+def consumer_health(
+    source: Source | None, watch: BrokerWatch, opened_at: float
+) -> tuple[str, str | None]:
     """The health of a group consumer as only it can see it (see `Supervisor`)."""
     if source is None:
         return ("starting", "opening its clients")

@@ -22,6 +22,13 @@ class InvalidMessageError(Rejection):
         self.code = code
 
 
+def unprocessable_reason(error: BaseException) -> str:
+    """`unprocessable` reason: the error's class and first line, no traceback."""
+    detail = str(error).splitlines()[0] if str(error) else ""
+    detail = detail.encode("utf-8", "backslashreplace").decode("utf-8")[:200]
+    return f"slatrail could not process this message ({type(error).__name__}: {detail})"
+
+
 class InvalidFieldError(Rejection):
     """A field the wire accepts but the incident or its contract bounds (e.g. a timestamp)."""
 

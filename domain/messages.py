@@ -7,6 +7,7 @@ within 1970–9998; text fields hold no control characters other than tab, LF an
 
 from __future__ import annotations
 
+import hashlib
 import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -25,7 +26,8 @@ from pydantic import (
     model_validator,
 )
 
-from domain.model import Cause, EventType, Priority, format_instant
+from domain.incident import Fact
+from domain.model import Cause, EventType, Priority, canonical_json, format_instant
 
 SCHEMA = "slatrail.incident/v1"
 MAX_MESSAGE_BYTES = 1024 * 1024
@@ -271,3 +273,21 @@ IncidentMessage = Annotated[
 ]
 
 MESSAGE_ADAPTER: TypeAdapter[IncidentMessage] = TypeAdapter(IncidentMessage)
+
+
+def to_fact(message: IncidentMessage) -> Fact:
+    """The fact a decoded message states, as the Incident aggregate takes it."""
+    return Fact(
+        type=message.event_type,
+        incident_id=message.incident_id,
+        occurred_at=message.occurred_at,
+        actor=message.actor,
+        source=message.source,
+        message_id=message.message_id,
+        data=message.payload,
+    )
+
+
+def fingerprint(obj: dict[str, Any]) -> str:
+    """Content identity of a message: the same message_id with another fingerprint conflicts."""
+    return hashlib.sha256(canonical_json(obj)).hexdigest()

@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
+from application.service import SlatrailApplication
 from domain.contracts import Contracts, ContractsError, load_contracts
 from infra.errors import StoreMissingError, StoreUnavailableError
 from infra.redact import redact_url
 from infra.settings import Settings
 from infra.store import (
-    SlatrailApplication,
     StoreLocation,
     open_application,
     parse_store_url,

@@ -21,6 +21,7 @@ import structlog
 from eventsourcing.persistence import PersistenceError
 from pydantic import ValidationError
 
+from application.service import DamagedStoreError
 from domain.contracts import ContractsError
 from infra.bootstrap import Container
 from infra.commands import command_modules
@@ -144,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         code: int = args.handler(container, args)
         return code
-    except (OperatorError, ContractsError, ReadModelURLError) as error:
+    except (OperatorError, DamagedStoreError, ContractsError, ReadModelURLError) as error:
         exit_code = getattr(error, "exit_code", EXIT_USAGE)
         message = scrub(getattr(error, "prefix", "") + str(error))
         log.error("operator_error", error=message, exit_code=exit_code)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import IO, Any
 from uuid import UUID
 
+from application.service import SlatrailApplication
 from domain.model import (
     GENESIS_HASH,
     EventType,
@@ -25,7 +26,6 @@ from domain.model import (
     incident_uuid,
 )
 from infra.render import escape_json_text
-from infra.store import SlatrailApplication
 from projections.verification import Anchor
 
 FORMAT = "slatrail.export/v1"

@@ -26,9 +26,10 @@ from typing import IO, Any
 import structlog
 from eventsourcing.persistence import IntegrityError, Tracking, TrackingRecorder
 
+from application.service import SlatrailApplication
 from consumers.relay import Leadership
 from domain.model import IncidentEvent
-from infra.store import SlatrailApplication, persistence_env
+from infra.store import persistence_env
 
 log = structlog.get_logger("slatrail.relay")
 

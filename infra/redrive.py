@@ -17,11 +17,12 @@ from typing import Any
 
 import structlog
 
+from application.outcomes import Decoded, Outcome, Status
+from application.service import SlatrailApplication
 from domain.errors import InvalidMessageError
 from domain.model import parse_instant
 from infra.deadletters import DeadLetter, NotRedrivable, from_record, original_bytes
-from infra.ingest import rejection_record
-from infra.store import Decoded, Outcome, SlatrailApplication
+from infra.rejections import rejection_record
 from infra.wire import decode
 
 log = structlog.get_logger("slatrail.redrive")
@@ -73,9 +74,9 @@ class RedriveCounts:
     not_redrivable: list[dict[str, Any]] = field(default_factory=list)
 
     def add(self, outcome: Outcome) -> None:
-        if outcome.status == "accepted":
+        if outcome.status == Status.ACCEPTED:
             self.accepted += 1
-        elif outcome.status == "duplicate":
+        elif outcome.status == Status.DUPLICATE:
             self.duplicate += 1
         else:
             self.still_rejected += 1
@@ -158,7 +159,7 @@ class Redriver:
 
     def _done(self, letter: DeadLetter, raw: bytes, outcome: Outcome) -> None:
         self.counts.add(outcome)
-        if outcome.status == "rejected":
+        if outcome.status == Status.REJECTED:
             log.warning(
                 "redrive_still_rejected",
                 dead_letter=letter.ref,
@@ -167,7 +168,7 @@ class Redriver:
                 code=outcome.code,
             )
             self.on_still_rejected(letter, raw, outcome)
-        elif outcome.status == "accepted":
+        elif outcome.status == Status.ACCEPTED:
             log.debug("redriven", dead_letter=letter.ref, incident_id=outcome.incident_id,
                      message_id=outcome.message_id, position=outcome.position)  # fmt: skip
 

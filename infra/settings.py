@@ -34,6 +34,7 @@ class Settings(BaseSettings):
     topic_partitions: int = 4
     group_inbound: str = "slatrail-inbound"
     group_projections: str = "slatrail-projections"
+    group_alerts: str = "slatrail-alert-timer"
     read_model: str | None = None
     # Kafka client tuning (see docs/streaming.md); the defaults suit a production broker.
     kafka_client_id: str = "slatrail"

@@ -21,18 +21,14 @@ from typing import Any
 from eventsourcing.persistence import Notification, StoredEvent
 from eventsourcing.utils import get_topic
 
+from application.service import INCIDENT_TOPICS, SlatrailApplication
 from domain.incident import Incident
 from domain.model import IncidentEvent, format_instant, incident_uuid
 from domain.receipt import MessageReceipt
 from infra.bootstrap import Container, read_contracts
 from infra.errors import StoreMissingError
 from infra.redact import redact_url
-from infra.store import (
-    INCIDENT_TOPICS,
-    SlatrailApplication,
-    open_application,
-    sqlite_path,
-)
+from infra.store import open_application, sqlite_path
 from projections.read_models import READ_MODELS, SLA, STORE_SOURCE, ReadModelStore
 from projections.sla import incident_sla
 from projections.verification import (

@@ -1,8 +1,8 @@
-"""Bytes ⇄ `slatrail.incident/v1` messages; every refusal gets a stable code (reference/wire.md)."""
+"""Bytes → `slatrail.incident/v1` messages: the wire codec, run once at the edge; every refusal
+gets a stable code (reference/wire.md)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import re
@@ -12,10 +12,8 @@ from typing import Any
 import structlog
 from pydantic import ValidationError
 
-from domain.errors import InvalidMessageError
-from domain.incident import Fact
+from domain.errors import InvalidMessageError, unprocessable_reason
 from domain.messages import MAX_MESSAGE_BYTES, MESSAGE_ADAPTER, SCHEMA, IncidentMessage
-from domain.model import canonical_json
 
 log = structlog.get_logger("slatrail.wire")
 
@@ -41,13 +39,6 @@ def decode(raw: bytes | str) -> tuple[IncidentMessage, dict[str, Any]]:
     except Exception as error:  # a defect here must not stop a consumer: one dead letter
         log.error("message_unprocessable", stage="decode", error_class=type(error).__name__)
         raise InvalidMessageError("unprocessable", unprocessable_reason(error)) from error
-
-
-def unprocessable_reason(error: BaseException) -> str:
-    """`unprocessable` reason: the error's class and first line, no traceback."""
-    detail = str(error).splitlines()[0] if str(error) else ""
-    detail = detail.encode("utf-8", "backslashreplace").decode("utf-8")[:200]
-    return f"slatrail could not process this message ({type(error).__name__}: {detail})"
 
 
 def _decode(raw: bytes | str) -> tuple[IncidentMessage, dict[str, Any]]:
@@ -215,20 +206,3 @@ def _message(problem: Any) -> str:
         return "unknown field (not in slatrail.incident/v1)"
     msg = str(problem["msg"])
     return msg.removeprefix("Value error, ")
-
-
-def to_fact(message: IncidentMessage) -> Fact:
-    return Fact(
-        type=message.event_type,
-        incident_id=message.incident_id,
-        occurred_at=message.occurred_at,
-        actor=message.actor,
-        source=message.source,
-        message_id=message.message_id,
-        data=message.payload,
-    )
-
-
-def fingerprint(obj: dict[str, Any]) -> str:
-    """Content identity of a message: the same message_id with another fingerprint conflicts."""
-    return hashlib.sha256(canonical_json(obj)).hexdigest()

@@ -9,8 +9,9 @@ from typing import Any
 
 from domain.contracts import Contracts, load_contracts
 from domain.incident import Incident
+from domain.messages import to_fact
 from domain.model import IncidentEvent, format_instant
-from infra.wire import decode, to_fact
+from infra.wire import decode
 
 SCHEMA = "slatrail.incident/v1"
 

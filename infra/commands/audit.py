@@ -6,12 +6,12 @@ import argparse
 import json
 from typing import Any
 
+from application.queries import answer_as_of, trail_events
 from domain.model import format_instant
 from infra.bootstrap import Container
-from infra.commands.sla import add_read_model_option, add_time_options, answer_as_of
+from infra.commands.options import add_read_model_option, add_time_options
 from infra.render import echo, table, terminal_safe, to_json
 from projections.audit import annotated_trail
-from projections.read_models import AUDIT as AUDIT_READ_MODEL
 
 
 def register(subparsers: Any) -> None:
@@ -24,14 +24,11 @@ def register(subparsers: Any) -> None:
 
 
 def run(container: Container, args: argparse.Namespace) -> int:
-    if args.from_read_model:
-        events = container.read_models.incident_events(args.incident, AUDIT_READ_MODEL)
-    else:
-        events = container.app.incident_events(args.incident)
+    events = trail_events(container, args.incident, from_read_model=args.from_read_model)
     if not events:
         echo(f"slatrail audit: no incident {args.incident!r}")
         return 1
-    as_of = answer_as_of(args, container)
+    as_of = answer_as_of(args.as_of, args.as_known_at, container.clock)
     trail = annotated_trail(events, container.contracts, as_of, as_known_at=args.as_known_at)
     if args.format == "json":
         print(to_json(trail))

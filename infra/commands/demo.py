@@ -8,11 +8,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from application.queries import reports_for
 from domain.clocks import Metric, Status
 from domain.model import format_instant
 from infra.bootstrap import Container
 from infra.commands.ingest import rejected_path
-from infra.commands.report import build_reports, write_html
+from infra.commands.report import write_html
 from infra.demo import generate_month, month_bounds
 from infra.errors import UsageError
 from infra.ingest import ingest_lines
@@ -78,7 +79,7 @@ def run(container: Container, args: argparse.Namespace) -> int:
             if s.clocks.timeline.reported_at < end]  # fmt: skip
     print()
     print(summary(view, format_instant(as_of)))
-    reports = build_reports(container, [Month(year, month)], as_of=as_of)
+    reports = reports_for(container, [Month(year, month)], as_of=as_of)
     page = write_html(container, reports, args.out_dir / f"slatrail-report-{year}-{month:02d}.html")
     print()
     print(f"HTML report: {page.resolve()}")

@@ -5,15 +5,11 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from application.queries import answer_as_of, histories_for
 from domain.model import format_instant
 from domain.timeline import build_timeline
 from infra.bootstrap import Container
-from infra.commands.sla import (
-    add_read_model_option,
-    add_time_options,
-    answer_as_of,
-    histories_for,
-)
+from infra.commands.options import add_read_model_option, add_time_options
 from infra.render import echo, table, terminal_safe, to_json
 from projections.escalation import (
     EscalationState,
@@ -55,7 +51,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(container: Container, args: argparse.Namespace) -> int:
-    as_of = answer_as_of(args, container)
+    as_of = answer_as_of(args.as_of, args.as_known_at, container.clock)
     histories = histories_for(
         container, args.incident, from_read_model=args.from_read_model, customer=args.customer
     )

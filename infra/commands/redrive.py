@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from application.outcomes import Outcome
 from infra.bootstrap import Container
 from infra.deadletters import DeadLetter, DeadLetterFile, read_file
 from infra.kafka import KafkaNotConfiguredError, client_config, quiet_kafka_logging
@@ -24,7 +25,6 @@ from infra.redrive import (
     still_rejected_entry,
 )
 from infra.render import to_json
-from infra.store import Outcome
 from infra.timearg import instant
 
 SHOWN_NOT_REDRIVABLE = 20

@@ -9,10 +9,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from application.service import SlatrailApplication
 from infra.bootstrap import Container
 from infra.progress import Progress
 from infra.redact import redact_url
-from infra.store import SlatrailApplication
 from projections.read_models import READ_MODELS, STORE_SOURCE, ReadModelStore, TrackedEvent
 
 BATCH = 5000

@@ -7,19 +7,16 @@ import csv
 import io
 import re
 import sys
-from collections.abc import Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from application.queries import answer_as_of, reports_for
 from infra.bootstrap import Container
-from infra.commands.sla import answer_as_of
 from infra.pathargs import cannot_write, output_file_in_new_dirs
 from infra.render import echo, table, to_json
 from infra.report_html import render_html
 from infra.timearg import instant, month, quarter
 from projections.availability import Month
-from projections.report import monthly_reports
 
 FORMATS = ("table", "json", "csv", "html")
 METRICS = ("response", "workaround", "resolution", "postmortem")
@@ -48,20 +45,6 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=run)
 
 
-def build_reports(
-    container: Container,
-    months: Sequence[Month],
-    *,
-    as_of: datetime,
-    as_known_at: datetime | None = None,
-    customer: str | None = None,
-) -> list[dict[str, Any]]:
-    return monthly_reports(
-        container.app.histories().values(), container.contracts, months, as_of,
-        as_known_at=as_known_at, customer=customer,
-    )  # fmt: skip
-
-
 def write_html(container: Container, reports: list[dict[str, Any]], path: Path) -> Path:
     page = render_html(reports, generated_at=container.clock(), source=container.contracts.source)
     try:
@@ -79,8 +62,8 @@ def run(container: Container, args: argparse.Namespace) -> int:
         print(f"slatrail report: unknown customer {args.customer!r} (known: {known})",
               file=sys.stderr)  # fmt: skip
         return 1
-    as_of = answer_as_of(args, container)
-    reports = build_reports(
+    as_of = answer_as_of(args.as_of, args.as_known_at, container.clock)
+    reports = reports_for(
         container, months, as_of=as_of, as_known_at=args.as_known_at, customer=args.customer
     )
     if args.format == "html":

@@ -2,10 +2,8 @@
 
 Workers (see docs/streaming.md): `inbound` (incidents.inbound → store, refusals →
 incidents.rejected), `relay` (store → incidents.events), `projections` (incidents.events →
-read models). More workers register in `WORKER_BUILDERS` (e.g. the alert timer):
-
-    from infra.commands import serve
-    serve.WORKER_BUILDERS["alerts"] = build_alert_timer   # (Container) -> Worker
+read models), `alerts` (incidents.events → the alert timer → incidents.alerts). This is where
+each is wired: the builders below hand every worker its clients, codecs and clock.
 """
 
 from __future__ import annotations
@@ -19,22 +17,28 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import structlog
 from pydantic import SecretStr
 
-from consumers.alert_timer import build_alert_timer
+from consumers.alert_clock import Clock, SystemClock
+from consumers.alert_timer import AlertTimerWorker
 from consumers.inbound import InboundConsumer
 from consumers.projections import ProjectionConsumer
 from consumers.relay import EventRelay
 from consumers.runtime import Backoff, Supervisor, Worker
 from consumers.streams import OnAssign
+from infra.alert_drivers import CLOCK_FILE_ENV, FileClock, kafka_fired_reader
 from infra.bootstrap import Container
 from infra.kafka import KafkaNotConfiguredError, quiet_kafka_logging, redact_config
+from infra.kafka_envelope import decode_envelope
 from infra.kafka_outbox import Outbox
 from infra.redact import redact_url
+from infra.rejections import KafkaDeadLetters
+from infra.wire import decode
 
 log = structlog.get_logger("slatrail.serve")
 
@@ -51,6 +55,8 @@ def build_inbound(container: Container) -> Worker:
         container.app,
         lambda: kafka.source([s.topic_inbound, s.topic_retry], s.group_inbound),
         kafka.sink,
+        decode=decode,
+        dead_letters=KafkaDeadLetters(),
         rejected_topic=s.topic_rejected,
         retry_topic=s.topic_retry,
         park_timeout_s=s.park_timeout_s,
@@ -87,6 +93,30 @@ def build_projections(container: Container) -> Worker:
     )
 
 
+def build_alert_timer(container: Container, *, clock: Clock | None = None) -> Worker:
+    """The alert timer (docs/escalation.md): simulated time from a file when the testing hook
+    `SLATRAIL_ALERT_CLOCK_FILE` is set, else wall-clock time."""
+    if clock is None:
+        path = os.environ.get(CLOCK_FILE_ENV)
+        clock = FileClock(Path(path)) if path else SystemClock()
+    s, kafka = container.settings, container.kafka()
+    app = container.app
+    return AlertTimerWorker(
+        container.contracts,
+        source_factory=lambda: kafka.assigned_source(
+            [s.topic_events], s.group_alerts, s.kafka_batch_size
+        ),
+        sink_factory=kafka.sink,
+        fired_reader=kafka_fired_reader(kafka.config(), s.topic_alerts),
+        decode_event=decode_envelope,
+        alerts_topic=s.topic_alerts,
+        clock=clock,
+        store_events=lambda: (event for _, event in app.all_events()),
+        history=app.incident_events,
+        batch_size=s.kafka_batch_size,
+    )
+
+
 def _unreachable_after(container: Container) -> float:
     """Heartbeat silence after which a consumer reports the broker unreachable."""
     return max(6.0, 2 * container.settings.kafka_heartbeat_interval_ms / 1000 + 1)
@@ -96,9 +126,9 @@ WORKER_BUILDERS: dict[str, WorkerBuilder] = {
     "inbound": build_inbound,
     "relay": build_relay,
     "projections": build_projections,
-    "alerts": build_alert_timer,  # consumers/alert_timer.py (docs/escalation.md)
+    "alerts": build_alert_timer,
 }
-"""Every worker `serve` runs, by name; later features add theirs (alert timer)."""
+"""Every worker `serve` runs, by name."""
 
 
 def register(subparsers: Any) -> None:

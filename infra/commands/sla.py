@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import argparse
-from datetime import datetime
 from typing import Any
 
+from application.queries import answer_as_of, histories_for
 from domain.clocks import Clock, Status
 from domain.durations import format_duration
-from domain.model import IncidentEvent, format_instant
+from domain.model import format_instant
 from infra.bootstrap import Container
+from infra.commands.options import add_read_model_option, add_time_options
 from infra.render import echo, table, terminal_safe, to_json
-from infra.timearg import instant
-from projections.read_models import SLA as SLA_READ_MODEL
 from projections.sla import IncidentSla, sla_view
 
 
@@ -31,55 +30,8 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=run)
 
 
-def add_read_model_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--from-read-model",
-        action="store_true",
-        help="answer from the read model kept by `slatrail serve` (SLATRAIL_READ_MODEL) "
-        "instead of the event store",
-    )
-
-
-def add_time_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--as-of",
-        type=instant,
-        help="event time to answer as of (default: --as-known-at if given, else now)",
-    )
-    parser.add_argument(
-        "--as-known-at",
-        type=instant,
-        help="answer with only what had been recorded by this instant",
-    )
-
-
-def answer_as_of(args: argparse.Namespace, container: Container) -> datetime:
-    """`--as-of`, else `--as-known-at` (the answer slatrail gave then), else now."""
-    moment: datetime = args.as_of or args.as_known_at or container.clock()
-    return moment
-
-
-def histories_for(
-    container: Container,
-    incident: str | None,
-    *,
-    from_read_model: bool = False,
-    customer: str | None = None,
-) -> list[list[IncidentEvent]]:
-    if from_read_model:
-        read_models = container.read_models
-        if incident is not None:
-            events = read_models.incident_events(incident, SLA_READ_MODEL)
-            return [events] if events else []
-        return list(read_models.histories(SLA_READ_MODEL, customer=customer).values())
-    if incident is not None:
-        events = container.app.incident_events(incident)
-        return [events] if events else []
-    return list(container.app.histories().values())
-
-
 def run(container: Container, args: argparse.Namespace) -> int:
-    as_of = answer_as_of(args, container)
+    as_of = answer_as_of(args.as_of, args.as_known_at, container.clock)
     histories = histories_for(
         container, args.incident, from_read_model=args.from_read_model, customer=args.customer
     )

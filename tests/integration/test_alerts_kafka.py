@@ -270,8 +270,8 @@ def test_the_read_back_finds_every_published_key_even_in_a_multi_record_last_bat
 ) -> None:
     import uuid
 
-    from consumers.alert_timer import kafka_fired_reader
     from consumers.streams import Outgoing
+    from infra.alert_drivers import kafka_fired_reader
     from infra.kafka import KafkaClients
     from infra.settings import Settings
 

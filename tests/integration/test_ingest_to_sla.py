@@ -19,8 +19,10 @@ from typing import Any
 import pytest
 import structlog
 
+from application.outcomes import Outcome
+from application.service import SlatrailApplication
 from infra.cli import main
-from infra.store import Outcome, SlatrailApplication, open_application
+from infra.store import open_application
 from infra.wire import decode
 from tests.builders import CONTRACTS_TOML, contracts_from, jsonl, line, reported_data, wire
 

@@ -19,11 +19,13 @@ from typing import Any
 
 import pytest
 
+from application.service import SlatrailApplication
 from infra.bootstrap import Container
 from infra.commands.replay import replay
-from infra.ingest import DEAD_LETTER_FORMAT, ingest_lines
+from infra.deadletters import DEAD_LETTER_FORMAT
+from infra.ingest import ingest_lines
 from infra.settings import Settings
-from infra.store import SlatrailApplication, open_application
+from infra.store import open_application
 from infra.wire import decode
 from projections.read_models import READ_MODELS
 from tests.builders import CONTRACTS_TOML, contracts_from, line, reported_data, utc, wire

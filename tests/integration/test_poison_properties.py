@@ -27,9 +27,15 @@ import pytest
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
-from infra.ingest import DEAD_LETTER_FORMAT, ingest_lines
+from infra.deadletters import DEAD_LETTER_FORMAT
+from infra.ingest import ingest_lines
+from infra.rejections import KafkaDeadLetters
 from infra.store import open_application
+from infra.wire import decode
 from tests.builders import contracts_from, reported_data, utc, wire
+
+EDGE = {"decode": decode, "dead_letters": KafkaDeadLetters()}
+"""The edge's codecs, injected into the inbound consumer as the composition root does."""
 
 pytestmark = pytest.mark.integration
 
@@ -281,7 +287,8 @@ def test_the_inbound_consumer_gives_every_message_exactly_one_outcome(
             [inbound_topic], f"g{tag}", 500
         )
         inbound = InboundConsumer(
-            app, source_factory, kafka.sink, rejected_topic=rejected_topic, clock=lambda: NOW,
+            app, source_factory, kafka.sink, **EDGE, rejected_topic=rejected_topic,
+            clock=lambda: NOW,
             poll_timeout_s=0.2,
         )  # fmt: skip
         inbound.open()

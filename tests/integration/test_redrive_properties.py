@@ -16,10 +16,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from application.outcomes import Outcome
 from infra.deadletters import DeadLetter, DeadLetterFile, read_file
 from infra.ingest import ingest_lines
 from infra.redrive import redrive
-from infra.store import Outcome, open_application
+from infra.store import open_application
 from projections.verification import verify_chain
 from tests.builders import CONTRACTS_TOML, contracts_from, line, reported_data, wire
 

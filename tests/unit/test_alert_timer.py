@@ -14,19 +14,14 @@ from typing import Any
 
 import pytest
 
-from consumers.alert_timer import (
-    AlertTimer,
-    AlertTimerWorker,
-    FileClock,
-    ManualClock,
-    SystemClock,
-    memory_fired_reader,
-    slim,
-)
-from consumers.streams import MemoryBroker
+from consumers.alert_clock import ManualClock, SystemClock
+from consumers.alert_scheduler import AlertTimer, slim
+from consumers.alert_timer import AlertTimerWorker, memory_fired_reader
 from domain.model import IncidentEvent
-from infra.kafka_envelope import encode_envelope
+from infra.alert_drivers import FileClock
+from infra.kafka_envelope import decode_envelope, encode_envelope
 from tests.builders import contracts_from, record_history, reported_data, utc
+from tests.memory_broker import MemoryBroker
 
 CONTRACTS = contracts_from()
 MON = utc(2026, 3, 2, 8)  # Monday 09:00 Berlin
@@ -359,6 +354,7 @@ class Pipeline:
             source_factory=lambda: self.broker.source([EVENTS], "timer"),
             sink_factory=self.broker.sink,
             fired_reader=memory_fired_reader(lambda: self.broker.records(ALERTS)),
+            decode_event=decode_envelope,
             alerts_topic=ALERTS,
             clock=clock,
             **{**defaults, **options},

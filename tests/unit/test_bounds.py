@@ -10,8 +10,9 @@ import pytest
 from domain.contracts import ContractsError
 from domain.errors import InvalidFieldError
 from domain.incident import Incident
+from domain.messages import to_fact
 from domain.model import Priority
-from infra.wire import decode, to_fact
+from infra.wire import decode
 from tests.builders import CONTRACTS_TOML, contracts_from, instant, line, reported_data, utc, wire
 
 T0 = utc(2026, 11, 10, 9)

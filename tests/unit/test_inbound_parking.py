@@ -14,13 +14,20 @@ from typing import Any
 
 import pytest
 
+from application.service import SlatrailApplication
 from consumers.inbound import InboundConsumer
 from consumers.runtime import Supervisor
-from consumers.streams import MemoryBroker, Outgoing
+from consumers.streams import Outgoing
 from infra.bootstrap import read_contracts
 from infra.logging import configure_logging
-from infra.store import SlatrailApplication, open_application
+from infra.rejections import KafkaDeadLetters
+from infra.store import open_application
+from infra.wire import decode
 from tests.integration.conftest import incident_stream, jsonl_bytes
+from tests.memory_broker import MemoryBroker
+
+EDGE = {"decode": decode, "dead_letters": KafkaDeadLetters()}
+"""The edge's codecs, injected into the inbound consumer as the composition root does."""
 
 INBOUND, RETRY, REJECTED = "in", "retry", "rejected"
 
@@ -50,6 +57,7 @@ def make(
         app,
         lambda: broker.source([INBOUND, RETRY], "g-in"),
         broker.sink,
+        **EDGE,
         rejected_topic=REJECTED,
         retry_topic=RETRY,
         park_timeout_s=timeout_s,
@@ -189,7 +197,7 @@ def test_without_a_retry_topic_the_refusal_is_a_dead_letter_at_once(
     _, triaged = jsonl_bytes(incident_stream(2, per_incident=2, prefix="D"))
     on_partition(broker, triaged, 0)
     consumer = InboundConsumer(app, lambda: broker.source([INBOUND], "g"), broker.sink,
-                               rejected_topic=REJECTED, clock=Clock())  # fmt: skip
+                               **EDGE, rejected_topic=REJECTED, clock=Clock())  # fmt: skip
     consumer.open()
     run(consumer)
     assert [d["code"] for d in letters(broker)] == ["first_event_not_reported"]
@@ -337,13 +345,17 @@ def test_submit_records_is_the_inbound_path_for_messages_with_an_origin(
     broker = MemoryBroker(partitions=2)
     reported, triaged = jsonl_bytes(incident_stream(2, per_incident=2, prefix="S"))
     origin = [Record(INBOUND, 1, 7, b"S-0", triaged), Record(INBOUND, 0, 3, b"S-0", reported)]
-    outcomes = submit_records(app, broker.sink(), origin, rejected_topic=REJECTED, clock=Clock())
+    outcomes = submit_records(
+        app, broker.sink(), origin, **EDGE, rejected_topic=REJECTED, clock=Clock()
+    )
     assert outcomes is not None
     assert [o.status for o in outcomes] == ["rejected", "accepted"]
     [letter] = letters(broker)
     assert (letter["code"], letter["partition"], letter["offset"]) == (
         "first_event_not_reported", 1, 7)  # fmt: skip
-    again = submit_records(app, broker.sink(), origin[1:], rejected_topic=REJECTED, clock=Clock())
+    again = submit_records(
+        app, broker.sink(), origin[1:], **EDGE, rejected_topic=REJECTED, clock=Clock()
+    )
     assert again is not None and [o.status for o in again] == ["duplicate"]
 
 
@@ -388,7 +400,7 @@ def test_parking_is_bounded_in_size_too(app: SlatrailApplication) -> None:
     for body in orphans:  # five triaged of five unknown incidents
         on_partition(broker, body, 0)
     consumer = InboundConsumer(app, lambda: broker.source([INBOUND, RETRY], "g"), broker.sink,
-                               rejected_topic=REJECTED, retry_topic=RETRY, clock=clock,
+                               **EDGE, rejected_topic=REJECTED, retry_topic=RETRY, clock=clock,
                                max_parked=3)  # fmt: skip
     consumer.open()
     run(consumer)

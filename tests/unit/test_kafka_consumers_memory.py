@@ -12,11 +12,12 @@ from typing import Any
 
 import pytest
 
+from application.service import SlatrailApplication
 from consumers.inbound import InboundConsumer
 from consumers.projections import ProjectionConsumer
 from consumers.relay import EventRelay
 from consumers.runtime import Supervisor
-from consumers.streams import DeliveryError, MemoryBroker, OnAssign, Record
+from consumers.streams import DeliveryError, OnAssign, Record
 from domain.messages import MAX_MESSAGE_BYTES
 from infra.bootstrap import read_contracts
 from infra.commands.publish import incident_key
@@ -28,7 +29,9 @@ from infra.kafka_envelope import (
     encode_envelope,
 )
 from infra.kafka_outbox import Outbox
-from infra.store import SlatrailApplication, open_application
+from infra.rejections import KafkaDeadLetters
+from infra.store import open_application
+from infra.wire import decode
 from projections.read_models import (
     AUDIT,
     SLA,
@@ -39,6 +42,10 @@ from projections.read_models import (
     kafka_source,
 )
 from tests.integration.conftest import incident_stream, jsonl_bytes
+from tests.memory_broker import MemoryBroker
+
+EDGE = {"decode": decode, "dead_letters": KafkaDeadLetters()}
+"""The edge's codecs, injected into the inbound consumer as the composition root does."""
 
 INBOUND, EVENTS, REJECTED = "in", "ev", "rej"
 
@@ -76,6 +83,7 @@ def make_inbound(app: SlatrailApplication, broker: MemoryBroker) -> InboundConsu
         app,
         lambda: broker.source([INBOUND], "g-in"),
         broker.sink,
+        **EDGE,
         rejected_topic=REJECTED,
         clock=now,
         batch_size=100,

@@ -13,7 +13,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from consumers.alert_timer import AlertTimer
+from consumers.alert_scheduler import AlertTimer
 from domain.clocks import Metric, exact_ratio, ratio_threshold_us
 from domain.contracts import Contracts
 from domain.escalation import CrossingKind, crossings

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from domain.errors import InvalidMessageError
-from domain.messages import MAX_MESSAGE_BYTES
+from domain.messages import MAX_MESSAGE_BYTES, fingerprint, to_fact
 from domain.model import EventType
-from infra.wire import decode, fingerprint, to_fact
+from infra.wire import decode
 from tests.builders import line, minimal_data, reported_data, utc, wire
 
 T0 = utc(2026, 3, 2, 9)
@@ -597,8 +597,9 @@ def test_decode_accepts_text_as_well_as_bytes(message) -> None:
 
 
 def dead_letter_of(raw: bytes) -> dict[str, Any]:
-    from infra.ingest import encode_dead_letter, rejection_record
-    from infra.store import Outcome
+    from application.outcomes import Outcome
+    from infra.deadletters import encode_dead_letter
+    from infra.rejections import rejection_record
 
     try:
         decode(raw)
@@ -667,9 +668,9 @@ def test_a_dead_letter_escapes_the_characters_line_readers_split_on(message) -> 
 def test_the_kafka_dead_letter_is_the_file_one_plus_where_it_was_read() -> None:
     import base64
 
-    from consumers.inbound import dead_letter, truncated_dead_letter
+    from application.outcomes import Outcome
     from consumers.streams import Record
-    from infra.store import Outcome
+    from infra.rejections import dead_letter, truncated_dead_letter
 
     outcome = Outcome("rejected", code="invalid_encoding", reason="not UTF-8")
     record = Record("t.inbound", 1, 42, b"\xff", b"\x80\xffbad", timestamp_ms=1_772_442_000_000)

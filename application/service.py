@@ -1,0 +1,328 @@
+"""The application service: an eventsourcing Application that records incident facts.
+
+Write side: `record` applies a batch of decoded messages to their incidents and saves the
+accepted ones with their receipts in one transaction (an LRU cache keeps recent incidents).
+Read side: the recorded events, per incident or in store order. Its persistence (SQLite or
+PostgreSQL) is the eventsourcing environment the composition root builds (`infra/store.py`).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime
+from uuid import UUID
+
+import structlog
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import DataError, IntegrityError, PersistenceError, StoredEvent
+from eventsourcing.utils import get_topic
+
+from application.outcomes import Decoded, Outcome, Status
+from domain.contracts import Contracts
+from domain.errors import (
+    AlreadyReportedError,
+    FirstEventNotReportedError,
+    MessageIdConflictError,
+    Rejection,
+    unprocessable_reason,
+)
+from domain.incident import EVENT_CLASSES, Fact, Incident
+from domain.messages import fingerprint, to_fact
+from domain.model import EventType, IncidentEvent, incident_uuid, receipt_uuid
+from domain.receipt import MessageReceipt
+
+log = structlog.get_logger("slatrail.store")
+
+INCIDENT_TOPICS: tuple[str, ...] = tuple(get_topic(cls) for cls in EVENT_CLASSES.values())
+
+
+class DamagedStoreError(RuntimeError):
+    """A stored event that no longer decodes, or a store file that is not (all) a database.
+
+    The CLI reports it as an operator error: one line with `prefix`, exit `exit_code`."""
+
+    exit_code = 1  # EXIT_FINDING (infra/errors.py)
+    prefix = "the store is damaged: "
+
+
+def _store_trouble(error: BaseException) -> bool:
+    """A failure of the store itself, not of one message (a `DataError` is the message's)."""
+    return isinstance(error, PersistenceError) and not isinstance(error, DataError)
+
+
+class SlatrailApplication(Application[UUID]):
+    """Records incident facts; every recorded event is also the outbox for Kafka."""
+
+    name = "slatrail"
+
+    def __init__(self, contracts: Contracts, env: dict[str, str] | None = None) -> None:
+        super().__init__(env=env)
+        self.contracts = contracts
+        self._incidents: OrderedDict[UUID, Incident] = OrderedDict()
+        self._cache_size = 50_000
+
+    def record(
+        self,
+        batch: Sequence[Decoded],
+        *,
+        now: datetime,
+        redrive: Sequence[str | None] | None = None,
+    ) -> list[Outcome]:
+        """Apply a batch of decoded messages and store what was accepted in one transaction.
+
+        One outcome per message, always: a message that makes applying or saving fail in an
+        unforeseen way is refused alone as `unprocessable` and the others are recorded. Store
+        trouble (unreachable, locked, …: a `PersistenceError` other than `DataError`) is raised:
+        it is not the message's fault, and the caller retries the batch.
+
+        `redrive` (one entry per message, from `slatrail redrive`): the dead letter each message
+        comes from, recorded on its event (docs/redrive.md)."""
+        refs = _redrive_refs(batch, redrive)
+        try:
+            return self._record_batch(batch, now, careful=False, refs=refs)
+        except IntegrityError:
+            # A receipt or incident version already exists: a message_id reused by another
+            # incident, or another writer got there first. Redo one message at a time, looking
+            # up every receipt first.
+            log.warning("batch_conflict_retrying_singly", batch_size=len(batch))
+        except Exception as error:
+            if _store_trouble(error):
+                self._incidents.clear()
+                raise
+            log.error(
+                "batch_failed_retrying_singly", batch_size=len(batch),
+                error_class=type(error).__name__,
+            )  # fmt: skip
+        self._incidents.clear()  # it may hold incidents changed by the failed attempt
+        return [self._record_one(item, now, refs) for item in batch]
+
+    def _record_one(
+        self, item: Decoded, now: datetime, refs: Mapping[int, str] | None = None
+    ) -> Outcome:
+        for attempt in (1, 2):
+            try:
+                return self._record_batch([item], now, careful=True, refs=refs)[0]
+            except IntegrityError:
+                self._incidents.clear()
+                if attempt == 2:
+                    raise
+            except Exception as error:
+                self._incidents.clear()
+                if _store_trouble(error):
+                    raise
+                return self._unprocessable(item, error)
+        raise AssertionError("unreachable")
+
+    def _unprocessable(self, item: Decoded, error: Exception) -> Outcome:
+        message, _ = item
+        message_id = getattr(message, "message_id", None)
+        incident_id = getattr(message, "incident_id", None)
+        log.error(
+            "message_unprocessable", stage="record", error_class=type(error).__name__,
+            incident_id=incident_id, message_id=message_id,
+        )  # fmt: skip
+        return Outcome(
+            Status.REJECTED,
+            message_id if isinstance(message_id, str) else None,
+            incident_id if isinstance(incident_id, str) else None,
+            "unprocessable",
+            unprocessable_reason(error),
+        )
+
+    def _record_batch(
+        self,
+        batch: Sequence[Decoded],
+        now: datetime,
+        *,
+        careful: bool,
+        refs: Mapping[int, str] | None = None,
+    ) -> list[Outcome]:
+        """One transaction for the batch. Receipts are read only when needed: when `careful`,
+        when the incident already holds the message_id, or to explain a rejection."""
+        touched: dict[UUID, Incident] = {}
+        receipts: dict[str, MessageReceipt] = {}
+        outcomes: list[Outcome] = []
+        for message, obj in batch:
+            fact = to_fact(message)
+            if refs and id(message) in refs:
+                fact = replace(fact, redrive=refs[id(message)])
+            print_ = fingerprint(obj)
+            prior = receipts.get(fact.message_id)
+            if prior is None and (careful or self._holds(fact, touched)):
+                prior = self._receipt(fact.message_id)
+            if prior is not None:
+                outcomes.append(self._repeat(fact, prior, print_))
+                continue
+            try:
+                incident = self._apply(fact, touched, now)
+            except Rejection as error:
+                earlier = None if careful else self._receipt(fact.message_id)
+                if earlier is not None:
+                    outcomes.append(self._repeat(fact, earlier, print_))
+                    continue
+                error.incident_id = error.incident_id or fact.incident_id
+                outcomes.append(Outcome.rejected(error, fact.message_id))
+                continue
+            receipts[fact.message_id] = MessageReceipt.issue(
+                message_id=fact.message_id,
+                incident_id=fact.incident_id,
+                fingerprint=print_,
+                position=incident.version,
+                now=now,
+            )
+            outcomes.append(
+                Outcome(
+                    Status.ACCEPTED, fact.message_id, fact.incident_id, position=incident.version
+                )
+            )
+        if touched or receipts:
+            try:
+                self.save(*touched.values(), *receipts.values())
+            except BaseException:
+                for aggregate_id in touched:
+                    self._incidents.pop(aggregate_id, None)
+                raise
+            for aggregate_id, incident in touched.items():
+                self._remember(aggregate_id, incident)
+        return outcomes
+
+    def _holds(self, fact: Fact, touched: dict[UUID, Incident]) -> bool:
+        aggregate_id = incident_uuid(fact.incident_id)
+        incident = touched.get(aggregate_id) or self._load_incident(aggregate_id)
+        return incident is not None and fact.message_id in incident.message_ids
+
+    def _apply(self, fact: Fact, touched: dict[UUID, Incident], now: datetime) -> Incident:
+        aggregate_id = incident_uuid(fact.incident_id)
+        cached = aggregate_id not in touched and aggregate_id in self._incidents
+        try:
+            return self._apply_to(fact, aggregate_id, touched, now)
+        except Rejection:
+            if not cached:
+                raise
+            # The cached incident may be stale (another writer went on with it): a refusal
+            # must be judged on the stored history. (A stale acceptance fails at save instead.)
+            self._incidents.pop(aggregate_id, None)
+            return self._apply_to(fact, aggregate_id, touched, now)
+
+    def _apply_to(
+        self, fact: Fact, aggregate_id: UUID, touched: dict[UUID, Incident], now: datetime
+    ) -> Incident:
+        incident = touched.get(aggregate_id) or self._load_incident(aggregate_id)
+        if fact.type is EventType.REPORTED:
+            if incident is not None:
+                raise AlreadyReportedError(
+                    f"incident {fact.incident_id!r} was already reported",
+                    incident_id=fact.incident_id,
+                )
+            incident = Incident.report(fact, contracts=self.contracts, now=now)
+        elif incident is None:
+            raise FirstEventNotReportedError(
+                f"incident {fact.incident_id!r} does not exist: its first message must be "
+                f"'reported', got {fact.type!s}",
+                incident_id=fact.incident_id,
+            )
+        else:
+            incident.record(fact, now=now)
+        touched[aggregate_id] = incident
+        return incident
+
+    def _repeat(self, fact: Fact, prior: MessageReceipt, print_: str) -> Outcome:
+        if prior.fingerprint == print_:
+            return Outcome(
+                Status.DUPLICATE, fact.message_id, fact.incident_id, position=prior.position
+            )
+        error = MessageIdConflictError(
+            f"message_id {fact.message_id!r} was already recorded with different content "
+            f"(incident {prior.incident_id!r}, position {prior.position})",
+            incident_id=fact.incident_id,
+        )
+        return Outcome.rejected(error, fact.message_id)
+
+    def _receipt(self, message_id: str) -> MessageReceipt | None:
+        try:
+            receipt: MessageReceipt = self.repository.get(receipt_uuid(message_id))
+        except AggregateNotFoundError:
+            return None
+        return receipt
+
+    def _load_incident(self, aggregate_id: UUID) -> Incident | None:
+        cached = self._incidents.get(aggregate_id)
+        if cached is not None:
+            self._incidents.move_to_end(aggregate_id)
+            return cached
+        try:
+            incident: Incident = self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return None
+        self._remember(aggregate_id, incident)
+        return incident
+
+    def _remember(self, aggregate_id: UUID, incident: Incident) -> None:
+        self._incidents[aggregate_id] = incident
+        self._incidents.move_to_end(aggregate_id)
+        while len(self._incidents) > self._cache_size:
+            self._incidents.popitem(last=False)
+
+    # -- reading -------------------------------------------------------------------------
+
+    def incident_events(self, incident_id: str) -> list[IncidentEvent]:
+        """The recorded events of one incident, in order (empty if unknown)."""
+        aggregate_id = incident_uuid(incident_id)
+        records = []
+        for stored in self.recorder.select_events(aggregate_id):
+            event = self._decode(stored)
+            if isinstance(event, Incident.Event):
+                records.append(event.to_record())
+        return records
+
+    def all_events(
+        self, *, start: int = 1, page: int = 2000
+    ) -> Iterator[tuple[int, IncidentEvent]]:
+        """Every recorded incident event with its notification id, in store order."""
+        position = start
+        while True:
+            notifications = self.recorder.select_notifications(
+                position, page, topics=INCIDENT_TOPICS
+            )
+            if not notifications:
+                return
+            for notification in notifications:
+                event = self._decode(notification)
+                if not isinstance(event, Incident.Event):
+                    raise DamagedStoreError(
+                        f"stored record {notification.originator_id} v"
+                        f"{notification.originator_version} has an incident topic but decodes "
+                        f"to {type(event).__name__}; run `slatrail verify`"
+                    )
+                yield notification.id, event.to_record()
+            position = notifications[-1].id + 1
+
+    def _decode(self, stored: StoredEvent) -> object:
+        try:
+            return self.mapper.to_domain_event(stored)
+        except Exception as error:  # any damage to the stored bytes
+            raise DamagedStoreError(
+                f"stored event {stored.originator_id} v{stored.originator_version} "
+                f"({stored.topic}) cannot be decoded: {error!r}; run `slatrail verify`"
+            ) from error
+
+    def histories(self) -> dict[str, list[IncidentEvent]]:
+        """All incidents' events grouped by incident, each list in position order."""
+        grouped: dict[str, list[IncidentEvent]] = {}
+        for _, event in self.all_events():
+            grouped.setdefault(event.incident_id, []).append(event)
+        return grouped
+
+
+def _redrive_refs(
+    batch: Sequence[Decoded], redrive: Sequence[str | None] | None
+) -> dict[int, str] | None:
+    """The redrive reference of each message in `batch`, by the identity of its message."""
+    if redrive is None:
+        return None
+    if len(redrive) != len(batch):
+        raise ValueError("record: give one redrive reference per message")
+    pairs = zip(batch, redrive, strict=True)
+    return {id(message): ref for (message, _), ref in pairs if ref is not None}
