@@ -18,7 +18,7 @@ ASYNCAPI_VERSION = "3.0.0"
 KAFKA_BINDING = "0.5.0"
 PAYLOAD_FORMAT = "application/schema+json;version=draft-2020-12"
 CODE_HEADER = "slatrail-code"
-ALERT_TIMER_GROUP = "slatrail-alert-timer"
+ALERT_TIMER_GROUP: str = Settings.model_fields["group_alerts"].default
 PARTITIONING = (
     "Key: the incident_id (UTF-8). Partitioner: murmur2 over the key (kafka-python's and the "
     "Java client's default; librdkafka clients need partitioner=murmur2_random), so one "

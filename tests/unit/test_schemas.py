@@ -23,15 +23,15 @@ import jsonschema
 import pytest
 from referencing import Registry, Resource
 
-from consumers.inbound import PARKED_SCHEMA, Parked, dead_letter, truncated_dead_letter
+from application.outcomes import Outcome
+from consumers.inbound import PARKED_SCHEMA, Parked
 from consumers.streams import Record
 from domain import errors
 from domain.errors import InvalidMessageError
 from domain.model import EventType
 from infra import schemas
-from infra.ingest import rejection_record
 from infra.kafka_envelope import decode_envelope, encode_envelope
-from infra.store import Outcome
+from infra.rejections import dead_letter, rejection_record, truncated_dead_letter
 from infra.stream_models import (
     REJECTION_CODES,
     Alert,
@@ -318,7 +318,7 @@ def test_parked_envelopes_pass_the_parked_schema() -> None:
 
 
 def test_alert_documents_pass_the_alert_schema() -> None:
-    from consumers.alert_timer import AlertTimer
+    from consumers.alert_scheduler import AlertTimer
 
     contracts = contracts_from()
     timer = AlertTimer(contracts)
@@ -411,10 +411,10 @@ def test_payloads_validate_through_the_asyncapi_references() -> None:
 
 
 def test_the_alert_timer_group_in_the_document_is_the_timer_s() -> None:
-    from consumers.alert_timer import DEFAULT_GROUP
     from infra.asyncapi import ALERT_TIMER_GROUP
+    from infra.settings import Settings
 
-    assert ALERT_TIMER_GROUP == DEFAULT_GROUP
+    assert Settings.model_fields["group_alerts"].default == ALERT_TIMER_GROUP
 
 
 def _asyncapi_parser() -> str | None:
