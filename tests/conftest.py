@@ -13,6 +13,9 @@ kafka-python findings):
 * ``kafka_bootstrap`` (function) -- ``"127.0.0.1:PORT"``.
 
 The servers start lazily: a session that needs neither pays for neither.
+
+Hypothesis runs under the profile `tests/hypothesis_profiles.py` selects (quick locally, full
+in CI), loaded here, before any test module builds its `@settings`.
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ import contextlib
 from collections.abc import Callable, Iterator
 
 import pytest
+from hypothesis import settings
 
+from tests.hypothesis_profiles import selected
 from tests.servers import (
     KafkaServer,
     KafkaUnavailable,
@@ -31,6 +36,8 @@ from tests.servers import (
     start_kafka,
     start_postgres,
 )
+
+settings.load_profile(selected())
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -30,6 +30,7 @@ from hypothesis import strategies as st
 from infra.ingest import DEAD_LETTER_FORMAT, ingest_lines
 from infra.store import open_application
 from tests.builders import contracts_from, reported_data, utc, wire
+from tests.hypothesis_profiles import examples
 
 pytestmark = pytest.mark.integration
 
@@ -188,7 +189,7 @@ def stored_message_ids(store_url: str) -> list[str]:
 # -- file ingest on a real SQLite store ----------------------------------------------------------
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(stream=streams(max_size=25))
 @example(stream=every_kind())
 def test_ingest_gives_every_line_exactly_one_outcome(stream: list[Item]) -> None:
@@ -233,7 +234,7 @@ def _run_until_committed(
 
 
 @settings(
-    max_examples=8,
+    max_examples=examples(8),
     deadline=None,
     phases=[Phase.explicit, Phase.generate],  # a broker example is slow to shrink
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
