@@ -248,7 +248,7 @@ def test_the_inbound_consumer_gives_every_message_exactly_one_outcome(
     from infra.commands.publish import incident_key
     from infra.kafka import KafkaClients
     from infra.settings import Settings
-    from tests.integration.conftest import producer, read_topic
+    from tests.kafka_helpers import producer, read_topic
 
     tag = uuid.uuid4().hex[:8]
     inbound_topic, rejected_topic = f"p{tag}.inbound", f"p{tag}.rejected"

@@ -20,7 +20,7 @@ from consumers.streams import MemoryBroker, Outgoing
 from infra.bootstrap import read_contracts
 from infra.logging import configure_logging
 from infra.store import SlatrailApplication, open_application
-from tests.integration.conftest import incident_stream, jsonl_bytes
+from tests.kafka_helpers import incident_stream, jsonl_bytes
 
 INBOUND, RETRY, REJECTED = "in", "retry", "rejected"
 

@@ -38,7 +38,7 @@ from projections.read_models import (
     default_read_model_url,
     kafka_source,
 )
-from tests.integration.conftest import incident_stream, jsonl_bytes
+from tests.kafka_helpers import incident_stream, jsonl_bytes
 
 INBOUND, EVENTS, REJECTED = "in", "ev", "rej"
 
