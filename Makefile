@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint typecheck install install-test clean
+.PHONY: demo test test-unit lint typecheck install install-test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,10 +23,15 @@ lint: install-test
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy domain projections
 
+# Property tests run a tenth of their examples here unless HYPOTHESIS_PROFILE=ci (.ci/run sets
+# it; tests/hypothesis_profiles.py). `make test-unit`: the in-process tests alone.
 test: install-test
 	bash .ci/ensure-system-deps
 	$(MAKE) --no-print-directory lint
 	$(BIN)/python -m pytest -q
+
+test-unit: install-test
+	$(BIN)/python -m pytest -q tests/unit
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

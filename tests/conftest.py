@@ -11,17 +11,28 @@ kafka-python findings):
 * ``kafka_server`` (session) -- a running Kafka-compatible broker (:class:`KafkaServer`,
   ``.bootstrap``, ``.pause()``/``.resume()`` when ``.can_pause``).
 * ``kafka_bootstrap`` (function) -- ``"127.0.0.1:PORT"``.
+* ``pipeline_factory`` (function) -- ``make(store=None, read_model=None, partitions=4)``: a
+  :class:`~tests.kafka_helpers.PipelineEnv` of unique topics, groups and SQLite files;
+  ``pipeline`` is one of them. The ``serve`` processes a test left running are killed after it.
 
 The servers start lazily: a session that needs neither pays for neither.
+
+Hypothesis runs under the profile `tests/hypothesis_profiles.py` selects (quick locally, full
+in CI), loaded here, before any test module builds its `@settings`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
+from tests.hypothesis_profiles import selected
+from tests.kafka_helpers import PipelineEnv
 from tests.servers import (
     KafkaServer,
     KafkaUnavailable,
@@ -31,6 +42,8 @@ from tests.servers import (
     start_kafka,
     start_postgres,
 )
+
+settings.load_profile(selected())
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -89,3 +102,40 @@ def kafka_bootstrap(kafka_server: KafkaServer) -> str:
     if kafka_server.is_paused:  # a previous test left it frozen
         kafka_server.resume()
     return kafka_server.bootstrap
+
+
+@pytest.fixture
+def pipeline_factory(
+    kafka_bootstrap: str, kafka_server: KafkaServer, tmp_path: Path
+) -> Iterator[Callable[..., PipelineEnv]]:
+    made: list[PipelineEnv] = []
+
+    def make(
+        *, store: str | None = None, read_model: str | None = None, partitions: int = 4
+    ) -> PipelineEnv:
+        tag = uuid.uuid4().hex[:8]
+        env = PipelineEnv(
+            kafka=kafka_server,
+            store=store or f"sqlite:///{tmp_path / f'store-{tag}.db'}",
+            read_model=read_model or f"sqlite:///{tmp_path / f'read-{tag}.db'}",
+            topics={
+                k: f"t{tag}.incidents.{k}"
+                for k in ("inbound", "events", "rejected", "alerts", "retry")
+            },
+            groups={k: f"g{tag}-{k}" for k in ("inbound", "projections")},
+            workdir=tmp_path,
+            partitions=partitions,
+        )
+        made.append(env)
+        return env
+
+    yield make
+    for env in made:  # whatever a failing test left running
+        for serve in env.spawned:
+            if serve.proc.poll() is None:
+                serve.kill9()
+
+
+@pytest.fixture
+def pipeline(pipeline_factory: Callable[..., PipelineEnv]) -> PipelineEnv:
+    return pipeline_factory()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ pytestmark = pytest.mark.e2e
 
 SLATRAIL = str(Path(sys.executable).parent / "slatrail")
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
+ASYNCAPI_PARSER = Path(__file__).resolve().parents[1] / "data" / "asyncapi" / "parse.cjs"
 
 
 def slatrail(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -60,3 +62,36 @@ def test_an_unknown_schema_name_is_a_usage_error_naming_the_known_ones(tmp_path:
         .startswith("slatrail: schema: no schema 'message.closed' (one of: message.reported,")
     )
     assert slatrail(tmp_path, "schema").returncode == 2
+
+
+def _asyncapi_parser() -> str | None:
+    """Why the official JavaScript parser cannot run here, or None when it can."""
+    node = shutil.which("node")
+    if node is None:
+        return "node is not installed"
+    found = subprocess.run(
+        [node, "-e", "require.resolve('@asyncapi/parser')"], capture_output=True, check=False
+    )
+    if found.returncode != 0:
+        return (
+            "@asyncapi/parser is not on NODE_PATH (npm install --prefix DIR @asyncapi/parser@3; "
+            "NODE_PATH=DIR/node_modules); the official-schema tests above still ran"
+        )
+    return None
+
+
+def test_the_official_asyncapi_parser_accepts_the_document_when_node_has_it() -> None:
+    """Optional: the reference parser also checks what a JSON Schema cannot (references,
+    operation messages belonging to their channel), reading the payload files through `$ref`."""
+    missing = _asyncapi_parser()
+    if missing is not None:
+        pytest.skip(missing)
+    script = ASYNCAPI_PARSER
+    done = subprocess.run(
+        ["node", str(script), str(SCHEMA_DIR / "asyncapi.json")],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    diagnostics = [json.loads(text) for text in done.stdout.splitlines() if text.startswith("{")]
+    assert done.returncode == 0 and not [d for d in diagnostics if d["severity"] == 0], (
+        done.stdout + done.stderr
+    )

@@ -24,7 +24,7 @@ import pytest
 
 from domain.model import format_instant
 from tests.builders import CONTRACTS_TOML, reported_data, utc, wire
-from tests.integration.conftest import (
+from tests.kafka_helpers import (
     PipelineEnv,
     ServeProcess,
     read_topic,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from domain.messages import MAX_MESSAGE_BYTES
-from tests.integration.conftest import (
+from tests.kafka_helpers import (
     PipelineEnv,
     assert_pipeline_consistent,
     incident_stream,
@@ -111,7 +111,7 @@ def test_bad_messages_are_dead_lettered_with_codes_and_the_consumer_keeps_going(
                 assert record.key == letter["incident_id"].encode()
         too_large = next(d for d in letters if d["code"] == "too_large")
         assert len(too_large["message"]["data"]["description"]) == MAX_MESSAGE_BYTES
-        from tests.integration.conftest import event_count
+        from tests.kafka_helpers import event_count
 
         assert wait_until(lambda: event_count(pipeline.store) == 40, 30)
         assert serve.proc.poll() is None

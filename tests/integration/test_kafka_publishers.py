@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import (
+from tests.kafka_helpers import (
     PipelineEnv,
     ServeProcess,
     event_count,

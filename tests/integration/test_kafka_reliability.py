@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import (
+from tests.kafka_helpers import (
     PipelineEnv,
     ServeProcess,
     assert_pipeline_consistent,

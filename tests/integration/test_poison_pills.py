@@ -249,7 +249,7 @@ def test_facts_that_would_rewrite_money_are_dead_lettered_by_the_store(
 def test_serve_dead_letters_poison_pills_once_and_records_the_rest(pipeline: Any) -> None:
     """On the real broker through `slatrail serve`: the worker neither raises nor stalls, each
     poison pill gets one dead letter, the good messages around them are recorded."""
-    from tests.integration.conftest import (
+    from tests.kafka_helpers import (
         event_count,
         incident_stream,
         jsonl_bytes,

@@ -33,6 +33,7 @@ from infra.rejections import KafkaDeadLetters
 from infra.store import open_application
 from infra.wire import decode
 from tests.builders import contracts_from, reported_data, utc, wire
+from tests.hypothesis_profiles import examples
 
 EDGE = {"decode": decode, "dead_letters": KafkaDeadLetters()}
 """The edge's codecs, injected into the inbound consumer as the composition root does."""
@@ -194,7 +195,7 @@ def stored_message_ids(store_url: str) -> list[str]:
 # -- file ingest on a real SQLite store ----------------------------------------------------------
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(stream=streams(max_size=25))
 @example(stream=every_kind())
 def test_ingest_gives_every_line_exactly_one_outcome(stream: list[Item]) -> None:
@@ -239,7 +240,7 @@ def _run_until_committed(
 
 
 @settings(
-    max_examples=8,
+    max_examples=examples(8),
     deadline=None,
     phases=[Phase.explicit, Phase.generate],  # a broker example is slow to shrink
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
@@ -253,7 +254,7 @@ def test_the_inbound_consumer_gives_every_message_exactly_one_outcome(
     from infra.commands.publish import incident_key
     from infra.kafka import KafkaClients
     from infra.settings import Settings
-    from tests.integration.conftest import producer, read_topic
+    from tests.kafka_helpers import producer, read_topic
 
     tag = uuid.uuid4().hex[:8]
     inbound_topic, rejected_topic = f"p{tag}.inbound", f"p{tag}.rejected"

@@ -26,7 +26,8 @@ pytestmark = pytest.mark.integration
 
 def test_postgres_fresh_database_round_trips_a_row(postgres_url: str) -> None:
     with psycopg.connect(postgres_url) as conn:
-        assert conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").fetchone()
+        tables = conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
+        assert tables.fetchone() == (0,)  # a fresh database
         conn.execute("CREATE TABLE probe (id integer PRIMARY KEY, body text NOT NULL)")
         conn.execute("INSERT INTO probe VALUES (%s, %s)", (1, "hello ✓"))
     with psycopg.connect(postgres_url) as conn:

@@ -14,7 +14,7 @@ import pytest
 from infra.bootstrap import sample_contracts_text
 from infra.kafka_envelope import decode_envelope
 from projections.read_models import AUDIT, ReadModelStore
-from tests.integration.conftest import (
+from tests.kafka_helpers import (
     PipelineEnv,
     event_count,
     incident_stream,

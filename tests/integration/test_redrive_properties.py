@@ -23,6 +23,7 @@ from infra.redrive import redrive
 from infra.store import open_application
 from projections.verification import verify_chain
 from tests.builders import CONTRACTS_TOML, contracts_from, line, reported_data, wire
+from tests.hypothesis_profiles import examples
 
 pytestmark = pytest.mark.integration
 
@@ -56,7 +57,7 @@ def reform(entry: dict[str, Any], form: str) -> dict[str, Any]:
     return entry
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(25), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     incidents=st.integers(1, 4),
     forms=st.lists(st.sampled_from(["message", "raw", "raw_base64"]), min_size=12, max_size=12),

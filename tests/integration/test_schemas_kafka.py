@@ -20,7 +20,7 @@ import jsonschema
 import pytest
 
 from infra import schemas
-from tests.integration.conftest import (
+from tests.kafka_helpers import (
     PipelineEnv,
     event_count,
     incident_stream,

@@ -15,7 +15,7 @@ from projections.availability import (
     reporting_zone,
     union_us,
 )
-from tests.unit.incident_factory import REPORT_CONTRACTS, IncidentFactory, instant
+from tests.builders import REPORT_CONTRACTS, IncidentFactory, instant
 
 OCTOBER = Month(2026, 10)
 NOVEMBER = Month(2026, 11)

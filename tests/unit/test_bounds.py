@@ -13,7 +13,7 @@ from domain.incident import Incident
 from domain.messages import to_fact
 from domain.model import Priority
 from infra.wire import decode
-from tests.builders import CONTRACTS_TOML, contracts_from, instant, line, reported_data, utc, wire
+from tests.builders import CONTRACTS_TOML, contracts_from, line, reported_data, rfc3339, utc, wire
 
 T0 = utc(2026, 11, 10, 9)
 NOW = T0 + timedelta(days=1)
@@ -27,7 +27,7 @@ def fact(type: str, at: Any, data: dict[str, Any] | None, n: int = 1) -> Any:
 
 
 def report(impact: Any = None, contracts: Any = CONTRACTS) -> Incident:
-    data = reported_data(outage=True, **({"impact_started_at": instant(impact)} if impact else {}))
+    data = reported_data(outage=True, **({"impact_started_at": rfc3339(impact)} if impact else {}))
     return Incident.report(fact("reported", T0, data), contracts=contracts, now=NOW)
 
 
@@ -76,7 +76,7 @@ def test_the_impact_lead_defaults_to_seven_days() -> None:
 
 
 def resolve(incident: Incident, restored: Any) -> None:
-    data = {"resolution": "fixed", "service_restored_at": instant(restored)}
+    data = {"resolution": "fixed", "service_restored_at": rfc3339(restored)}
     incident.record(fact("resolved", T0 + timedelta(hours=2), data, n=2), now=NOW)
 
 

@@ -37,6 +37,7 @@ from domain.contracts import ContractsError
 from projections.escalation import escalation_state
 from projections.sla import incident_sla
 from tests.builders import CONTRACTS_TOML, contracts_from, record_history, reported_data, utc
+from tests.hypothesis_profiles import examples
 from tests.unit.test_calendar_properties import WEEKDAYS, Case, Region, _hhmm, hour_ranges
 
 MINUTE = timedelta(minutes=1)
@@ -73,7 +74,7 @@ LONG_REGIONS = (
 )
 
 LONG_SETTINGS = settings(
-    max_examples=30,
+    max_examples=examples(30),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
@@ -198,7 +199,7 @@ def long_spans(draw: st.DrawFn) -> tuple[BusinessCalendar, datetime, datetime]:
 
 
 @settings(
-    max_examples=40,
+    max_examples=examples(40),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from domain.contracts import Contracts
 from projections.sla import incident_sla
 from tests.builders import contracts_from, record_history, utc
+from tests.hypothesis_profiles import examples
 
 START = utc(2026, 3, 2, 7)  # Monday 08:00 Berlin
 MINUTE = timedelta(minutes=1)
@@ -180,7 +181,7 @@ def reference(walk: Walk, metric: str) -> tuple[int, str, datetime | None]:
     return counted, status, due
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(walks())
 def test_clocks_agree_with_a_minute_by_minute_replay(walk: Walk) -> None:
     events = record_history(walk.facts, CONTRACTS)

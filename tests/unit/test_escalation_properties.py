@@ -21,6 +21,7 @@ from domain.model import IncidentEvent, Priority, State
 from domain.timeline import build_timeline
 from projections.escalation import escalation_level, escalation_state
 from tests.builders import contracts_from, record_history, utc
+from tests.hypothesis_profiles import examples
 
 MINUTE = timedelta(minutes=1)
 HALF = timedelta(seconds=30)
@@ -55,7 +56,7 @@ CONTRACTS = contracts_from(CONTRACTS_TOML)
 START = utc(2026, 3, 2, 7)  # a Monday; Wednesday 4 March is a holiday, DST starts 29 March
 
 PROPERTY_SETTINGS = settings(
-    max_examples=120,
+    max_examples=examples(120),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )

@@ -23,7 +23,7 @@ from infra.logging import configure_logging
 from infra.rejections import KafkaDeadLetters
 from infra.store import open_application
 from infra.wire import decode
-from tests.integration.conftest import incident_stream, jsonl_bytes
+from tests.kafka_helpers import incident_stream, jsonl_bytes
 from tests.memory_broker import MemoryBroker
 
 EDGE = {"decode": decode, "dead_letters": KafkaDeadLetters()}

@@ -41,7 +41,7 @@ from projections.read_models import (
     default_read_model_url,
     kafka_source,
 )
-from tests.integration.conftest import incident_stream, jsonl_bytes
+from tests.kafka_helpers import incident_stream, jsonl_bytes
 from tests.memory_broker import MemoryBroker
 
 EDGE = {"decode": decode, "dead_letters": KafkaDeadLetters()}

@@ -17,7 +17,7 @@ from infra.render import to_json
 from infra.report_html import render_html
 from projections.availability import Month
 from projections.report import dispute_outcome, monthly_reports
-from tests.unit.incident_factory import REPORT_CONTRACTS, IncidentFactory, instant
+from tests.builders import REPORT_CONTRACTS, IncidentFactory, instant
 
 OCTOBER = Month(2026, 10)
 BERLIN_MONTH_END = "2026-10-31T23:00:00Z"  # Nov 1 00:00 CET

@@ -23,6 +23,7 @@ from projections.audit import derive_annotations
 from projections.escalation import FAR_FUTURE, planned_alerts
 from projections.sla import incident_sla
 from tests.builders import CONTRACTS_TOML, contracts_from, record_history, reported_data, utc
+from tests.hypothesis_profiles import examples
 
 US = timedelta(microseconds=1)
 MON = utc(2026, 3, 2, 9, 51, 45)  # Monday 10:51:45 Berlin; + 495 s = 10:00:00Z
@@ -110,7 +111,7 @@ THRESHOLDS = st.one_of(
 )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     threshold=THRESHOLDS,
     target_s=st.integers(1, 12 * 3600),

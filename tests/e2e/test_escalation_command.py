@@ -15,6 +15,8 @@ MON = utc(2026, 3, 2, 8)
 
 Run = Callable[..., tuple[int, str]]
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture
 def slatrail(

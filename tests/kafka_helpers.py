@@ -1,4 +1,6 @@
-"""Fixtures and helpers for the Kafka pipeline tests (and bench/pipeline.py).
+"""Helpers for the Kafka pipeline tests, the in-memory consumer tests and bench/pipeline.py.
+
+(The `pipeline` and `pipeline_factory` fixtures built on them are in tests/conftest.py.)
 
 * `incident_stream(n)` — n valid `slatrail.incident/v1` messages, many incidents interleaved,
   each incident's messages in lifecycle order.
@@ -21,8 +23,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from tests.servers import KafkaServer
 
@@ -212,43 +212,6 @@ class PipelineEnv:
             timeout=timeout,
             check=False,
         )
-
-
-@pytest.fixture
-def pipeline_factory(
-    kafka_bootstrap: str, kafka_server: KafkaServer, tmp_path: Path
-) -> Iterator[Callable[..., PipelineEnv]]:
-    made: list[PipelineEnv] = []
-
-    def make(
-        *, store: str | None = None, read_model: str | None = None, partitions: int = 4
-    ) -> PipelineEnv:
-        tag = uuid.uuid4().hex[:8]
-        env = PipelineEnv(
-            kafka=kafka_server,
-            store=store or f"sqlite:///{tmp_path / f'store-{tag}.db'}",
-            read_model=read_model or f"sqlite:///{tmp_path / f'read-{tag}.db'}",
-            topics={
-                k: f"t{tag}.incidents.{k}"
-                for k in ("inbound", "events", "rejected", "alerts", "retry")
-            },
-            groups={k: f"g{tag}-{k}" for k in ("inbound", "projections")},
-            workdir=tmp_path,
-            partitions=partitions,
-        )
-        made.append(env)
-        return env
-
-    yield make
-    for env in made:  # whatever a failing test left running
-        for serve in env.spawned:
-            if serve.proc.poll() is None:
-                serve.kill9()
-
-
-@pytest.fixture
-def pipeline(pipeline_factory: Callable[..., PipelineEnv]) -> PipelineEnv:
-    return pipeline_factory()
 
 
 def read_topic(
