@@ -21,7 +21,8 @@ import structlog
 from consumers.runtime import BrokerWatch, consumer_health
 from consumers.streams import OnAssign, Partition, Record, Source
 from infra.kafka_envelope import EnvelopeError, decode_envelope
-from projections.read_models import READ_MODELS, ReadModelStore, TrackedEvent, kafka_source
+from infra.read_model_store import ReadModelStore
+from projections.read_models import READ_MODELS, TrackedEvent, kafka_source
 
 log = structlog.get_logger("slatrail.projections")
 

@@ -21,6 +21,7 @@ from domain.model import (
     EventType,
     IncidentEvent,
     canonical_json,
+    event_to_dict,
     format_instant,
     incident_uuid,
 )
@@ -87,9 +88,7 @@ def event_record(event: IncidentEvent, *, in_range: bool = True) -> dict[str, An
     """One exported event: exactly the hashed fields in canonical form, plus the chain links."""
     return {
         "record": "event",
-        **event.canonical_fields(),
-        "prev_hash": event.prev_hash,
-        "hash": event.hash,
+        **event_to_dict(event),
         "in_range": in_range,
     }
 

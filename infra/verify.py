@@ -26,6 +26,7 @@ from domain.model import IncidentEvent, format_instant, incident_uuid
 from domain.receipt import MessageReceipt
 from infra.bootstrap import Container, read_contracts
 from infra.errors import StoreMissingError
+from infra.read_model_store import ReadModelStore
 from infra.store import (
     INCIDENT_TOPICS,
     SlatrailApplication,
@@ -33,7 +34,7 @@ from infra.store import (
     redacted,
     sqlite_path,
 )
-from projections.read_models import READ_MODELS, SLA, STORE_SOURCE, ReadModelStore
+from projections.read_models import READ_MODELS, SLA, STORE_SOURCE
 from projections.sla import incident_sla
 from projections.verification import (
     Anchor,

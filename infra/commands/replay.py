@@ -11,8 +11,9 @@ from typing import Any
 
 from infra.bootstrap import Container
 from infra.progress import Progress
+from infra.read_model_store import ReadModelStore
 from infra.store import SlatrailApplication, redacted
-from projections.read_models import READ_MODELS, STORE_SOURCE, ReadModelStore, TrackedEvent
+from projections.read_models import READ_MODELS, STORE_SOURCE, TrackedEvent
 
 BATCH = 5000
 

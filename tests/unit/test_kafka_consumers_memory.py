@@ -28,16 +28,9 @@ from infra.kafka_envelope import (
     encode_envelope,
 )
 from infra.kafka_outbox import Outbox
+from infra.read_model_store import ReadModelStore, default_read_model_url
 from infra.store import SlatrailApplication, open_application
-from projections.read_models import (
-    AUDIT,
-    SLA,
-    STORE_SOURCE,
-    ReadModelStore,
-    TrackedEvent,
-    default_read_model_url,
-    kafka_source,
-)
+from projections.read_models import AUDIT, SLA, STORE_SOURCE, TrackedEvent, kafka_source
 from tests.integration.conftest import incident_stream, jsonl_bytes
 
 INBOUND, EVENTS, REJECTED = "in", "ev", "rej"
