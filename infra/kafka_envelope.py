@@ -55,3 +55,19 @@ def decode_envelope(value: bytes | None) -> tuple[int, IncidentEvent]:
         return int(body["notification_id"]), event_from_dict(body)
     except (KeyError, ValueError, TypeError) as error:
         raise EnvelopeError(f"malformed envelope: {error!r}") from error
+
+
+class EnvelopeCodec:
+    """The envelope codec as the relay and projection consumer take it (their ports)."""
+
+    def encode(self, notification_id: int, event: IncidentEvent) -> bytes:
+        return encode_envelope(notification_id, event)
+
+    def headers(self, notification_id: int) -> tuple[tuple[str, bytes], ...]:
+        return envelope_headers(notification_id)
+
+    def decode(self, value: bytes | None) -> tuple[int, IncidentEvent]:
+        return decode_envelope(value)
+
+
+ENVELOPES = EnvelopeCodec()

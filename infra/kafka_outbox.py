@@ -21,22 +21,16 @@ import threading
 import time
 from collections.abc import Iterator
 from itertools import islice
-from typing import IO, Any, Protocol
+from typing import IO, Any
 
 import structlog
 from eventsourcing.persistence import IntegrityError, Tracking, TrackingRecorder
 
+from consumers.projection_ports import RelayLock
 from domain.model import IncidentEvent
 from infra.store import SlatrailApplication, persistence_env
 
 log = structlog.get_logger("slatrail.relay")
-
-
-class Leadership(Protocol):
-    def acquire(self) -> bool:
-        """True while this process holds the lock (non-blocking)."""
-
-    def release(self) -> None: ...
 
 
 class _FileLock:
@@ -185,7 +179,7 @@ class Outbox:
         self._tracking: TrackingRecorder | None = None
         env = persistence_env(store_url)
         sqlite_path = env.get("SQLITE_DBNAME")
-        self.leadership: Leadership
+        self.leadership: RelayLock
         self._waiter: _PgWaiter | _SleepWaiter
         if sqlite_path is None:
             self.leadership = _AdvisoryLock(store_url, f"slatrail-relay:{name}")

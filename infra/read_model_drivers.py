@@ -17,13 +17,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from eventsourcing.persistence import Tracking
 from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
 from eventsourcing.sqlite import SQLiteCursor, SQLiteDatastore, SQLiteTrackingRecorder
-from psycopg.sql import SQL, Composed
+from psycopg.rows import tuple_row
+from psycopg.sql import SQL
 
 from infra.store import StoreLocation, effective_timeout_s, parse_store_url
 from projections.read_models import tracking_name
@@ -188,7 +189,8 @@ def _pg(sql: str) -> str:
 class _PgCursor:
     def __init__(self, recorder: PostgresReadModelRecorder, cursor: Any) -> None:
         self._recorder = recorder
-        self._cursor = cursor
+        self._library_cursor = cursor  # dict rows, for the tracking recorder's own statements
+        self._cursor = cursor.connection.cursor(row_factory=tuple_row)  # same transaction
 
     @property
     def rowcount(self) -> int:
@@ -200,14 +202,14 @@ class _PgCursor:
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         self._cursor.executemany(_pg(sql), rows)
 
-    def fetchall(self) -> list[tuple[Any, ...]]:  # eventsourcing's cursors give dict rows
-        return [tuple(row.values()) for row in self._cursor.fetchall()]
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        return list(self._cursor.fetchall())
 
     def insert_tracking(self, tracking: Tracking) -> None:
-        self._recorder._insert_tracking(self._cursor, tracking)
+        self._recorder._insert_tracking(self._library_cursor, tracking)
 
     def max_tracking_id(self, name: str) -> int | None:
-        return self._recorder._max_tracking_id(name, self._cursor)
+        return self._recorder._max_tracking_id(name, self._library_cursor)
 
 
 class PostgresReadModelRecorder(PostgresTrackingRecorder):
@@ -220,7 +222,7 @@ class PostgresReadModelRecorder(PostgresTrackingRecorder):
         super().__init__(datastore, tracking_table_name=PG_TRACKING_TABLE)
         self.tracking_table = f'"{datastore.schema}"."{PG_TRACKING_TABLE}"'
         self.sql_create_statements.extend(
-            cast(Composed, SQL(statement).format()) for statement in _schema("BIGINT")
+            SQL(statement).format() for statement in _schema("BIGINT")
         )
 
     def _create_table(self, curs: Any) -> None:
@@ -237,9 +239,9 @@ class PostgresReadModelRecorder(PostgresTrackingRecorder):
             yield _PgCursor(self, curs)
 
     def read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
             curs.execute(_pg(sql), tuple(params))
-            return [tuple(row.values()) for row in curs.fetchall()]
+            return list(curs.fetchall())
 
     def close(self) -> None:
         self.datastore.close()

@@ -33,6 +33,7 @@ from consumers.runtime import Backoff, Supervisor, Worker
 from consumers.streams import OnAssign
 from infra.bootstrap import Container
 from infra.kafka import KafkaNotConfiguredError, quiet_kafka_logging, redacted
+from infra.kafka_envelope import ENVELOPES
 from infra.kafka_outbox import Outbox
 from infra.redact import redact_url
 
@@ -67,6 +68,7 @@ def build_relay(container: Container) -> Worker:
     return EventRelay(
         lambda: Outbox(app, s.store, name=f"relay:{s.topic_events}", recorded=_RECORDED),
         kafka.sink,
+        envelopes=ENVELOPES,
         topic=s.topic_events,
         batch_size=s.kafka_batch_size,
         poll_interval_s=s.relay_poll_interval_s,
@@ -82,6 +84,7 @@ def build_projections(container: Container) -> Worker:
     return ProjectionConsumer(
         container.read_models,
         source,
+        envelopes=ENVELOPES,
         batch_size=s.kafka_batch_size,
         unreachable_after_s=_unreachable_after(container),
     )

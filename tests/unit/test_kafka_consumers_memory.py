@@ -22,6 +22,7 @@ from infra.bootstrap import read_contracts
 from infra.commands.publish import incident_key
 from infra.kafka_envelope import (
     ENVELOPE_SCHEMA,
+    ENVELOPES,
     NOTIFICATION_HEADER,
     EnvelopeError,
     decode_envelope,
@@ -81,6 +82,7 @@ def make_relay(app: SlatrailApplication, store_url: str, broker: MemoryBroker) -
     relay = EventRelay(
         lambda: Outbox(app, store_url, name=f"relay:{EVENTS}"),
         broker.sink,
+        envelopes=ENVELOPES,
         topic=EVENTS,
         batch_size=100,
         poll_interval_s=0,
@@ -93,7 +95,7 @@ def make_projections(read_models: ReadModelStore, broker: MemoryBroker) -> Proje
     def source(on_assign: OnAssign) -> Any:
         return broker.source([EVENTS], "g-proj", on_assign)
 
-    consumer = ProjectionConsumer(read_models, source, batch_size=100)
+    consumer = ProjectionConsumer(read_models, source, envelopes=ENVELOPES, batch_size=100)
     consumer.open()
     return consumer
 
