@@ -35,3 +35,13 @@ def test_the_read_models_codec_holds_no_database_driver() -> None:
     drivers = {"sqlite3", "psycopg", "eventsourcing.sqlite", "eventsourcing.postgres"}
     assert not {n for n in names if n.split(".")[0] in {"sqlite3", "psycopg"} or n in drivers}
     assert not {n for n in names if n.startswith("infra")}
+
+
+def test_kafka_python_is_imported_only_by_its_typed_adapter() -> None:
+    offenders = []
+    for module in sorted((ROOT / "infra").rglob("*.py")):
+        if module.name == "kafka_client.py":
+            continue
+        if {n for n in imported(module) if n == "kafka" or n.startswith("kafka.")}:
+            offenders.append(str(module.relative_to(ROOT)))
+    assert offenders == []
