@@ -34,10 +34,10 @@ from consumers.streams import MemoryBroker, Outgoing
 from domain.incident import Incident
 from domain.model import IncidentEvent
 from infra.bootstrap import read_contracts
+from infra.read_model_store import ReadModelStore
 from infra.store import open_application
 from infra.wire import decode, to_fact
 from projections.read_models import SLA, TrackedEvent
-from infra.read_model_store import ReadModelStore
 
 NOW = datetime(2026, 10, 14, 10, tzinfo=UTC)  # a Wednesday
 CUSTOMERS = ("acme-rtc", "brightcall", "chatnest")
