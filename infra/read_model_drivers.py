@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
+import psycopg
 from eventsourcing.persistence import Tracking
 from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
 from eventsourcing.sqlite import SQLiteCursor, SQLiteDatastore, SQLiteTrackingRecorder
@@ -248,6 +249,9 @@ class PostgresReadModelRecorder(PostgresTrackingRecorder):
 
 
 def open_postgres(location: StoreLocation, connect_timeout_s: float) -> PostgresReadModelRecorder:
+    # One plain connection first: its error says why (refused, auth, no database), where the
+    # pool would only time out.
+    psycopg.connect(location.libpq_url(connect_timeout_s), autocommit=True).close()
     datastore = PostgresDatastore(
         dbname=location.dbname,
         host=location.host,

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from domain.model import EVENT_FIELDS, IncidentEvent, event_from_dict, event_to_dict
-from infra.exports import event_record
+from infra.exports import CSV_COLUMNS, event_record
 from infra.kafka_envelope import decode_envelope, encode_envelope
 from infra.store import SlatrailApplication, open_application
 from infra.wire import decode
@@ -87,3 +87,7 @@ def test_a_malformed_object_is_refused() -> None:
         event_from_dict({"data": []})
     with pytest.raises(KeyError):
         event_from_dict({"data": {}})
+
+
+def test_the_export_csv_has_a_column_for_every_field_of_the_codec() -> None:
+    assert set(CSV_COLUMNS) == {"record", "in_range", *EVENT_FIELDS}
