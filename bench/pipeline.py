@@ -41,7 +41,8 @@ from kafka.admin import KafkaAdminClient, NewTopic  # noqa: E402
 
 from domain.model import parse_instant  # noqa: E402
 from infra.commands.publish import incident_key  # noqa: E402
-from projections.read_models import AUDIT, SLA, ReadModelStore  # noqa: E402
+from infra.read_model_store import ReadModelStore  # noqa: E402
+from projections.read_models import AUDIT, SLA  # noqa: E402
 from tests.kafka_helpers import incident_stream, jsonl_bytes  # noqa: E402
 from tests.servers import start_kafka  # noqa: E402
 

@@ -35,9 +35,10 @@ from domain.incident import Incident
 from domain.messages import to_fact
 from domain.model import IncidentEvent
 from infra.bootstrap import read_contracts
+from infra.read_model_store import ReadModelStore
 from infra.store import open_application
 from infra.wire import decode
-from projections.read_models import SLA, ReadModelStore, TrackedEvent
+from projections.read_models import SLA, TrackedEvent
 from tests.memory_broker import MemoryBroker
 
 NOW = datetime(2026, 10, 14, 10, tzinfo=UTC)  # a Wednesday

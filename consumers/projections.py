@@ -1,7 +1,7 @@
 """Projection consumer: `incidents.events` → the `sla` and `audit` read models.
 
 Each poll batch is written with the consumed (topic, partition, offset) in the same read-model
-transaction (`ReadModelStore.apply`), so a redelivered record is never applied twice; rows are
+transaction (`ReadModelWriter.apply`), so a redelivered record is never applied twice; rows are
 keyed by (incident_id, position), so the relay's duplicates are stored once. Where to read from
 is the read model's own tracking, not the group's committed offsets: on assignment each
 partition is sought to its tracked offset + 1 (0 when the read model is empty — a rebuild).
@@ -18,10 +18,10 @@ from typing import Any
 
 import structlog
 
+from consumers.projection_ports import EnvelopeDecoder, ReadModelWriter
 from consumers.runtime import BrokerWatch, consumer_health
 from consumers.streams import OnAssign, Partition, Record, Source
-from infra.kafka_envelope import EnvelopeError, decode_envelope
-from projections.read_models import READ_MODELS, ReadModelStore, TrackedEvent, kafka_source
+from projections.read_models import READ_MODELS, TrackedEvent, kafka_source
 
 log = structlog.get_logger("slatrail.projections")
 
@@ -33,9 +33,10 @@ class ProjectionConsumer:
 
     def __init__(
         self,
-        read_models: ReadModelStore,
+        read_models: ReadModelWriter,
         source_factory: Callable[[OnAssign], Source],
         *,
+        envelopes: EnvelopeDecoder,
         names: Sequence[str] = READ_MODELS,
         batch_size: int = 500,
         poll_timeout_s: float = 0.2,
@@ -45,6 +46,7 @@ class ProjectionConsumer:
     ) -> None:
         self.read_models = read_models
         self.source_factory = source_factory
+        self.envelopes = envelopes
         self.names = tuple(names)
         self.batch_size = batch_size
         self.poll_timeout_s = poll_timeout_s
@@ -123,10 +125,10 @@ class ProjectionConsumer:
         batch: list[TrackedEvent] = []
         for record in records:
             try:
-                _, event = decode_envelope(record.value)
+                _, event = self.envelopes.decode(record.value)
                 if event.computed_hash() != event.hash:
-                    raise EnvelopeError(f"hash mismatch for {event.incident_id}#{event.position}")
-            except EnvelopeError as error:
+                    raise ValueError(f"hash mismatch for {event.incident_id}#{event.position}")
+            except ValueError as error:
                 self.invalid += 1
                 log.error(
                     "invalid_event_envelope",

@@ -13,44 +13,15 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
 
+from consumers.projection_ports import EnvelopeEncoder, OutboxPort
 from consumers.runtime import wait_for_flush
 from consumers.streams import Outgoing, Sink
-from domain.model import IncidentEvent
-from infra.kafka_envelope import encode_envelope, envelope_headers
 
 log = structlog.get_logger("slatrail.relay")
-
-
-class Leadership(Protocol):
-    """One relay at a time per store and topic (`infra.kafka_outbox` holds the locks)."""
-
-    def acquire(self) -> bool:
-        """True while this process holds the lock (non-blocking)."""
-        ...
-
-    def release(self) -> None: ...
-
-
-class OutboxPort(Protocol):
-    """What the relay needs from the store (`infra.kafka_outbox.Outbox`)."""
-
-    leadership: Leadership
-
-    def position(self) -> int: ...
-
-    def save(self, notification_id: int) -> None: ...
-
-    def events_after(self, position: int, limit: int) -> list[tuple[int, IncidentEvent]]: ...
-
-    def head(self) -> int: ...
-
-    def wait(self, timeout_s: float) -> None: ...
-
-    def close(self) -> None: ...
 
 
 class EventRelay:
@@ -63,6 +34,7 @@ class EventRelay:
         outbox_factory: Callable[[], OutboxPort],
         sink_factory: Callable[[], Sink],
         *,
+        envelopes: EnvelopeEncoder,
         topic: str,
         batch_size: int = 500,
         poll_interval_s: float = 0.02,
@@ -70,6 +42,7 @@ class EventRelay:
     ) -> None:
         self.outbox_factory = outbox_factory
         self.sink_factory = sink_factory
+        self.envelopes = envelopes
         self.topic = topic
         self.batch_size = batch_size
         self.poll_interval_s = poll_interval_s
@@ -132,8 +105,8 @@ class EventRelay:
                 Outgoing(
                     self.topic,
                     event.incident_id.encode("utf-8"),
-                    encode_envelope(notification_id, event),
-                    envelope_headers(notification_id),
+                    self.envelopes.encode(notification_id, event),
+                    self.envelopes.headers(notification_id),
                 )
             )
         if not wait_for_flush(self.sink.flush, stop, worker=self.name, pending=self.sink.pending):

@@ -168,3 +168,57 @@ def chain_hash(prev_hash: str, fields: Mapping[str, Any]) -> str:
     digest.update(prev_hash.encode("ascii"))
     digest.update(canonical_json(dict(fields)))
     return digest.hexdigest()
+
+
+EVENT_FIELDS: tuple[str, ...] = (
+    "incident_id",
+    "position",
+    "type",
+    "occurred_at",
+    "recorded_at",
+    "actor",
+    "source",
+    "message_id",
+    "data",
+    "prev_hash",
+    "hash",
+    "redrive",
+)
+"""`IncidentEvent`'s fields in the order of its JSON form (`event_to_dict`)."""
+
+
+def event_to_dict(event: IncidentEvent) -> dict[str, Any]:
+    """The one JSON form of an event: its hashed fields (canonical form) and its chain links.
+
+    `redrive` is a member only when set. Used by the `incidents.events` envelope, the read-model
+    rows, the audit trail and the export."""
+    fields = event.canonical_fields()
+    redrive = fields.pop("redrive", None)
+    fields["prev_hash"] = event.prev_hash
+    fields["hash"] = event.hash
+    if redrive is not None:
+        fields["redrive"] = redrive
+    return fields
+
+
+def event_from_dict(obj: Mapping[str, Any]) -> IncidentEvent:
+    """Inverse of `event_to_dict`; raises KeyError/ValueError/TypeError on a malformed object."""
+    data = obj["data"]
+    if not isinstance(data, dict):
+        raise TypeError("data must be an object")
+    source = obj["source"]
+    redrive = obj.get("redrive")
+    return IncidentEvent(
+        incident_id=str(obj["incident_id"]),
+        position=int(obj["position"]),
+        type=EventType(obj["type"]),
+        occurred_at=parse_instant(str(obj["occurred_at"])),
+        recorded_at=parse_instant(str(obj["recorded_at"])),
+        actor=str(obj["actor"]),
+        source=None if source is None else str(source),
+        message_id=str(obj["message_id"]),
+        data=data,
+        prev_hash=str(obj["prev_hash"]),
+        hash=str(obj["hash"]),
+        redrive=None if redrive is None else str(redrive),
+    )

@@ -54,9 +54,9 @@ def kafka_fired_reader(
     """
 
     def read(keep: Callable[[str], bool]) -> set[str]:
-        from kafka import KafkaConsumer, TopicPartition
+        from infra.kafka_client import TopicPartition, new_consumer
 
-        consumer = KafkaConsumer(
+        consumer = new_consumer(
             **{k: v for k, v in config.items() if k != "client_id"},
             group_id=None,
             enable_auto_commit=False,

@@ -16,9 +16,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
+from eventsourcing.persistence import PersistenceError
+
 from application.service import SlatrailApplication
 from domain.contracts import Contracts, ContractsError, load_contracts
 from infra.errors import StoreMissingError, StoreUnavailableError
+from infra.read_model_store import ReadModelStore, default_read_model_url
 from infra.redact import redact_url
 from infra.settings import Settings
 from infra.store import (
@@ -28,7 +31,6 @@ from infra.store import (
     postgres_cause,
     store_error_text,
 )
-from projections.read_models import ReadModelStore, default_read_model_url
 
 if TYPE_CHECKING:
     from infra.kafka import KafkaClients
@@ -60,7 +62,7 @@ def read_contracts(path: Path | None) -> Contracts:
     return load_contracts(text, str(path))
 
 
-READ_MODEL_TABLE = "rm_tracking"
+READ_MODEL_TABLE = "rm_audit_events"
 
 
 def _has_read_models(location: StoreLocation, target: str) -> bool:
@@ -147,9 +149,9 @@ class Container:
                 )
             return ReadModelStore(target)
         except Exception as error:
-            if not isinstance(error, sqlite3.Error) and not type(error).__module__.startswith(
-                "psycopg"
-            ):
+            if not isinstance(error, sqlite3.Error | PersistenceError) and not type(
+                error
+            ).__module__.startswith("psycopg"):
                 raise
             if location.scheme == "sqlite":
                 cause = store_error_text(error, location)

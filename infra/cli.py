@@ -33,9 +33,9 @@ from infra.errors import (
     OperatorError,
 )
 from infra.logging import LOG_FORMATS, configure_logging
+from infra.read_model_store import ReadModelURLError
 from infra.redact import Scrubber
 from infra.settings import Settings
-from projections.read_models import ReadModelURLError
 
 # Commands that only read the event store: they never create it (a missing store is exit 1).
 STORE_READERS = frozenset({"sla", "audit", "escalations", "report", "export", "verify", "replay"})

@@ -22,6 +22,7 @@ from domain.model import (
     EventType,
     IncidentEvent,
     canonical_json,
+    event_to_dict,
     format_instant,
     incident_uuid,
 )
@@ -45,6 +46,16 @@ CSV_COLUMNS = (
     "in_range",
     "redrive",
 )
+
+
+def _csv_cell(name: str, record: dict[str, Any]) -> object:
+    """One CSV cell of an event record: `data` as canonical JSON, absent/None as empty."""
+    value = record.get(name)
+    if name == "data":
+        return canonical_json(value).decode("utf-8")
+    if name == "in_range":
+        return "true" if value else "false"
+    return "" if value is None else value
 
 
 class AnchorsError(ValueError):
@@ -87,9 +98,7 @@ def event_record(event: IncidentEvent, *, in_range: bool = True) -> dict[str, An
     """One exported event: exactly the hashed fields in canonical form, plus the chain links."""
     return {
         "record": "event",
-        **event.canonical_fields(),
-        "prev_hash": event.prev_hash,
-        "hash": event.hash,
+        **event_to_dict(event),
         "in_range": in_range,
     }
 
@@ -163,24 +172,7 @@ def write_csv(out: IO[str], records: Iterable[dict[str, Any]], counts: ExportCou
     writer = csv.writer(out, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
     writer.writerow(CSV_COLUMNS)
     for record in records:
-        writer.writerow(
-            [
-                "event",
-                record["incident_id"],
-                record["position"],
-                record["type"],
-                record["occurred_at"],
-                record["recorded_at"],
-                record["actor"],
-                record["source"] if record["source"] is not None else "",
-                record["message_id"],
-                canonical_json(record["data"]).decode("utf-8"),
-                record["prev_hash"],
-                record["hash"],
-                "true" if record["in_range"] else "false",
-                record.get("redrive") or "",
-            ]
-        )
+        writer.writerow([_csv_cell(name, record) for name in CSV_COLUMNS])
     for incident_id, (position, hash_) in sorted(counts.heads.items()):
         writer.writerow(
             ["chain_head", incident_id, position, "", "", "", "", "", "", "", "", hash_, "", ""]

@@ -8,16 +8,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka import errors as kafka_errors
-from kafka.admin import NewTopic
-from kafka.consumer.subscription_state import ConsumerRebalanceListener
-from kafka.structs import OffsetAndMetadata
 
 from consumers.streams import (
     DeliveryError,
@@ -27,6 +22,23 @@ from consumers.streams import (
     Partition,
     Record,
     StalledPartition,
+)
+from infra import kafka_client as kafka_errors
+from infra.kafka_client import (
+    Admin,
+    Consumer,
+    ConsumerRebalanceListener,
+    ConsumerRecord,
+    OffsetAndMetadata,
+    Producer,
+    SendFuture,
+    TopicPartition,
+    create_topic,
+    decoding_partition,
+    forget_fetched,
+    new_admin,
+    new_consumer,
+    new_producer,
 )
 from infra.settings import Settings
 
@@ -122,7 +134,7 @@ class KafkaClients:
     def config(self) -> dict[str, Any]:
         return client_config(self.settings)
 
-    def producer(self, **overrides: Any) -> KafkaProducer:
+    def producer(self, **overrides: Any) -> Producer:
         s = self.settings
         config = {
             **self.config(),
@@ -138,7 +150,7 @@ class KafkaClients:
             "bootstrap_timeout_ms": 10_000,
             **overrides,
         }
-        return KafkaProducer(**config)
+        return new_producer(**config)
 
     def sink(self, **overrides: Any) -> KafkaSink:
         return KafkaSink(self.producer(**overrides))
@@ -168,14 +180,14 @@ class KafkaClients:
             "bootstrap_timeout_ms": 10_000,
             **overrides,
         }
-        consumer = KafkaConsumer(**config)
+        consumer = new_consumer(**config)
         return KafkaSource(consumer, list(topics), on_assign)
 
     def assigned_source(
         self, topics: Sequence[str], group_id: str, batch: int
     ) -> AssignedKafkaSource:
         """Every partition of `topics`, outside any group (offsets committed under group_id)."""
-        consumer = KafkaConsumer(
+        consumer = new_consumer(
             **self.config(),
             group_id=group_id,
             enable_auto_commit=False,
@@ -185,8 +197,8 @@ class KafkaClients:
         )
         return AssignedKafkaSource(consumer, topics)
 
-    def admin(self) -> KafkaAdminClient:
-        return KafkaAdminClient(**{**self.config(), "bootstrap_timeout_ms": 5_000})
+    def admin(self) -> Admin:
+        return new_admin(**{**self.config(), "bootstrap_timeout_ms": 5_000})
 
     def ensure_topics(self, topics: Sequence[str] | None = None) -> list[str]:
         """Create the missing topics (settings.topic_partitions each); returns those created."""
@@ -208,28 +220,22 @@ class KafkaClients:
         finally:
             admin.close()
 
-    def _create_topic(self, admin: KafkaAdminClient, name: str) -> None:
+    def _create_topic(self, admin: Admin, name: str) -> None:
         s = self.settings
         configs = {"max.message.bytes": str(s.kafka_max_message_bytes)}
         try:
-            admin.create_topics(
-                [
-                    NewTopic(
-                        name, s.topic_partitions, s.topic_replication_factor, topic_configs=configs
-                    )
-                ]
-            )
+            create_topic(admin, name, s.topic_partitions, s.topic_replication_factor, configs)
         except (kafka_errors.InvalidConfigurationError, kafka_errors.PolicyViolationError) as e:
             log.warning("topic_config_refused", topic=name, error=repr(e))
-            admin.create_topics([NewTopic(name, s.topic_partitions, s.topic_replication_factor)])
+            create_topic(admin, name, s.topic_partitions, s.topic_replication_factor)
 
 
 class KafkaSink:
     """`Sink` over an idempotent KafkaProducer (acks=all, ordered per partition)."""
 
-    def __init__(self, producer: KafkaProducer) -> None:
+    def __init__(self, producer: Producer) -> None:
         self.producer = producer
-        self._pending: list[tuple[Outgoing, Any]] = []
+        self._pending: list[tuple[Outgoing, SendFuture]] = []
 
     def send(self, message: Outgoing) -> None:
         try:
@@ -255,7 +261,11 @@ class KafkaSink:
         if not all(future.is_done for _, future in self._pending):
             raise TimeoutError("not all sends acknowledged yet")
         pending, self._pending = self._pending, []
-        failed = [(message, future.exception) for message, future in pending if future.failed()]
+        failed = [
+            (message, future.exception or RuntimeError("delivery failed"))
+            for message, future in pending
+            if future.failed()
+        ]
         if failed:
             raise DeliveryError(failed)
 
@@ -268,17 +278,17 @@ class KafkaSink:
             self.producer.close(timeout=5)
 
 
-class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+class _Listener(ConsumerRebalanceListener):
     def __init__(self, source: KafkaSource) -> None:
         self.source = source
 
-    def on_partitions_revoked(self, revoked: Any) -> None:
+    def on_partitions_revoked(self, revoked: Collection[TopicPartition]) -> None:
         if revoked:
             log.info("partitions_revoked", partitions=_names(revoked))
             for tp in revoked:
                 self.source.stalls.pop((tp.topic, tp.partition), None)
 
-    def on_partitions_assigned(self, assigned: Any) -> None:
+    def on_partitions_assigned(self, assigned: Collection[TopicPartition]) -> None:
         log.info("partitions_assigned", partitions=_names(assigned))
         if self.source.on_assign is None or not assigned:
             return
@@ -287,7 +297,7 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
             self.source.consumer.seek(TopicPartition(topic, partition), offset)
 
 
-def _names(partitions: Any) -> list[str]:
+def _names(partitions: Collection[TopicPartition]) -> list[str]:
     return sorted(f"{tp.topic}:{tp.partition}" for tp in partitions)
 
 
@@ -317,7 +327,7 @@ def _is_decode_error(error: BaseException) -> bool:
 class _ConsumerSource:
     """What every `Source` over a KafkaConsumer shares: records, manual commits, lag, stalls."""
 
-    consumer: KafkaConsumer
+    consumer: Consumer
     stalls: dict[Partition, StalledPartition]
 
     def poll(self, timeout_s: float, max_records: int) -> list[Record]:
@@ -361,33 +371,13 @@ class _ConsumerSource:
         )
 
     def _culprit(self) -> TopicPartition | None:
-        """The partition kafka-python was decoding when it failed (its fetcher's state)."""
-        fetcher: Any = getattr(self.consumer, "_fetcher", None)
-        meta: Any = getattr(fetcher, "_next_in_line_exception_metadata", None)
-        if meta is not None and getattr(meta, "partition", None) is not None:
-            fetcher._next_in_line_exception_metadata = None
-            culprit: TopicPartition = meta.partition
-            return culprit
-        current: Any = getattr(fetcher, "_next_partition_records", None)
-        tp: TopicPartition | None = getattr(current, "topic_partition", None)
-        if tp is not None and tp in self.consumer.assignment():
-            return tp
-        return None
+        return decoding_partition(self.consumer)
 
     def _forget_buffered(self, tp: TopicPartition, offset: int) -> None:
         """Drop what kafka-python holds of a batch it failed to decode, so that reading the
         partition again fetches the batch again (and fails again, loudly) instead of hanging on
         a dead iterator."""
-        fetcher: Any = getattr(self.consumer, "_fetcher", None)
-        with contextlib.suppress(Exception):
-            current = fetcher._next_partition_records
-            if current is not None and current.topic_partition == tp:
-                fetcher._next_partition_records = None
-            fetcher._paused_partition_records.pop(tp, None)
-            fetcher._paused_completed_fetches.pop(tp, None)
-            meta = fetcher._next_in_line_exception_metadata
-            if meta is not None and meta.partition == tp:
-                fetcher._next_in_line_exception_metadata = None
+        forget_fetched(self.consumer, tp)
         if offset >= 0:
             with contextlib.suppress(Exception):
                 self.consumer.seek(tp, offset)
@@ -436,7 +426,7 @@ class _ConsumerSource:
                 tried[key] = now
                 self.consumer.resume(tp)
 
-    def _records(self, batches: Mapping[Any, Any]) -> list[Record]:
+    def _records(self, batches: Mapping[TopicPartition, list[ConsumerRecord]]) -> list[Record]:
         out = [
             Record(tp.topic, tp.partition, m.offset, m.key, m.value, tuple(m.headers or ()),
                    m.timestamp)
@@ -500,9 +490,7 @@ class _ConsumerSource:
 class KafkaSource(_ConsumerSource):
     """`Source` over a KafkaConsumer in a group, manual commits."""
 
-    def __init__(
-        self, consumer: KafkaConsumer, topics: list[str], on_assign: OnAssign | None
-    ) -> None:
+    def __init__(self, consumer: Consumer, topics: list[str], on_assign: OnAssign | None) -> None:
         self.consumer = consumer
         self.on_assign = on_assign
         self.stalls = {}
@@ -526,7 +514,7 @@ class AssignedKafkaSource(_ConsumerSource):
     is loaded first and positions de-duplicate). Partitions added later are picked up.
     """
 
-    def __init__(self, consumer: KafkaConsumer, topics: Sequence[str]) -> None:
+    def __init__(self, consumer: Consumer, topics: Sequence[str]) -> None:
         self.consumer = consumer
         self.topics = list(topics)
         self.stalls = {}

@@ -19,8 +19,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from domain.model import IncidentEvent
-from projections.read_models import event_from_json, event_to_json
+from domain.model import IncidentEvent, event_from_dict, event_to_dict
 
 ENVELOPE_SCHEMA = "slatrail.event/v1"
 NOTIFICATION_HEADER = "slatrail-notification-id"
@@ -33,7 +32,7 @@ class EnvelopeError(ValueError):
 
 def encode_envelope(notification_id: int, event: IncidentEvent) -> bytes:
     body: dict[str, Any] = {"schema": ENVELOPE_SCHEMA, "notification_id": notification_id}
-    body.update(event_to_json(event))
+    body.update(event_to_dict(event))
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
@@ -53,6 +52,22 @@ def decode_envelope(value: bytes | None) -> tuple[int, IncidentEvent]:
     if not isinstance(body, dict) or body.get("schema") != ENVELOPE_SCHEMA:
         raise EnvelopeError(f"not a {ENVELOPE_SCHEMA} envelope")
     try:
-        return int(body["notification_id"]), event_from_json(body)
+        return int(body["notification_id"]), event_from_dict(body)
     except (KeyError, ValueError, TypeError) as error:
         raise EnvelopeError(f"malformed envelope: {error!r}") from error
+
+
+class EnvelopeCodec:
+    """The envelope codec as the relay and projection consumer take it (their ports)."""
+
+    def encode(self, notification_id: int, event: IncidentEvent) -> bytes:
+        return encode_envelope(notification_id, event)
+
+    def headers(self, notification_id: int) -> tuple[tuple[str, bytes], ...]:
+        return envelope_headers(notification_id)
+
+    def decode(self, value: bytes | None) -> tuple[int, IncidentEvent]:
+        return decode_envelope(value)
+
+
+ENVELOPES = EnvelopeCodec()

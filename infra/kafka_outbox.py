@@ -27,7 +27,7 @@ import structlog
 from eventsourcing.persistence import IntegrityError, Tracking, TrackingRecorder
 
 from application.service import SlatrailApplication
-from consumers.relay import Leadership
+from consumers.projection_ports import RelayLock
 from domain.model import IncidentEvent
 from infra.store import persistence_env
 
@@ -180,7 +180,7 @@ class Outbox:
         self._tracking: TrackingRecorder | None = None
         env = persistence_env(store_url)
         sqlite_path = env.get("SQLITE_DBNAME")
-        self.leadership: Leadership
+        self.leadership: RelayLock
         self._waiter: _PgWaiter | _SleepWaiter
         if sqlite_path is None:
             self.leadership = _AdvisoryLock(store_url, f"slatrail-relay:{name}")

@@ -232,9 +232,9 @@ def read_topic(
     """Every dead letter of `topic`, from the beginning of each partition to its high watermark
     as first fetched (what redrive itself adds later is not read). A plain consumer: assigned
     partitions, no group, nothing committed."""
-    from kafka import KafkaConsumer, TopicPartition
+    from infra.kafka_client import TopicPartition, new_consumer
 
-    consumer = KafkaConsumer(
+    consumer = new_consumer(
         **config,
         group_id=None,
         enable_auto_commit=False,
@@ -251,7 +251,7 @@ def read_topic(
         consumer.seek_to_beginning(*tps)
         # The end is the fetch high watermark (Tansu answers end_offsets() short of the last
         # records of a batch), frozen at the first fetch of each partition.
-        end: dict[Any, int] = {}
+        end: dict[TopicPartition, int] = {}
         deadline = time.monotonic() + timeout_s
         while True:
             batch = consumer.poll(timeout_ms=300)

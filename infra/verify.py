@@ -27,9 +27,10 @@ from domain.model import IncidentEvent, format_instant, incident_uuid
 from domain.receipt import MessageReceipt
 from infra.bootstrap import Container, read_contracts
 from infra.errors import StoreMissingError
+from infra.read_model_store import ReadModelStore
 from infra.redact import redact_url
 from infra.store import open_application, sqlite_path
-from projections.read_models import READ_MODELS, SLA, STORE_SOURCE, ReadModelStore
+from projections.read_models import READ_MODELS, SLA, STORE_SOURCE
 from projections.sla import incident_sla
 from projections.verification import (
     Anchor,

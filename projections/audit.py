@@ -19,7 +19,7 @@ from domain.clocks import (
 )
 from domain.contracts import Contracts
 from domain.durations import format_duration
-from domain.model import EXCLUDED_CAUSES, EventType, IncidentEvent, format_instant
+from domain.model import EXCLUDED_CAUSES, EventType, IncidentEvent, event_to_dict, format_instant
 from domain.timeline import build_timeline
 from projections.escalation import escalation_level
 from projections.history import known_by
@@ -36,24 +36,7 @@ def audit_trail(
 ) -> list[dict[str, Any]]:
     """The trail as JSON-ready entries, limited to event time `as_of` / knowledge time."""
     visible = known_by(events, as_known_at)
-    return [
-        {
-            "incident_id": e.incident_id,
-            "position": e.position,
-            "occurred_at": format_instant(e.occurred_at),
-            "recorded_at": format_instant(e.recorded_at),
-            "type": str(e.type),
-            "actor": e.actor,
-            "source": e.source,
-            "message_id": e.message_id,
-            "data": dict(e.data),
-            "prev_hash": e.prev_hash,
-            "hash": e.hash,
-            **({"redrive": e.redrive} if e.redrive is not None else {}),
-        }
-        for e in visible
-        if as_of is None or e.occurred_at <= as_of
-    ]
+    return [event_to_dict(e) for e in visible if as_of is None or e.occurred_at <= as_of]
 
 
 @dataclass(frozen=True, slots=True)

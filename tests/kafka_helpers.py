@@ -336,7 +336,8 @@ def event_count(store_url: str) -> int:
 
 
 def read_model_count(url: str) -> int:
-    from projections.read_models import AUDIT, SLA, ReadModelStore
+    from infra.read_model_store import ReadModelStore
+    from projections.read_models import AUDIT, SLA
 
     store = ReadModelStore(url)
     try:
@@ -350,7 +351,8 @@ def assert_pipeline_consistent(
 ) -> dict[str, Any]:
     """The guarantees of topics.md, checked on a quiescent pipeline; returns a few figures."""
     from infra.kafka_envelope import decode_envelope
-    from projections.read_models import AUDIT, SLA, STORE_SOURCE, ReadModelStore, TrackedEvent
+    from infra.read_model_store import ReadModelStore
+    from projections.read_models import AUDIT, SLA, STORE_SOURCE, TrackedEvent
 
     expected = len(accepted_message_ids)
     assert wait_until(lambda: event_count(pipe.store) >= expected, timeout), (

@@ -12,8 +12,9 @@ from typing import Any
 from application.service import SlatrailApplication
 from infra.bootstrap import Container
 from infra.progress import Progress
+from infra.read_model_store import ReadModelStore
 from infra.redact import redact_url
-from projections.read_models import READ_MODELS, STORE_SOURCE, ReadModelStore, TrackedEvent
+from projections.read_models import READ_MODELS, STORE_SOURCE, TrackedEvent
 
 BATCH = 5000
 

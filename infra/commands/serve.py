@@ -34,7 +34,7 @@ from consumers.streams import OnAssign
 from infra.alert_drivers import CLOCK_FILE_ENV, FileClock, kafka_fired_reader
 from infra.bootstrap import Container
 from infra.kafka import KafkaNotConfiguredError, quiet_kafka_logging, redact_config
-from infra.kafka_envelope import decode_envelope
+from infra.kafka_envelope import ENVELOPES, decode_envelope
 from infra.kafka_outbox import Outbox
 from infra.redact import redact_url
 from infra.rejections import KafkaDeadLetters
@@ -73,6 +73,7 @@ def build_relay(container: Container) -> Worker:
     return EventRelay(
         lambda: Outbox(app, s.store, name=f"relay:{s.topic_events}", recorded=_RECORDED),
         kafka.sink,
+        envelopes=ENVELOPES,
         topic=s.topic_events,
         batch_size=s.kafka_batch_size,
         poll_interval_s=s.relay_poll_interval_s,
@@ -88,6 +89,7 @@ def build_projections(container: Container) -> Worker:
     return ProjectionConsumer(
         container.read_models,
         source,
+        envelopes=ENVELOPES,
         batch_size=s.kafka_batch_size,
         unreachable_after_s=_unreachable_after(container),
     )

@@ -13,7 +13,8 @@ import pytest
 
 from infra.bootstrap import sample_contracts_text
 from infra.kafka_envelope import decode_envelope
-from projections.read_models import AUDIT, ReadModelStore
+from infra.read_model_store import ReadModelStore
+from projections.read_models import AUDIT
 from tests.kafka_helpers import (
     PipelineEnv,
     event_count,

@@ -13,8 +13,10 @@ import structlog
 
 from infra.bootstrap import Container
 from infra.cli import main
+from infra.read_model_drivers import open_recorder
+from infra.read_model_store import ReadModelStore
 from infra.settings import Settings
-from projections.read_models import AUDIT, SLA, ReadModelStore, _open
+from projections.read_models import AUDIT, SLA
 from tests.builders import CONTRACTS_TOML, jsonl, reported_data, wire
 
 pytestmark = pytest.mark.integration
@@ -66,7 +68,7 @@ class RedriveStoreContract:
     ) -> None:
         contracts, cli = run
         # A read-model database from before the marker existed (old tables, no column).
-        db = _open(read_model_url)
+        db = open_recorder(read_model_url)
         with db.write() as cursor:
             for name in ("rm_audit_events", "rm_sla_events"):
                 cursor.execute(f"DROP TABLE IF EXISTS {name}")
@@ -103,7 +105,7 @@ class RedriveStoreContract:
         # A row whose marker is removed is drift that verify reports.
         store = ReadModelStore(read_model_url)
         try:
-            with store._db.write() as cursor:
+            with store._recorder.write() as cursor:
                 cursor.execute("UPDATE rm_audit_events SET redrive = NULL WHERE position = 2")
         finally:
             store.close()

@@ -14,9 +14,10 @@ from infra.bootstrap import Container
 from infra.cli import main
 from infra.commands.replay import replay
 from infra.progress import Progress
+from infra.read_model_store import ReadModelStore
 from infra.settings import Settings
 from infra.wire import decode
-from projections.read_models import READ_MODELS, STORE_SOURCE, ReadModelStore
+from projections.read_models import READ_MODELS, STORE_SOURCE
 from tests.builders import CONTRACTS_TOML, line, reported_data, utc, wire
 
 pytestmark = pytest.mark.integration

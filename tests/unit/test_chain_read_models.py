@@ -10,7 +10,8 @@ from datetime import timedelta
 import pytest
 
 from domain.model import IncidentEvent, format_instant
-from projections.read_models import AUDIT, ReadModelStore, TrackedEvent
+from infra.read_model_store import ReadModelStore
+from projections.read_models import AUDIT, TrackedEvent
 from projections.verification import Anchor, compare_read_model, summarise_rows
 from tests.builders import contracts_from, record_history, reported_data, utc
 

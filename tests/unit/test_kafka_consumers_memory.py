@@ -23,24 +23,18 @@ from infra.bootstrap import read_contracts
 from infra.commands.publish import incident_key
 from infra.kafka_envelope import (
     ENVELOPE_SCHEMA,
+    ENVELOPES,
     NOTIFICATION_HEADER,
     EnvelopeError,
     decode_envelope,
     encode_envelope,
 )
 from infra.kafka_outbox import Outbox
+from infra.read_model_store import ReadModelStore, default_read_model_url
 from infra.rejections import KafkaDeadLetters
 from infra.store import open_application
 from infra.wire import decode
-from projections.read_models import (
-    AUDIT,
-    SLA,
-    STORE_SOURCE,
-    ReadModelStore,
-    TrackedEvent,
-    default_read_model_url,
-    kafka_source,
-)
+from projections.read_models import AUDIT, SLA, STORE_SOURCE, TrackedEvent, kafka_source
 from tests.kafka_helpers import incident_stream, jsonl_bytes
 from tests.memory_broker import MemoryBroker
 
@@ -96,6 +90,7 @@ def make_relay(app: SlatrailApplication, store_url: str, broker: MemoryBroker) -
     relay = EventRelay(
         lambda: Outbox(app, store_url, name=f"relay:{EVENTS}"),
         broker.sink,
+        envelopes=ENVELOPES,
         topic=EVENTS,
         batch_size=100,
         poll_interval_s=0,
@@ -108,7 +103,7 @@ def make_projections(read_models: ReadModelStore, broker: MemoryBroker) -> Proje
     def source(on_assign: OnAssign) -> Any:
         return broker.source([EVENTS], "g-proj", on_assign)
 
-    consumer = ProjectionConsumer(read_models, source, batch_size=100)
+    consumer = ProjectionConsumer(read_models, source, envelopes=ENVELOPES, batch_size=100)
     consumer.open()
     return consumer
 

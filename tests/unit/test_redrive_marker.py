@@ -18,10 +18,11 @@ import pytest
 from domain.model import GENESIS_HASH, EventType, IncidentEvent, canonical_json
 from infra.exports import event_record
 from infra.kafka_envelope import decode_envelope, encode_envelope
+from infra.read_model_store import ReadModelStore
 from infra.store import open_application
 from infra.wire import decode
 from projections.audit import audit_trail
-from projections.read_models import AUDIT, SLA, ReadModelStore, TrackedEvent
+from projections.read_models import AUDIT, SLA, TrackedEvent
 from projections.verification import summarise_rows, verify_chain
 from tests.builders import contracts_from, line, reported_data, utc, wire
 

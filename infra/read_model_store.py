@@ -1,0 +1,235 @@
+"""The `sla` and `audit` read models in one SQLite/PostgreSQL database, tracked by eventsourcing.
+
+`ReadModelStore.apply` writes a batch's rows *and* the new tracking positions in one
+transaction of the read-model recorder (`infra.read_model_drivers`), skipping what its tracking
+says was already applied; rows are keyed by (incident_id, position), so the same event
+delivered twice at different offsets (relay redelivery) is stored once. Tracking names are
+`"<read model>@<source>"` (`projections.read_models.tracking_name`).
+
+`reset(names)` empties read models and their tracking, so they are rebuilt by feeding them
+again (from Kafka offset 0, or from the store).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from eventsourcing.persistence import IntegrityError, OperationalError, Tracking
+
+from domain.model import IncidentEvent
+from infra.read_model_drivers import ReadModelRecorder, open_recorder
+from infra.store import StoreURLError
+from projections.read_models import (
+    AUDIT,
+    EVENT_COLUMNS,
+    READ_MODELS,
+    SLA,
+    TRACKING_SEPARATOR,
+    TrackedEvent,
+    check_read_models,
+    new_rows,
+    row_event,
+    tracking_source,
+)
+
+ReadModelURLError = StoreURLError
+"""A read-model URL slatrail cannot use."""
+
+_TABLES = {
+    SLA: ("rm_sla_events", "rm_sla_incidents"),
+    AUDIT: ("rm_audit_events",),
+}
+_COLUMNS = ", ".join(EVENT_COLUMNS)
+_RETRIES = 5  # a concurrent writer got further first: read the tracking again
+
+
+def default_read_model_url(store_url: str) -> str:
+    """Next to a SQLite store (`x.db` → `x-read.db`); the same database for PostgreSQL."""
+    parsed = urlparse(store_url)
+    if parsed.scheme != "sqlite":
+        return store_url
+    path = unquote(store_url[len("sqlite://") :])[1:]
+    if path in ("", ":memory:"):
+        return "sqlite:///:memory:"
+    p = Path(path)
+    return "sqlite:///" + str(p.with_name(f"{p.stem}-read{p.suffix or '.db'}"))
+
+
+def _table(read_model: str) -> str:
+    return _TABLES[check_read_models([read_model])[0]][0]
+
+
+class ReadModelStore:
+    """The `sla` and `audit` read models and their tracking, in one SQLite/PostgreSQL database.
+
+    Thread-safe. Several processes may write the same database: rows are written idempotently
+    and tracking only moves forward (a lost race is retried).
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._recorder: ReadModelRecorder = open_recorder(url)
+        self._lock = threading.RLock()
+
+    def close(self) -> None:
+        self._recorder.close()
+
+    # -- writing ----------------------------------------------------------------------
+
+    def apply(
+        self, batch: Sequence[TrackedEvent], *, read_models: Iterable[str] = READ_MODELS
+    ) -> int:
+        """Store the events each read model has not seen yet, with the new tracking positions.
+
+        Returns how many (event, read model) rows were newly written. Events whose position is
+        at or below a read model's tracking for their source are skipped for that read model.
+        """
+        if not batch:
+            return 0
+        names = check_read_models(read_models)
+        for attempt in range(_RETRIES):
+            try:
+                with self._lock:
+                    return self._apply(batch, names)
+            except (IntegrityError, OperationalError):
+                if attempt == _RETRIES - 1:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    def _apply(self, batch: Sequence[TrackedEvent], names: list[str]) -> int:
+        rows: dict[int, tuple[Any, ...]] = {}  # computed once per event, shared by read models
+        sources = {item.source for item in batch}
+        written = 0
+        with self._recorder.write() as cursor:
+            for name in names:
+                tracked: dict[str, int] = {}
+                for source in sources:
+                    tracking = f"{name}{TRACKING_SEPARATOR}{source}"
+                    position = cursor.max_tracking_id(tracking)
+                    if position is not None:
+                        tracked[tracking] = position
+                new = new_rows(name, batch, tracked, rows)
+                if not new.events:
+                    continue
+                cursor.executemany(
+                    f"INSERT INTO {_TABLES[name][0]} ({_COLUMNS}) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (incident_id, position) DO NOTHING",
+                    new.events,
+                )
+                written += max(cursor.rowcount, 0)
+                if new.reported:
+                    cursor.executemany(
+                        "INSERT INTO rm_sla_incidents (incident_id, customer, reported_at) "
+                        "VALUES (?, ?, ?) ON CONFLICT (incident_id) DO NOTHING",
+                        new.reported,
+                    )
+                for tracking, position in new.positions.items():
+                    cursor.insert_tracking(Tracking(tracking, position))
+        return written
+
+    def reset(self, read_models: Iterable[str] = READ_MODELS) -> None:
+        """Empty read models and forget their tracking (they are then fed from the start)."""
+        names = check_read_models(read_models)
+        with self._lock, self._recorder.write() as cursor:
+            for name in names:
+                for table in _TABLES[name]:
+                    cursor.execute(f"DELETE FROM {table}")
+                cursor.execute(
+                    f"DELETE FROM {self._recorder.tracking_table} WHERE application_name LIKE ?",
+                    (f"{name}{TRACKING_SEPARATOR}%",),
+                )
+
+    # -- tracking -----------------------------------------------------------------------
+
+    def positions(self, read_model: str) -> dict[str, int]:
+        """Tracking of one read model: source → last applied position."""
+        rows = self._recorder.read(
+            f"SELECT application_name, notification_id FROM {self._recorder.tracking_table} "
+            "WHERE application_name LIKE ?",
+            (f"{read_model}{TRACKING_SEPARATOR}%",),
+        )
+        out: dict[str, int] = {}
+        for name, position in rows:
+            source = tracking_source(read_model, str(name))
+            if source is not None:
+                out[source] = int(position)
+        return out
+
+    def position(self, read_model: str, source: str) -> int | None:
+        """Last applied position of `source` in `read_model` (None: nothing yet)."""
+        return self._recorder.max_tracking_id(f"{read_model}{TRACKING_SEPARATOR}{source}")
+
+    # -- reading ------------------------------------------------------------------------
+
+    def incident_events(self, incident_id: str, read_model: str = AUDIT) -> list[IncidentEvent]:
+        """One incident's events in position order (empty if unknown)."""
+        rows = self._recorder.read(
+            f"SELECT {_COLUMNS} FROM {_table(read_model)} WHERE incident_id = ? ORDER BY position",
+            (incident_id,),
+        )
+        return [row_event(row) for row in rows]
+
+    def histories(
+        self, read_model: str = SLA, *, customer: str | None = None
+    ) -> dict[str, list[IncidentEvent]]:
+        """Every incident's events (optionally one customer's), each list in position order."""
+        table = _table(read_model)
+        if customer is not None and read_model == SLA:
+            rows = self._recorder.read(
+                f"SELECT {', '.join('e.' + c for c in EVENT_COLUMNS)} "
+                f"FROM {table} e JOIN rm_sla_incidents i ON i.incident_id = e.incident_id "
+                "WHERE i.customer = ? ORDER BY e.incident_id, e.position",
+                (customer,),
+            )
+        else:
+            rows = self._recorder.read(
+                f"SELECT {_COLUMNS} FROM {table} ORDER BY incident_id, position"
+            )
+        grouped: dict[str, list[IncidentEvent]] = {}
+        for row in rows:
+            event = row_event(row)
+            grouped.setdefault(event.incident_id, []).append(event)
+        if customer is not None and read_model != SLA:
+            grouped = {
+                k: v for k, v in grouped.items() if v and v[0].data.get("customer") == customer
+            }
+        return grouped
+
+    def counts(self, read_model: str) -> tuple[int, int]:
+        """(incidents, events) in a read model."""
+        rows = self._recorder.read(
+            f"SELECT COUNT(DISTINCT incident_id), COUNT(*) FROM {_table(read_model)}"
+        )
+        return int(rows[0][0]), int(rows[0][1])
+
+    def iter_rows(self, read_model: str, *, page: int = 10_000) -> Iterator[tuple[Any, ...]]:
+        """Every stored row of a read model as stored — incident_id, position, type,
+        occurred_at, recorded_at, actor, source, message_id, data (canonical JSON text),
+        prev_hash, hash, redrive — in (incident_id, position) order, a page at a time:
+        `slatrail verify` checks them against the store without holding them."""
+        table = _table(read_model)
+        after: tuple[str, int] = ("", 0)
+        while True:
+            rows = self._recorder.read(
+                f"SELECT {_COLUMNS} FROM {table} "
+                "WHERE (incident_id, position) > (?, ?) ORDER BY incident_id, position LIMIT ?",
+                (after[0], after[1], page),
+            )
+            yield from rows
+            if len(rows) < page:
+                return
+            after = (rows[-1][0], int(rows[-1][1]))
+
+    def sla_index(self) -> dict[str, tuple[str, str]]:
+        """The `sla` read model's incident index: incident_id → (customer, reported_at)."""
+        rows = self._recorder.read(
+            "SELECT incident_id, customer, reported_at FROM rm_sla_incidents"
+        )
+        return {str(r[0]): (str(r[1]), str(r[2])) for r in rows}
