@@ -21,7 +21,8 @@ demo: install
 lint: install-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy domain projections
+	$(BIN)/mypy -p slatrail.domain -p slatrail.projections -p slatrail.application \
+		-p slatrail.consumers -p slatrail.infra
 
 # Property tests run a tenth of their examples here unless HYPOTHESIS_PROFILE=ci (.ci/run sets
 # it; tests/hypothesis_profiles.py). `make test-unit`: the in-process tests alone.

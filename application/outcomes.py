@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from domain.errors import Rejection
-from domain.messages import IncidentMessage
+from slatrail.domain.errors import Rejection
+from slatrail.domain.messages import IncidentMessage
 
 
 class Status(StrEnum):

@@ -11,11 +11,11 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from domain.contracts import Contracts
-from domain.model import IncidentEvent
-from projections.availability import Month
-from projections.read_models import AUDIT, SLA
-from projections.report import monthly_reports
+from slatrail.domain.contracts import Contracts
+from slatrail.domain.model import IncidentEvent
+from slatrail.projections.availability import Month
+from slatrail.projections.read_models import AUDIT, SLA
+from slatrail.projections.report import monthly_reports
 
 
 class EventHistories(Protocol):

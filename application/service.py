@@ -19,19 +19,19 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import DataError, IntegrityError, PersistenceError, StoredEvent
 from eventsourcing.utils import get_topic
 
-from application.outcomes import Decoded, Outcome, Status
-from domain.contracts import Contracts
-from domain.errors import (
+from slatrail.application.outcomes import Decoded, Outcome, Status
+from slatrail.domain.contracts import Contracts
+from slatrail.domain.errors import (
     AlreadyReportedError,
     FirstEventNotReportedError,
     MessageIdConflictError,
     Rejection,
     unprocessable_reason,
 )
-from domain.incident import EVENT_CLASSES, Fact, Incident
-from domain.messages import fingerprint, to_fact
-from domain.model import EventType, IncidentEvent, incident_uuid, receipt_uuid
-from domain.receipt import MessageReceipt
+from slatrail.domain.incident import EVENT_CLASSES, Fact, Incident
+from slatrail.domain.messages import fingerprint, to_fact
+from slatrail.domain.model import EventType, IncidentEvent, incident_uuid, receipt_uuid
+from slatrail.domain.receipt import MessageReceipt
 
 log = structlog.get_logger("slatrail.store")
 

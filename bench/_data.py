@@ -7,8 +7,8 @@ import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from domain.messages import SCHEMA
-from domain.model import format_instant
+from slatrail.domain.messages import SCHEMA
+from slatrail.domain.model import format_instant
 
 CUSTOMERS = ("acme-rtc", "brightcall", "chatnest")
 

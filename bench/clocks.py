@@ -17,15 +17,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._data import incident_messages
-from domain.calendars import BusinessCalendar, Calendar, _to_us
-from domain.clocks import evaluate
-from domain.incident import Incident
-from domain.messages import to_fact
-from domain.model import IncidentEvent
-from domain.timeline import build_timeline
-from infra.bootstrap import read_contracts
-from infra.wire import decode
-from projections.sla import sla_view
+from slatrail.domain.calendars import BusinessCalendar, Calendar, _to_us
+from slatrail.domain.clocks import evaluate
+from slatrail.domain.incident import Incident
+from slatrail.domain.messages import to_fact
+from slatrail.domain.model import IncidentEvent
+from slatrail.domain.timeline import build_timeline
+from slatrail.infra.bootstrap import read_contracts
+from slatrail.infra.wire import decode
+from slatrail.projections.sla import sla_view
 
 AS_OF = datetime(2026, 10, 1, tzinfo=UTC)
 

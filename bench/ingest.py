@@ -47,7 +47,7 @@ def slatrail_ingest(workdir: Path, events: int) -> tuple[float, str]:
            "SLATRAIL_LOG_LEVEL": "error"}  # fmt: skip
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "infra.cli", "ingest", str(source)],
+        [sys.executable, "-m", "slatrail.infra.cli", "ingest", str(source)],
         env=env, capture_output=True, text=True, check=False,
     )  # fmt: skip
     elapsed = time.perf_counter() - started

@@ -39,10 +39,10 @@ if str(ROOT) not in sys.path:
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition  # noqa: E402
 from kafka.admin import KafkaAdminClient, NewTopic  # noqa: E402
 
-from domain.model import parse_instant  # noqa: E402
-from infra.commands.publish import incident_key  # noqa: E402
-from infra.read_model_store import ReadModelStore  # noqa: E402
-from projections.read_models import AUDIT, SLA  # noqa: E402
+from slatrail.domain.model import parse_instant  # noqa: E402
+from slatrail.infra.commands.publish import incident_key  # noqa: E402
+from slatrail.infra.read_model_store import ReadModelStore  # noqa: E402
+from slatrail.projections.read_models import AUDIT, SLA  # noqa: E402
 from tests.kafka_helpers import incident_stream, jsonl_bytes  # noqa: E402
 from tests.servers import start_kafka  # noqa: E402
 
@@ -153,7 +153,7 @@ class Pipeline:
 
     def start(self, workers: list[str], processes: bool = False) -> None:
         """`slatrail serve`: workers as threads, or one child process each (`--processes`)."""
-        argv = [sys.executable, "-m", "infra.cli", "serve", "--workers", ",".join(workers)]
+        argv = [sys.executable, "-m", "slatrail.infra.cli", "serve", "--workers", ",".join(workers)]
         with self.log_path.open("ab") as log:
             self.procs.append(
                 subprocess.Popen(

@@ -35,14 +35,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from application.service import SlatrailApplication
 from bench._data import incident_messages
-from domain.incident import Incident
-from domain.messages import fingerprint, to_fact
-from domain.receipt import MessageReceipt
-from infra.bootstrap import read_contracts
-from infra.store import open_application
-from infra.wire import decode
+from slatrail.application.service import SlatrailApplication
+from slatrail.domain.incident import Incident
+from slatrail.domain.messages import fingerprint, to_fact
+from slatrail.domain.receipt import MessageReceipt
+from slatrail.infra.bootstrap import read_contracts
+from slatrail.infra.store import open_application
+from slatrail.infra.wire import decode
 
 BASE = datetime(2026, 9, 1, tzinfo=UTC)
 NOW = BASE + timedelta(days=40)  # the receiver's clock: after every generated event
@@ -88,10 +88,10 @@ def build_store(url: str, events: int) -> float:
 
 def phase(name: str, url: str) -> dict[str, Any]:
     """Run one phase in this process; returns events, seconds and peak RSS."""
-    from infra.bootstrap import Container
-    from infra.commands.replay import replay
-    from infra.settings import Settings
-    from infra.verify import verify_store
+    from slatrail.infra.bootstrap import Container
+    from slatrail.infra.commands.replay import replay
+    from slatrail.infra.settings import Settings
+    from slatrail.infra.verify import verify_store
 
     container = Container(Settings(store=url))
     app: SlatrailApplication = container.app

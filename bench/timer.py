@@ -29,16 +29,16 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._data import wire_message
-from consumers.alert_scheduler import AlertTimer, encode_alert
-from consumers.streams import Outgoing
-from domain.incident import Incident
-from domain.messages import to_fact
-from domain.model import IncidentEvent
-from infra.bootstrap import read_contracts
-from infra.read_model_store import ReadModelStore
-from infra.store import open_application
-from infra.wire import decode
-from projections.read_models import SLA, TrackedEvent
+from slatrail.consumers.alert_scheduler import AlertTimer, encode_alert
+from slatrail.consumers.streams import Outgoing
+from slatrail.domain.incident import Incident
+from slatrail.domain.messages import to_fact
+from slatrail.domain.model import IncidentEvent
+from slatrail.infra.bootstrap import read_contracts
+from slatrail.infra.read_model_store import ReadModelStore
+from slatrail.infra.store import open_application
+from slatrail.infra.wire import decode
+from slatrail.projections.read_models import SLA, TrackedEvent
 from tests.memory_broker import MemoryBroker
 
 NOW = datetime(2026, 10, 14, 10, tzinfo=UTC)  # a Wednesday
@@ -170,8 +170,8 @@ def main() -> None:
     _, send_s = timed("encoding + in-memory sink", lambda: _send(sink, fired))
     print(f"    {len(fired) / (fire_s + send_s):,.0f} alerts/s end to end (in memory)")
     if args.kafka:
-        from infra.kafka import KafkaClients
-        from infra.settings import Settings
+        from slatrail.infra.kafka import KafkaClients
+        from slatrail.infra.settings import Settings
 
         kafka_sink = KafkaClients(Settings(kafka_bootstrap=args.kafka)).sink()
         _, kafka_s = timed(

@@ -16,11 +16,11 @@ from typing import Any
 
 import structlog
 
-from domain.clocks import IncidentClocks, Metric, evaluate
-from domain.contracts import Contracts
-from domain.model import EventType, IncidentEvent, Priority, format_instant
-from domain.timeline import build_timeline
-from projections.escalation import FAR_FUTURE, PlannedAlert, alert_key, planned_alerts
+from slatrail.domain.clocks import IncidentClocks, Metric, evaluate
+from slatrail.domain.contracts import Contracts
+from slatrail.domain.model import EventType, IncidentEvent, Priority, format_instant
+from slatrail.domain.timeline import build_timeline
+from slatrail.projections.escalation import FAR_FUTURE, PlannedAlert, alert_key, planned_alerts
 
 log = structlog.get_logger("slatrail.alerts")
 

@@ -41,13 +41,13 @@ from typing import Any
 
 import structlog
 
-from consumers.alert_clock import Clock
-from consumers.alert_scheduler import ALERT_SCHEMA, AlertTimer, HistoryLoader, encode_alert
-from consumers.ports import EventDecoder
-from consumers.runtime import wait_for_flush
-from consumers.streams import Outgoing, Partition, Record, Sink, Source
-from domain.contracts import Contracts
-from domain.model import IncidentEvent, format_instant
+from slatrail.consumers.alert_clock import Clock
+from slatrail.consumers.alert_scheduler import ALERT_SCHEMA, AlertTimer, HistoryLoader, encode_alert
+from slatrail.consumers.ports import EventDecoder
+from slatrail.consumers.runtime import wait_for_flush
+from slatrail.consumers.streams import Outgoing, Partition, Record, Sink, Source
+from slatrail.domain.contracts import Contracts
+from slatrail.domain.model import IncidentEvent, format_instant
 
 log = structlog.get_logger("slatrail.alerts")
 

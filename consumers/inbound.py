@@ -32,10 +32,10 @@ from typing import Any
 
 import structlog
 
-from application.outcomes import Decoded, IngestCounts, Outcome, Status
-from consumers.ports import Clock, DeadLetters, Decoder, Recorder
-from consumers.runtime import BrokerWatch, consumer_health, wait_for_flush
-from consumers.streams import (
+from slatrail.application.outcomes import Decoded, IngestCounts, Outcome, Status
+from slatrail.consumers.ports import Clock, DeadLetters, Decoder, Recorder
+from slatrail.consumers.runtime import BrokerWatch, consumer_health, wait_for_flush
+from slatrail.consumers.streams import (
     DeliveryError,
     MessageTooLargeError,
     Outgoing,
@@ -44,8 +44,8 @@ from consumers.streams import (
     Sink,
     Source,
 )
-from domain.errors import FirstEventNotReportedError, InvalidMessageError
-from domain.model import EventType, format_instant
+from slatrail.domain.errors import FirstEventNotReportedError, InvalidMessageError
+from slatrail.domain.model import EventType, format_instant
 
 log = structlog.get_logger("slatrail.inbound")
 

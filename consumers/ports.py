@@ -11,9 +11,9 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from application.outcomes import Decoded, Outcome
-from consumers.streams import Record
-from domain.model import IncidentEvent
+from slatrail.application.outcomes import Decoded, Outcome
+from slatrail.consumers.streams import Record
+from slatrail.domain.model import IncidentEvent
 
 Clock = Callable[[], datetime]
 """The instant a batch is recorded at (UTC)."""

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
-from domain.model import IncidentEvent
-from projections.read_models import TrackedEvent
+from slatrail.domain.model import IncidentEvent
+from slatrail.projections.read_models import TrackedEvent
 
 Headers = tuple[tuple[str, bytes], ...]
 

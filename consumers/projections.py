@@ -18,10 +18,10 @@ from typing import Any
 
 import structlog
 
-from consumers.projection_ports import EnvelopeDecoder, ReadModelWriter
-from consumers.runtime import BrokerWatch, consumer_health
-from consumers.streams import OnAssign, Partition, Record, Source
-from projections.read_models import READ_MODELS, TrackedEvent, kafka_source
+from slatrail.consumers.projection_ports import EnvelopeDecoder, ReadModelWriter
+from slatrail.consumers.runtime import BrokerWatch, consumer_health
+from slatrail.consumers.streams import OnAssign, Partition, Record, Source
+from slatrail.projections.read_models import READ_MODELS, TrackedEvent, kafka_source
 
 log = structlog.get_logger("slatrail.projections")
 

@@ -17,9 +17,9 @@ from typing import Any
 
 import structlog
 
-from consumers.projection_ports import EnvelopeEncoder, OutboxPort
-from consumers.runtime import wait_for_flush
-from consumers.streams import Outgoing, Sink
+from slatrail.consumers.projection_ports import EnvelopeEncoder, OutboxPort
+from slatrail.consumers.runtime import wait_for_flush
+from slatrail.consumers.streams import Outgoing, Sink
 
 log = structlog.get_logger("slatrail.relay")
 

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 import structlog
 
-from consumers.streams import Source
+from slatrail.consumers.streams import Source
 
 log = structlog.get_logger("slatrail.serve")
 

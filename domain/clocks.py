@@ -12,10 +12,10 @@ from enum import StrEnum
 from fractions import Fraction
 from typing import Any
 
-from domain.calendars import Calendar
-from domain.contracts import Contracts, Target
-from domain.model import Priority, State, format_instant
-from domain.timeline import Interval, Timeline
+from slatrail.domain.calendars import Calendar
+from slatrail.domain.contracts import Contracts, Target
+from slatrail.domain.model import Priority, State, format_instant
+from slatrail.domain.timeline import Interval, Timeline
 
 
 class Metric(StrEnum):

@@ -23,9 +23,9 @@ from pydantic import (
     model_validator,
 )
 
-from domain.calendars import AlwaysCalendar, BusinessCalendar, Calendar, CalendarError
-from domain.durations import parse_duration
-from domain.model import Priority
+from slatrail.domain.calendars import AlwaysCalendar, BusinessCalendar, Calendar, CalendarError
+from slatrail.domain.durations import parse_duration
+from slatrail.domain.model import Priority
 
 METRICS = ("response", "workaround", "resolution", "postmortem")
 POSTMORTEM_CALENDAR = AlwaysCalendar("24x7")

@@ -29,11 +29,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from domain.calendars import AlwaysCalendar, Calendar
-from domain.clocks import Metric, ratio_threshold_us
-from domain.contracts import Contracts, EscalationPolicy, Target
-from domain.model import Priority
-from domain.timeline import ManualEscalation, Timeline
+from slatrail.domain.calendars import AlwaysCalendar, Calendar
+from slatrail.domain.clocks import Metric, ratio_threshold_us
+from slatrail.domain.contracts import Contracts, EscalationPolicy, Target
+from slatrail.domain.model import Priority
+from slatrail.domain.timeline import ManualEscalation, Timeline
 
 _US = 1_000_000
 _ONE_US = timedelta(microseconds=1)

@@ -14,17 +14,17 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
-from domain.contracts import Contracts
-from domain.durations import format_duration
-from domain.errors import (
+from slatrail.domain.contracts import Contracts
+from slatrail.domain.durations import format_duration
+from slatrail.domain.errors import (
     AlreadyReportedError,
     FromTheFutureError,
     InvalidFieldError,
     OutOfOrderError,
     UnknownCustomerError,
 )
-from domain.lifecycle import check_transition, next_state
-from domain.model import (
+from slatrail.domain.lifecycle import check_transition, next_state
+from slatrail.domain.model import (
     GENESIS_HASH,
     EventType,
     IncidentEvent,
@@ -81,6 +81,10 @@ def _check_impact_start(fact: Fact, max_lead_s: int) -> None:
 
 
 class Incident(Aggregate):
+    # Stored topics are names in the record, not import paths: they stay what the first stores
+    # recorded, wherever the code lives (docs/architecture.md, *Stored topics*).
+    TOPIC = "domain.incident:Incident"
+
     class Event(Aggregate.Event):
         incident_id: str
         occurred_at: datetime
@@ -114,38 +118,52 @@ class Incident(Aggregate):
                 redrive=self.redrive,
             )
 
+    class Created(Event, Aggregate.Created):  # eventsourcing's default; incidents begin Reported
+        TOPIC = "domain.incident:Incident.Created"
+
     class Reported(Event, Aggregate.Created):
         type_name = EventType.REPORTED
+        TOPIC = "domain.incident:Incident.Reported"
 
     class Triaged(Event):
         type_name = EventType.TRIAGED
+        TOPIC = "domain.incident:Incident.Triaged"
 
     class PriorityChanged(Event):
         type_name = EventType.PRIORITY_CHANGED
+        TOPIC = "domain.incident:Incident.PriorityChanged"
 
     class Acknowledged(Event):
         type_name = EventType.ACKNOWLEDGED
+        TOPIC = "domain.incident:Incident.Acknowledged"
 
     class AwaitingCustomer(Event):
         type_name = EventType.AWAITING_CUSTOMER
+        TOPIC = "domain.incident:Incident.AwaitingCustomer"
 
     class CustomerResponded(Event):
         type_name = EventType.CUSTOMER_RESPONDED
+        TOPIC = "domain.incident:Incident.CustomerResponded"
 
     class WorkaroundProvided(Event):
         type_name = EventType.WORKAROUND_PROVIDED
+        TOPIC = "domain.incident:Incident.WorkaroundProvided"
 
     class Escalated(Event):
         type_name = EventType.ESCALATED
+        TOPIC = "domain.incident:Incident.Escalated"
 
     class Resolved(Event):
         type_name = EventType.RESOLVED
+        TOPIC = "domain.incident:Incident.Resolved"
 
     class Reopened(Event):
         type_name = EventType.REOPENED
+        TOPIC = "domain.incident:Incident.Reopened"
 
     class PostmortemPublished(Event):
         type_name = EventType.POSTMORTEM_PUBLISHED
+        TOPIC = "domain.incident:Incident.PostmortemPublished"
 
     def __init__(self) -> None:
         self.incident_id = ""

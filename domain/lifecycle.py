@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from domain.errors import TransitionNotAllowedError
-from domain.model import EventType, State
+from slatrail.domain.errors import TransitionNotAllowedError
+from slatrail.domain.model import EventType, State
 
 _ALLOWED: dict[State, frozenset[EventType]] = {
     State.OPEN: frozenset(

@@ -26,8 +26,8 @@ from pydantic import (
     model_validator,
 )
 
-from domain.incident import Fact
-from domain.model import Cause, EventType, Priority, canonical_json, format_instant
+from slatrail.domain.incident import Fact
+from slatrail.domain.model import Cause, EventType, Priority, canonical_json, format_instant
 
 SCHEMA = "slatrail.incident/v1"
 MAX_MESSAGE_BYTES = 1024 * 1024

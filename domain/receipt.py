@@ -7,13 +7,20 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
-from domain.model import receipt_uuid
+from slatrail.domain.model import receipt_uuid
 
 
 class MessageReceipt(Aggregate):
     """Proof that a message was recorded; `fingerprint` tells a duplicate from a conflict."""
 
+    TOPIC = "domain.receipt:MessageReceipt"  # a stored name (see domain/incident.py)
+
+    class Created(Aggregate.Created):  # eventsourcing's default; receipts begin Received
+        TOPIC = "domain.receipt:MessageReceipt.Created"
+
     class Received(Aggregate.Created):
+        TOPIC = "domain.receipt:MessageReceipt.Received"
+
         message_id: str
         incident_id: str
         fingerprint: str

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from domain.model import (
+from slatrail.domain.model import (
     EXCLUDED_CAUSES,
     Cause,
     EventType,

@@ -8,9 +8,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from consumers.alert_timer import FiredReader, alert_keys
-from consumers.streams import Record
-from domain.model import parse_instant
+from slatrail.consumers.alert_timer import FiredReader, alert_keys
+from slatrail.consumers.streams import Record
+from slatrail.domain.model import parse_instant
 
 CLOCK_FILE_ENV = "SLATRAIL_ALERT_CLOCK_FILE"
 """Testing hook: when set, the timer of `serve` reads simulated time from this file."""
@@ -54,7 +54,7 @@ def kafka_fired_reader(
     """
 
     def read(keep: Callable[[str], bool]) -> set[str]:
-        from infra.kafka_client import TopicPartition, new_consumer
+        from slatrail.infra.kafka_client import TopicPartition, new_consumer
 
         consumer = new_consumer(
             **{k: v for k, v in config.items() if k != "client_id"},

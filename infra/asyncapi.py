@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from domain.model import EventType
-from infra.kafka_envelope import ENVELOPE_SCHEMA, NOTIFICATION_HEADER, SCHEMA_HEADER
-from infra.settings import Settings
-from infra.stream_models import REJECTION_CODES
+from slatrail.domain.model import EventType
+from slatrail.infra.kafka_envelope import ENVELOPE_SCHEMA, NOTIFICATION_HEADER, SCHEMA_HEADER
+from slatrail.infra.settings import Settings
+from slatrail.infra.stream_models import REJECTION_CODES
 
 ASYNCAPI_VERSION = "3.0.0"
 KAFKA_BINDING = "0.5.0"

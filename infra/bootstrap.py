@@ -18,13 +18,13 @@ from urllib.parse import quote
 
 from eventsourcing.persistence import PersistenceError
 
-from application.service import SlatrailApplication
-from domain.contracts import Contracts, ContractsError, load_contracts
-from infra.errors import StoreMissingError, StoreUnavailableError
-from infra.read_model_store import ReadModelStore, default_read_model_url
-from infra.redact import redact_url
-from infra.settings import Settings
-from infra.store import (
+from slatrail.application.service import SlatrailApplication
+from slatrail.domain.contracts import Contracts, ContractsError, load_contracts
+from slatrail.infra.errors import StoreMissingError, StoreUnavailableError
+from slatrail.infra.read_model_store import ReadModelStore, default_read_model_url
+from slatrail.infra.redact import redact_url
+from slatrail.infra.settings import Settings
+from slatrail.infra.store import (
     StoreLocation,
     open_application,
     parse_store_url,
@@ -33,7 +33,7 @@ from infra.store import (
 )
 
 if TYPE_CHECKING:
-    from infra.kafka import KafkaClients
+    from slatrail.infra.kafka import KafkaClients
 
 SAMPLE_CONTRACTS = "contracts.sample.toml"
 
@@ -43,7 +43,7 @@ def utc_now() -> datetime:
 
 
 def sample_contracts_text() -> str:
-    return files("infra").joinpath("data", SAMPLE_CONTRACTS).read_text(encoding="utf-8")
+    return files("slatrail.infra").joinpath("data", SAMPLE_CONTRACTS).read_text(encoding="utf-8")
 
 
 def read_contracts(path: Path | None) -> Contracts:
@@ -161,7 +161,7 @@ class Container:
 
     def kafka(self) -> KafkaClients:
         """Factory of Kafka clients from the settings; nothing connects until a client is built."""
-        from infra.kafka import KafkaClients
+        from slatrail.infra.kafka import KafkaClients
 
         return KafkaClients(self.settings)
 

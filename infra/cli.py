@@ -21,21 +21,21 @@ import structlog
 from eventsourcing.persistence import PersistenceError
 from pydantic import ValidationError
 
-from application.service import DamagedStoreError
-from domain.contracts import ContractsError
-from infra.bootstrap import Container
-from infra.commands import command_modules
-from infra.errors import (
+from slatrail.application.service import DamagedStoreError
+from slatrail.domain.contracts import ContractsError
+from slatrail.infra.bootstrap import Container
+from slatrail.infra.commands import command_modules
+from slatrail.infra.errors import (
     EXIT_FINDING,
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
     EXIT_USAGE,
     OperatorError,
 )
-from infra.logging import LOG_FORMATS, configure_logging
-from infra.read_model_store import ReadModelURLError
-from infra.redact import Scrubber
-from infra.settings import Settings
+from slatrail.infra.logging import LOG_FORMATS, configure_logging
+from slatrail.infra.read_model_store import ReadModelURLError
+from slatrail.infra.redact import Scrubber
+from slatrail.infra.settings import Settings
 
 # Commands that only read the event store: they never create it (a missing store is exit 1).
 STORE_READERS = frozenset({"sla", "audit", "escalations", "report", "export", "verify", "replay"})

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from domain.model import canonical_json
-from infra.pathargs import cannot_write
+from slatrail.domain.model import canonical_json
+from slatrail.infra.pathargs import cannot_write
 
 DEAD_LETTER_FORMAT = "slatrail.dead-letter/v1"
 

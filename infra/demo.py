@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from domain.contracts import Contracts
-from domain.messages import SCHEMA
-from domain.model import Priority, format_instant
+from slatrail.domain.contracts import Contracts
+from slatrail.domain.messages import SCHEMA
+from slatrail.domain.model import Priority, format_instant
 
 _PRIORITY_WEIGHTS = (
     (Priority.P1, 0.16),

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import IO, Any
 from uuid import UUID
 
-from application.service import SlatrailApplication
-from domain.model import (
+from slatrail.application.service import SlatrailApplication
+from slatrail.domain.model import (
     GENESIS_HASH,
     EventType,
     IncidentEvent,
@@ -26,8 +26,8 @@ from domain.model import (
     format_instant,
     incident_uuid,
 )
-from infra.render import escape_json_text
-from projections.verification import Anchor
+from slatrail.infra.render import escape_json_text
+from slatrail.projections.verification import Anchor
 
 FORMAT = "slatrail.export/v1"
 CSV_COLUMNS = (

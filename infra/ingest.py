@@ -8,12 +8,12 @@ from typing import IO
 
 import structlog
 
-from application.outcomes import Decoded, IngestCounts, Outcome, Status
-from application.service import SlatrailApplication
-from domain.errors import InvalidMessageError
-from infra.deadletters import DeadLetterFile, encode_dead_letter
-from infra.rejections import rejection_record
-from infra.wire import decode
+from slatrail.application.outcomes import Decoded, IngestCounts, Outcome, Status
+from slatrail.application.service import SlatrailApplication
+from slatrail.domain.errors import InvalidMessageError
+from slatrail.infra.deadletters import DeadLetterFile, encode_dead_letter
+from slatrail.infra.rejections import rejection_record
+from slatrail.infra.wire import decode
 
 log = structlog.get_logger("slatrail.ingest")
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import structlog
 
-from consumers.streams import (
+from slatrail.consumers.streams import (
     DeliveryError,
     MessageTooLargeError,
     OnAssign,
@@ -23,8 +23,8 @@ from consumers.streams import (
     Record,
     StalledPartition,
 )
-from infra import kafka_client as kafka_errors
-from infra.kafka_client import (
+from slatrail.infra import kafka_client as kafka_errors
+from slatrail.infra.kafka_client import (
     Admin,
     Consumer,
     ConsumerRebalanceListener,
@@ -40,7 +40,7 @@ from infra.kafka_client import (
     new_consumer,
     new_producer,
 )
-from infra.settings import Settings
+from slatrail.infra.settings import Settings
 
 log = structlog.get_logger("slatrail.kafka")
 

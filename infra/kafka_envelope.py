@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from domain.model import IncidentEvent, event_from_dict, event_to_dict
+from slatrail.domain.model import IncidentEvent, event_from_dict, event_to_dict
 
 ENVELOPE_SCHEMA = "slatrail.event/v1"
 NOTIFICATION_HEADER = "slatrail-notification-id"

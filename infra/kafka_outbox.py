@@ -26,10 +26,10 @@ from typing import IO, Any
 import structlog
 from eventsourcing.persistence import IntegrityError, Tracking, TrackingRecorder
 
-from application.service import SlatrailApplication
-from consumers.projection_ports import RelayLock
-from domain.model import IncidentEvent
-from infra.store import persistence_env
+from slatrail.application.service import SlatrailApplication
+from slatrail.consumers.projection_ports import RelayLock
+from slatrail.domain.model import IncidentEvent
+from slatrail.infra.store import persistence_env
 
 log = structlog.get_logger("slatrail.relay")
 

@@ -7,7 +7,7 @@ import argparse
 import os
 from pathlib import Path
 
-from infra.errors import UsageError
+from slatrail.infra.errors import UsageError
 
 
 def _nearest_existing(path: Path) -> Path:

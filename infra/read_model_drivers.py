@@ -27,8 +27,8 @@ from eventsourcing.sqlite import SQLiteCursor, SQLiteDatastore, SQLiteTrackingRe
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL
 
-from infra.store import StoreLocation, effective_timeout_s, parse_store_url
-from projections.read_models import tracking_name
+from slatrail.infra.store import StoreLocation, effective_timeout_s, parse_store_url
+from slatrail.projections.read_models import tracking_name
 
 OLD_TRACKING_TABLE = "rm_tracking"
 PG_TRACKING_TABLE = "read_model_tracking"

@@ -21,10 +21,10 @@ from urllib.parse import unquote, urlparse
 
 from eventsourcing.persistence import IntegrityError, OperationalError, Tracking
 
-from domain.model import IncidentEvent
-from infra.read_model_drivers import ReadModelRecorder, open_recorder
-from infra.store import StoreURLError
-from projections.read_models import (
+from slatrail.domain.model import IncidentEvent
+from slatrail.infra.read_model_drivers import ReadModelRecorder, open_recorder
+from slatrail.infra.store import StoreURLError
+from slatrail.projections.read_models import (
     AUDIT,
     EVENT_COLUMNS,
     READ_MODELS,

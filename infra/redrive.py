@@ -17,13 +17,13 @@ from typing import Any
 
 import structlog
 
-from application.outcomes import Decoded, Outcome, Status
-from application.service import SlatrailApplication
-from domain.errors import InvalidMessageError
-from domain.model import parse_instant
-from infra.deadletters import DeadLetter, NotRedrivable, from_record, original_bytes
-from infra.rejections import rejection_record
-from infra.wire import decode
+from slatrail.application.outcomes import Decoded, Outcome, Status
+from slatrail.application.service import SlatrailApplication
+from slatrail.domain.errors import InvalidMessageError
+from slatrail.domain.model import parse_instant
+from slatrail.infra.deadletters import DeadLetter, NotRedrivable, from_record, original_bytes
+from slatrail.infra.rejections import rejection_record
+from slatrail.infra.wire import decode
 
 log = structlog.get_logger("slatrail.redrive")
 
@@ -232,7 +232,7 @@ def read_topic(
     """Every dead letter of `topic`, from the beginning of each partition to its high watermark
     as first fetched (what redrive itself adds later is not read). A plain consumer: assigned
     partitions, no group, nothing committed."""
-    from infra.kafka_client import TopicPartition, new_consumer
+    from slatrail.infra.kafka_client import TopicPartition, new_consumer
 
     consumer = new_consumer(
         **config,

@@ -10,11 +10,11 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from application.outcomes import Outcome
-from consumers.streams import Record
-from domain.model import format_instant
-from infra.deadletters import DEAD_LETTER_FORMAT, encode_dead_letter
-from infra.wire import lone_surrogate_at, strict_loads
+from slatrail.application.outcomes import Outcome
+from slatrail.consumers.streams import Record
+from slatrail.domain.model import format_instant
+from slatrail.infra.deadletters import DEAD_LETTER_FORMAT, encode_dead_letter
+from slatrail.infra.wire import lone_surrogate_at, strict_loads
 
 PREFIX_BYTES = 64 * 1024
 

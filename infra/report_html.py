@@ -18,9 +18,9 @@ from typing import Any
 from jinja2 import Environment, PackageLoader
 from markupsafe import Markup
 
-from domain.durations import format_duration
-from infra.render import terminal_safe
-from infra.report_charts import (
+from slatrail.domain.durations import format_duration
+from slatrail.infra.render import terminal_safe
+from slatrail.infra.report_charts import (
     METRICS,
     PRIORITIES,
     attainment_chart,
@@ -44,7 +44,7 @@ def _visible(value: Any) -> Any:
 @cache
 def _environment() -> Environment:
     return Environment(
-        loader=PackageLoader("infra", "templates"),
+        loader=PackageLoader("slatrail.infra", "templates"),
         autoescape=True,
         keep_trailing_newline=True,
         finalize=_visible,
@@ -54,7 +54,9 @@ def _environment() -> Environment:
 @cache
 def stylesheet() -> Markup:
     """The page's CSS (package data), inlined into its `<style>`."""
-    return Markup((files("infra") / "templates" / "report.css").read_text(encoding="utf-8"))
+    return Markup(
+        (files("slatrail.infra") / "templates" / "report.css").read_text(encoding="utf-8")
+    )
 
 
 def render_html(reports: Sequence[dict[str, Any]], *, generated_at: datetime, source: str) -> str:

@@ -1,8 +1,8 @@
 """The JSON Schemas (draft 2020-12) of every message slatrail reads or writes, from the models.
 
 `schemas/` at the top of the repository holds their checked-in copies (and the AsyncAPI document,
-`infra.asyncapi`); `python -m infra.schemas --write schemas` regenerates them, and a unit test
-fails when the models and the files drift. `slatrail schema NAME` prints one.
+`infra.asyncapi`); `python -m slatrail.infra.schemas --write schemas` regenerates them, and a
+unit test fails when the models and the files drift. `slatrail schema NAME` prints one.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from pydantic import BaseModel, Field, TypeAdapter
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema
 
-from domain import messages
-from domain.model import EventType
-from infra.stream_models import (
+from slatrail.domain import messages
+from slatrail.domain.model import EventType
+from slatrail.infra.stream_models import (
     UTC_INSTANT,
     Alert,
     EventEnvelope,
@@ -302,7 +302,7 @@ def names() -> list[str]:
 def build(name: str) -> dict[str, Any]:
     """The document called `name` (KeyError when there is none)."""
     if name == ASYNCAPI_NAME:
-        from infra.asyncapi import asyncapi_document
+        from slatrail.infra.asyncapi import asyncapi_document
 
         return asyncapi_document()
     for doc in SCHEMAS:
@@ -338,7 +338,7 @@ def write(directory: Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m infra.schemas")
+    parser = argparse.ArgumentParser(prog="python -m slatrail.infra.schemas")
     parser.add_argument("--write", type=Path, required=True, metavar="DIR")
     args = parser.parse_args(argv)
     for path in write(args.write):

@@ -13,10 +13,10 @@ from urllib.parse import quote, unquote, urlsplit
 
 from eventsourcing.persistence import PersistenceError
 
-from application.service import DamagedStoreError, SlatrailApplication
-from domain.contracts import Contracts
-from infra.errors import StoreMissingError, StoreUnavailableError, UsageError
-from infra.redact import redact_url
+from slatrail.application.service import DamagedStoreError, SlatrailApplication
+from slatrail.domain.contracts import Contracts
+from slatrail.infra.errors import StoreMissingError, StoreUnavailableError, UsageError
+from slatrail.infra.redact import redact_url
 
 
 class StoreURLError(UsageError, ValueError):

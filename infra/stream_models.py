@@ -15,8 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.config import JsonDict
 from pydantic.json_schema import SkipJsonSchema
 
-from domain.clocks import Metric
-from domain.model import EventType, Priority
+from slatrail.domain.clocks import Metric
+from slatrail.domain.model import EventType, Priority
 
 UTC_INSTANT = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$"
 SHA256_HEX = r"^[0-9a-f]{64}$"

@@ -13,7 +13,7 @@ import argparse
 import re
 from datetime import UTC, datetime
 
-from projections.availability import Month
+from slatrail.projections.availability import Month
 
 FIRST_YEAR = 1970
 LAST_YEAR = 9998

@@ -21,18 +21,18 @@ from typing import Any
 from eventsourcing.persistence import Notification, StoredEvent
 from eventsourcing.utils import get_topic
 
-from application.service import INCIDENT_TOPICS, SlatrailApplication
-from domain.incident import Incident
-from domain.model import IncidentEvent, format_instant, incident_uuid
-from domain.receipt import MessageReceipt
-from infra.bootstrap import Container, read_contracts
-from infra.errors import StoreMissingError
-from infra.read_model_store import ReadModelStore
-from infra.redact import redact_url
-from infra.store import open_application, sqlite_path
-from projections.read_models import READ_MODELS, SLA, STORE_SOURCE
-from projections.sla import incident_sla
-from projections.verification import (
+from slatrail.application.service import INCIDENT_TOPICS, SlatrailApplication
+from slatrail.domain.incident import Incident
+from slatrail.domain.model import IncidentEvent, format_instant, incident_uuid
+from slatrail.domain.receipt import MessageReceipt
+from slatrail.infra.bootstrap import Container, read_contracts
+from slatrail.infra.errors import StoreMissingError
+from slatrail.infra.read_model_store import ReadModelStore
+from slatrail.infra.redact import redact_url
+from slatrail.infra.store import open_application, sqlite_path
+from slatrail.projections.read_models import READ_MODELS, SLA, STORE_SOURCE
+from slatrail.projections.sla import incident_sla
+from slatrail.projections.verification import (
     Anchor,
     ChainSummary,
     ChainVerifier,

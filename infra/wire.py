@@ -12,8 +12,8 @@ from typing import Any
 import structlog
 from pydantic import ValidationError
 
-from domain.errors import InvalidMessageError, unprocessable_reason
-from domain.messages import MAX_MESSAGE_BYTES, MESSAGE_ADAPTER, SCHEMA, IncidentMessage
+from slatrail.domain.errors import InvalidMessageError, unprocessable_reason
+from slatrail.domain.messages import MAX_MESSAGE_BYTES, MESSAGE_ADAPTER, SCHEMA, IncidentMessage
 
 log = structlog.get_logger("slatrail.wire")
 

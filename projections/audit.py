@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from domain.clocks import (
+from slatrail.domain.clocks import (
     Clock,
     IncidentClocks,
     Metric,
@@ -17,12 +17,18 @@ from domain.clocks import (
     evaluate,
     ratio_threshold_us,
 )
-from domain.contracts import Contracts
-from domain.durations import format_duration
-from domain.model import EXCLUDED_CAUSES, EventType, IncidentEvent, event_to_dict, format_instant
-from domain.timeline import build_timeline
-from projections.escalation import escalation_level
-from projections.history import known_by
+from slatrail.domain.contracts import Contracts
+from slatrail.domain.durations import format_duration
+from slatrail.domain.model import (
+    EXCLUDED_CAUSES,
+    EventType,
+    IncidentEvent,
+    event_to_dict,
+    format_instant,
+)
+from slatrail.domain.timeline import build_timeline
+from slatrail.projections.escalation import escalation_level
+from slatrail.projections.history import known_by
 
 _JUST_AFTER = timedelta(microseconds=1)
 _RISKY = (Status.AT_RISK, Status.BREACHED)

@@ -16,11 +16,11 @@ from fractions import Fraction
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from domain.calendars import BusinessCalendar
-from domain.contracts import Contracts
-from domain.model import Cause, IncidentEvent, Priority, State, format_instant
-from domain.timeline import Timeline, build_timeline
-from projections.history import known_by
+from slatrail.domain.calendars import BusinessCalendar
+from slatrail.domain.contracts import Contracts
+from slatrail.domain.model import Cause, IncidentEvent, Priority, State, format_instant
+from slatrail.domain.timeline import Timeline, build_timeline
+from slatrail.projections.history import known_by
 
 _MICROSECOND = timedelta(microseconds=1)
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from domain.clocks import Metric
-from domain.contracts import Contracts
-from domain.escalation import (
+from slatrail.domain.clocks import Metric
+from slatrail.domain.contracts import Contracts
+from slatrail.domain.escalation import (
     DEFAULT_REASON,
     Crossing,
     CrossingKind,
@@ -27,8 +27,8 @@ from domain.escalation import (
     crossings,
     level_steps,
 )
-from domain.model import IncidentEvent, State, format_instant
-from domain.timeline import Timeline, build_timeline
+from slatrail.domain.model import IncidentEvent, State, format_instant
+from slatrail.domain.timeline import Timeline, build_timeline
 
 FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
 """`as_of` that includes every known event (used to plan alerts)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from domain.model import IncidentEvent
+from slatrail.domain.model import IncidentEvent
 
 
 def known_by(events: Sequence[IncidentEvent], as_known_at: datetime | None) -> list[IncidentEvent]:

@@ -20,7 +20,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from domain.model import EVENT_FIELDS, EventType, IncidentEvent, event_from_dict, event_to_dict
+from slatrail.domain.model import (
+    EVENT_FIELDS,
+    EventType,
+    IncidentEvent,
+    event_from_dict,
+    event_to_dict,
+)
 
 SLA = "sla"
 AUDIT = "audit"

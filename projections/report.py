@@ -13,14 +13,19 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from domain.clocks import Clock, IncidentClocks, Metric, Status, evaluate
-from domain.contracts import Contracts
-from domain.durations import format_duration
-from domain.model import IncidentEvent, Priority, State, format_instant
-from domain.timeline import Timeline, build_timeline
-from projections.availability import Month, MonthlyAvailability, availability, reporting_zone
-from projections.escalation import state_of
-from projections.history import known_by
+from slatrail.domain.clocks import Clock, IncidentClocks, Metric, Status, evaluate
+from slatrail.domain.contracts import Contracts
+from slatrail.domain.durations import format_duration
+from slatrail.domain.model import IncidentEvent, Priority, State, format_instant
+from slatrail.domain.timeline import Timeline, build_timeline
+from slatrail.projections.availability import (
+    Month,
+    MonthlyAvailability,
+    availability,
+    reporting_zone,
+)
+from slatrail.projections.escalation import state_of
+from slatrail.projections.history import known_by
 
 TREND_MONTHS = 3
 LEVELS = (1, 2, 3, 4)

@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from domain.clocks import IncidentClocks, evaluate
-from domain.contracts import Contracts
-from domain.model import IncidentEvent, format_instant
-from domain.timeline import build_timeline
-from projections.escalation import Reason, state_of
-from projections.history import known_by
+from slatrail.domain.clocks import IncidentClocks, evaluate
+from slatrail.domain.contracts import Contracts
+from slatrail.domain.model import IncidentEvent, format_instant
+from slatrail.domain.timeline import build_timeline
+from slatrail.projections.escalation import Reason, state_of
+from slatrail.projections.history import known_by
 
 
 @dataclass(frozen=True)

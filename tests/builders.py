@@ -17,11 +17,11 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from domain.contracts import Contracts, load_contracts
-from domain.incident import Fact, Incident
-from domain.messages import to_fact
-from domain.model import IncidentEvent, format_instant, parse_instant
-from infra.wire import decode
+from slatrail.domain.contracts import Contracts, load_contracts
+from slatrail.domain.incident import Fact, Incident
+from slatrail.domain.messages import to_fact
+from slatrail.domain.model import IncidentEvent, format_instant, parse_instant
+from slatrail.infra.wire import decode
 
 SCHEMA = "slatrail.incident/v1"
 

@@ -24,9 +24,13 @@ in CI), loaded here, before any test module builds its `@settings`.
 from __future__ import annotations
 
 import contextlib
+import importlib.abc
+import importlib.machinery
+import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from hypothesis import settings
@@ -44,6 +48,23 @@ from tests.servers import (
 )
 
 settings.load_profile(selected())
+
+
+class _NoBareLayerNames(importlib.abc.MetaPathFinder):
+    """`import domain` from the repository root would load a second copy of every class beside
+    `slatrail.domain` (two `Incident` classes, two topic registries): refuse it in every test."""
+
+    BARE = frozenset({"domain", "projections", "consumers", "infra", "application"})
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if path is None and fullname in self.BARE:
+            raise ImportError(f"import slatrail.{fullname}, not the bare {fullname!r}")
+        return None
+
+
+sys.meta_path.insert(0, _NoBareLayerNames())
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -191,7 +191,7 @@ class PipelineEnv:
         log_path = self.workdir / f"{name}-{uuid.uuid4().hex[:6]}.log"
         with log_path.open("wb") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "infra.cli", "serve", *args],
+                [sys.executable, "-m", "slatrail.infra.cli", "serve", *args],
                 env=self.env(**extra_env),
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -204,7 +204,7 @@ class PipelineEnv:
         self, *args: str, input: bytes | None = None, timeout: float = 120
     ) -> subprocess.CompletedProcess[bytes]:
         return subprocess.run(
-            [sys.executable, "-m", "infra.cli", *args],
+            [sys.executable, "-m", "slatrail.infra.cli", *args],
             env=self.env(),
             input=input,
             capture_output=True,
@@ -304,7 +304,7 @@ def publish_messages(
     bootstrap: str, topic: str, bodies: list[bytes], *, rate: float | None = None
 ) -> None:
     """Publish keyed by incident_id (optionally at `rate` messages/s); waits for the acks."""
-    from infra.commands.publish import incident_key
+    from slatrail.infra.commands.publish import incident_key
 
     client = producer(bootstrap)
     try:
@@ -321,8 +321,8 @@ def publish_messages(
 
 
 def open_store(url: str) -> Any:
-    from infra.bootstrap import read_contracts
-    from infra.store import open_application
+    from slatrail.infra.bootstrap import read_contracts
+    from slatrail.infra.store import open_application
 
     return open_application(url, read_contracts(None))
 
@@ -336,8 +336,8 @@ def event_count(store_url: str) -> int:
 
 
 def read_model_count(url: str) -> int:
-    from infra.read_model_store import ReadModelStore
-    from projections.read_models import AUDIT, SLA
+    from slatrail.infra.read_model_store import ReadModelStore
+    from slatrail.projections.read_models import AUDIT, SLA
 
     store = ReadModelStore(url)
     try:
@@ -350,9 +350,9 @@ def assert_pipeline_consistent(
     pipe: PipelineEnv, accepted_message_ids: set[str], *, timeout: float = 90.0
 ) -> dict[str, Any]:
     """The guarantees of topics.md, checked on a quiescent pipeline; returns a few figures."""
-    from infra.kafka_envelope import decode_envelope
-    from infra.read_model_store import ReadModelStore
-    from projections.read_models import AUDIT, SLA, STORE_SOURCE, TrackedEvent
+    from slatrail.infra.kafka_envelope import decode_envelope
+    from slatrail.infra.read_model_store import ReadModelStore
+    from slatrail.projections.read_models import AUDIT, SLA, STORE_SOURCE, TrackedEvent
 
     expected = len(accepted_message_ids)
     assert wait_until(lambda: event_count(pipe.store) >= expected, timeout), (

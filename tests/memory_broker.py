@@ -11,7 +11,7 @@ import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from consumers.streams import (
+from slatrail.consumers.streams import (
     DeliveryError,
     MessageTooLargeError,
     OnAssign,

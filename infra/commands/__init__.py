@@ -23,4 +23,4 @@ COMMAND_MODULES = (
 
 
 def command_modules() -> list[ModuleType]:
-    return [import_module(f"infra.commands.{name}") for name in COMMAND_MODULES]
+    return [import_module(f"slatrail.infra.commands.{name}") for name in COMMAND_MODULES]

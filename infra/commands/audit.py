@@ -6,12 +6,12 @@ import argparse
 import json
 from typing import Any
 
-from application.queries import answer_as_of, trail_events
-from domain.model import format_instant
-from infra.bootstrap import Container
-from infra.commands.options import add_read_model_option, add_time_options
-from infra.render import echo, table, terminal_safe, to_json
-from projections.audit import annotated_trail
+from slatrail.application.queries import answer_as_of, trail_events
+from slatrail.domain.model import format_instant
+from slatrail.infra.bootstrap import Container
+from slatrail.infra.commands.options import add_read_model_option, add_time_options
+from slatrail.infra.render import echo, table, terminal_safe, to_json
+from slatrail.projections.audit import annotated_trail
 
 
 def register(subparsers: Any) -> None:

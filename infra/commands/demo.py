@@ -8,22 +8,22 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from application.queries import reports_for
-from domain.clocks import Metric, Status
-from domain.model import format_instant
-from infra.bootstrap import Container
-from infra.commands.ingest import rejected_path
-from infra.commands.report import write_html
-from infra.demo import generate_month, month_bounds
-from infra.errors import UsageError
-from infra.ingest import ingest_lines
-from infra.logging import expected_rejections
-from infra.pathargs import cannot_write, output_dir
-from infra.redact import redact_url
-from infra.render import table
-from infra.timearg import month as month_arg
-from projections.availability import Month
-from projections.sla import IncidentSla, sla_view
+from slatrail.application.queries import reports_for
+from slatrail.domain.clocks import Metric, Status
+from slatrail.domain.model import format_instant
+from slatrail.infra.bootstrap import Container
+from slatrail.infra.commands.ingest import rejected_path
+from slatrail.infra.commands.report import write_html
+from slatrail.infra.demo import generate_month, month_bounds
+from slatrail.infra.errors import UsageError
+from slatrail.infra.ingest import ingest_lines
+from slatrail.infra.logging import expected_rejections
+from slatrail.infra.pathargs import cannot_write, output_dir
+from slatrail.infra.redact import redact_url
+from slatrail.infra.render import table
+from slatrail.infra.timearg import month as month_arg
+from slatrail.projections.availability import Month
+from slatrail.projections.sla import IncidentSla, sla_view
 
 
 def register(subparsers: Any) -> None:

@@ -5,20 +5,20 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from application.queries import answer_as_of, histories_for
-from domain.model import format_instant
-from domain.timeline import build_timeline
-from infra.bootstrap import Container
-from infra.commands.options import add_read_model_option, add_time_options
-from infra.render import echo, table, terminal_safe, to_json
-from projections.escalation import (
+from slatrail.application.queries import answer_as_of, histories_for
+from slatrail.domain.model import format_instant
+from slatrail.domain.timeline import build_timeline
+from slatrail.infra.bootstrap import Container
+from slatrail.infra.commands.options import add_read_model_option, add_time_options
+from slatrail.infra.render import echo, table, terminal_safe, to_json
+from slatrail.projections.escalation import (
     EscalationState,
     crossing_json,
     escalations_view,
     next_alert,
     planned_json,
 )
-from projections.history import known_by
+from slatrail.projections.history import known_by
 
 
 def _level(text: str) -> int:

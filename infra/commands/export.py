@@ -7,8 +7,8 @@ import contextlib
 import sys
 from typing import IO, Any
 
-from infra.bootstrap import Container
-from infra.exports import (
+from slatrail.infra.bootstrap import Container
+from slatrail.infra.exports import (
     ExportCounts,
     Selection,
     export_header,
@@ -16,9 +16,9 @@ from infra.exports import (
     write_csv,
     write_jsonl,
 )
-from infra.pathargs import cannot_write, output_file
-from infra.render import echo
-from infra.timearg import instant
+from slatrail.infra.pathargs import cannot_write, output_file
+from slatrail.infra.render import echo
+from slatrail.infra.timearg import instant
 
 
 def register(subparsers: Any) -> None:

@@ -12,13 +12,13 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
-from infra.bootstrap import Container
-from infra.deadletters import DeadLetterFile
-from infra.errors import EXIT_INTERRUPTED
-from infra.ingest import ingest_lines
-from infra.pathargs import output_file
-from infra.progress import Progress
-from infra.render import echo, to_json
+from slatrail.infra.bootstrap import Container
+from slatrail.infra.deadletters import DeadLetterFile
+from slatrail.infra.errors import EXIT_INTERRUPTED
+from slatrail.infra.ingest import ingest_lines
+from slatrail.infra.pathargs import output_file
+from slatrail.infra.progress import Progress
+from slatrail.infra.render import echo, to_json
 
 
 def register(subparsers: Any) -> None:

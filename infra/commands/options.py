@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from infra.timearg import instant
+from slatrail.infra.timearg import instant
 
 
 def add_read_model_option(parser: argparse.ArgumentParser) -> None:

@@ -13,10 +13,10 @@ import sys
 import time
 from typing import IO, Any
 
-from consumers.streams import DeliveryError, MessageTooLargeError, Outgoing
-from infra.bootstrap import Container
-from infra.kafka import KafkaNotConfiguredError, quiet_kafka_logging
-from infra.render import echo, to_json
+from slatrail.consumers.streams import DeliveryError, MessageTooLargeError, Outgoing
+from slatrail.infra.bootstrap import Container
+from slatrail.infra.kafka import KafkaNotConfiguredError, quiet_kafka_logging
+from slatrail.infra.render import echo, to_json
 
 _INCIDENT_ID = re.compile(rb'"incident_id"\s*:\s*"((?:[^"\\]|\\.)*)"')
 

@@ -12,11 +12,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from application.outcomes import Outcome
-from infra.bootstrap import Container
-from infra.deadletters import DeadLetter, DeadLetterFile, read_file
-from infra.kafka import KafkaNotConfiguredError, client_config, quiet_kafka_logging
-from infra.redrive import (
+from slatrail.application.outcomes import Outcome
+from slatrail.infra.bootstrap import Container
+from slatrail.infra.deadletters import DeadLetter, DeadLetterFile, read_file
+from slatrail.infra.kafka import KafkaNotConfiguredError, client_config, quiet_kafka_logging
+from slatrail.infra.redrive import (
     Filter,
     RedriveCounts,
     TopicNotFoundError,
@@ -24,8 +24,8 @@ from infra.redrive import (
     redrive,
     still_rejected_entry,
 )
-from infra.render import to_json
-from infra.timearg import instant
+from slatrail.infra.render import to_json
+from slatrail.infra.timearg import instant
 
 SHOWN_NOT_REDRIVABLE = 20
 

@@ -9,12 +9,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from application.service import SlatrailApplication
-from infra.bootstrap import Container
-from infra.progress import Progress
-from infra.read_model_store import ReadModelStore
-from infra.redact import redact_url
-from projections.read_models import READ_MODELS, STORE_SOURCE, TrackedEvent
+from slatrail.application.service import SlatrailApplication
+from slatrail.infra.bootstrap import Container
+from slatrail.infra.progress import Progress
+from slatrail.infra.read_model_store import ReadModelStore
+from slatrail.infra.redact import redact_url
+from slatrail.projections.read_models import READ_MODELS, STORE_SOURCE, TrackedEvent
 
 BATCH = 5000
 

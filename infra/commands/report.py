@@ -10,13 +10,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from application.queries import answer_as_of, reports_for
-from infra.bootstrap import Container
-from infra.pathargs import cannot_write, output_file_in_new_dirs
-from infra.render import echo, table, to_json
-from infra.report_html import render_html
-from infra.timearg import instant, month, quarter
-from projections.availability import Month
+from slatrail.application.queries import answer_as_of, reports_for
+from slatrail.infra.bootstrap import Container
+from slatrail.infra.pathargs import cannot_write, output_file_in_new_dirs
+from slatrail.infra.render import echo, table, to_json
+from slatrail.infra.report_html import render_html
+from slatrail.infra.timearg import instant, month, quarter
+from slatrail.projections.availability import Month
 
 FORMATS = ("table", "json", "csv", "html")
 METRICS = ("response", "workaround", "resolution", "postmortem")

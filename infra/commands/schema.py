@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from infra.bootstrap import Container
-from infra.errors import UsageError
-from infra.schemas import build, names, path_of, render, write
+from slatrail.infra.bootstrap import Container
+from slatrail.infra.errors import UsageError
+from slatrail.infra.schemas import build, names, path_of, render, write
 
 
 def register(subparsers: Any) -> None:

@@ -24,21 +24,21 @@ from typing import Any
 import structlog
 from pydantic import SecretStr
 
-from consumers.alert_clock import Clock, SystemClock
-from consumers.alert_timer import AlertTimerWorker
-from consumers.inbound import InboundConsumer
-from consumers.projections import ProjectionConsumer
-from consumers.relay import EventRelay
-from consumers.runtime import Backoff, Supervisor, Worker
-from consumers.streams import OnAssign
-from infra.alert_drivers import CLOCK_FILE_ENV, FileClock, kafka_fired_reader
-from infra.bootstrap import Container
-from infra.kafka import KafkaNotConfiguredError, quiet_kafka_logging, redact_config
-from infra.kafka_envelope import ENVELOPES, decode_envelope
-from infra.kafka_outbox import Outbox
-from infra.redact import redact_url
-from infra.rejections import KafkaDeadLetters
-from infra.wire import decode
+from slatrail.consumers.alert_clock import Clock, SystemClock
+from slatrail.consumers.alert_timer import AlertTimerWorker
+from slatrail.consumers.inbound import InboundConsumer
+from slatrail.consumers.projections import ProjectionConsumer
+from slatrail.consumers.relay import EventRelay
+from slatrail.consumers.runtime import Backoff, Supervisor, Worker
+from slatrail.consumers.streams import OnAssign
+from slatrail.infra.alert_drivers import CLOCK_FILE_ENV, FileClock, kafka_fired_reader
+from slatrail.infra.bootstrap import Container
+from slatrail.infra.kafka import KafkaNotConfiguredError, quiet_kafka_logging, redact_config
+from slatrail.infra.kafka_envelope import ENVELOPES, decode_envelope
+from slatrail.infra.kafka_outbox import Outbox
+from slatrail.infra.redact import redact_url
+from slatrail.infra.rejections import KafkaDeadLetters
+from slatrail.infra.wire import decode
 
 log = structlog.get_logger("slatrail.serve")
 
@@ -264,7 +264,12 @@ def _run_children(container: Container, names: list[str], stop: threading.Event)
                 children.pop(name)
                 restart_at[name] = time.monotonic() + delay
             if time.monotonic() >= restart_at[name]:
-                argv = [sys.executable, "-m", "infra.cli", *_child_args(sys.argv[1:], name)]
+                argv = [
+                    sys.executable,
+                    "-m",
+                    "slatrail.infra.cli",
+                    *_child_args(sys.argv[1:], name),
+                ]
                 children[name] = subprocess.Popen(argv, env=env)
                 started_at[name] = time.monotonic()
                 log.info("worker_process_started", worker=name, pid=children[name].pid)

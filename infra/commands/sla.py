@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from application.queries import answer_as_of, histories_for
-from domain.clocks import Clock, Status
-from domain.durations import format_duration
-from domain.model import format_instant
-from infra.bootstrap import Container
-from infra.commands.options import add_read_model_option, add_time_options
-from infra.render import echo, table, terminal_safe, to_json
-from projections.sla import IncidentSla, sla_view
+from slatrail.application.queries import answer_as_of, histories_for
+from slatrail.domain.clocks import Clock, Status
+from slatrail.domain.durations import format_duration
+from slatrail.domain.model import format_instant
+from slatrail.infra.bootstrap import Container
+from slatrail.infra.commands.options import add_read_model_option, add_time_options
+from slatrail.infra.render import echo, table, terminal_safe, to_json
+from slatrail.projections.sla import IncidentSla, sla_view
 
 
 def register(subparsers: Any) -> None:

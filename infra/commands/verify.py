@@ -7,13 +7,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from infra.bootstrap import Container
-from infra.errors import EmptyStoreError
-from infra.exports import AnchorsError, read_anchors
-from infra.progress import Progress
-from infra.redact import redact_url
-from infra.render import echo, to_json
-from infra.verify import Verification, verify_store
+from slatrail.infra.bootstrap import Container
+from slatrail.infra.errors import EmptyStoreError
+from slatrail.infra.exports import AnchorsError, read_anchors
+from slatrail.infra.progress import Progress
+from slatrail.infra.redact import redact_url
+from slatrail.infra.render import echo, to_json
+from slatrail.infra.verify import Verification, verify_store
 
 
 def register(subparsers: Any) -> None:

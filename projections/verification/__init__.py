@@ -7,16 +7,21 @@ copies against the verified chains); `differences` holds what they report.
 
 from __future__ import annotations
 
-from projections.verification.chains import ChainSummary, ChainVerifier, malformed, verify_chain
-from projections.verification.differences import Anchor, Difference, DifferenceKind
-from projections.verification.read_model_rows import (
+from slatrail.projections.verification.chains import (
+    ChainSummary,
+    ChainVerifier,
+    malformed,
+    verify_chain,
+)
+from slatrail.projections.verification.differences import Anchor, Difference, DifferenceKind
+from slatrail.projections.verification.read_model_rows import (
     ReadModelRows,
     RowSource,
     compare_read_model,
     field_differences,
     summarise_rows,
 )
-from projections.verification.receipts import ReceiptCheck, ReceiptRecord
+from slatrail.projections.verification.receipts import ReceiptCheck, ReceiptRecord
 
 __all__ = [
     "Anchor",

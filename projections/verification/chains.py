@@ -14,9 +14,9 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from uuid import UUID
 
-from domain.model import GENESIS_HASH, EventType, IncidentEvent, incident_uuid
-from projections.verification.differences import Anchor, Difference, DifferenceKind
-from projections.verification.receipts import ReceiptCheck, ReceiptRecord
+from slatrail.domain.model import GENESIS_HASH, EventType, IncidentEvent, incident_uuid
+from slatrail.projections.verification.differences import Anchor, Difference, DifferenceKind
+from slatrail.projections.verification.receipts import ReceiptCheck, ReceiptRecord
 
 
 @dataclass(slots=True)

@@ -9,8 +9,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from domain.model import GENESIS_HASH, IncidentEvent, chain_hash
-from projections.verification.differences import Anchor, Difference, DifferenceKind
+from slatrail.domain.model import GENESIS_HASH, IncidentEvent, chain_hash
+from slatrail.projections.verification.differences import Anchor, Difference, DifferenceKind
 
 _FIELDS = (
     "type",

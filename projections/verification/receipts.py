@@ -8,8 +8,8 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from uuid import UUID
 
-from domain.model import incident_uuid, receipt_uuid
-from projections.verification.differences import Difference, DifferenceKind
+from slatrail.domain.model import incident_uuid, receipt_uuid
+from slatrail.projections.verification.differences import Difference, DifferenceKind
 
 
 @dataclass(frozen=True, slots=True)

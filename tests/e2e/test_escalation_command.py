@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.cli import main
+from slatrail.infra.cli import main
 from tests.builders import CONTRACTS_TOML, jsonl, reported_data, utc, wire
 
 MON = utc(2026, 3, 2, 8)

@@ -208,10 +208,12 @@ def test_no_read_model_url_prints_its_password(run, tmp_path, store, shape) -> N
 
 
 def test_the_one_redaction_hides_the_password_of_any_url_shape() -> None:
-    import infra.store
-    from infra.redact import Scrubber, redact_url
+    import slatrail.infra.store
+    from slatrail.infra.redact import Scrubber, redact_url
 
-    assert infra.store.redact_url is redact_url  # the store's messages use the one redaction
+    assert (
+        slatrail.infra.store.redact_url is redact_url
+    )  # the store's messages use the one redaction
     for url in bad_store_urls(5432).values():
         assert not leaks(redact_url(url)), url
     assert redact_url("sqlite:////var/lib/a@b:c.db") == "sqlite:////var/lib/a@b:c.db"
@@ -454,7 +456,7 @@ def _fault(tmp_path: Path, message: str) -> dict[str, str]:
     hook = tmp_path / "hook"
     hook.mkdir()
     (hook / "sitecustomize.py").write_text(
-        "import infra.commands.sla as sla\n"
+        "import slatrail.infra.commands.sla as sla\n"
         "def broken(container, args):\n"
         f"    raise RuntimeError({message!r})\n"
         "sla.run = broken\n"

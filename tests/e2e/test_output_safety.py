@@ -21,10 +21,10 @@ from typing import Any
 
 import pytest
 
-from domain.model import GENESIS_HASH, IncidentEvent, incident_uuid
-from infra.bootstrap import read_contracts
-from infra.store import open_application
-from infra.wire import decode
+from slatrail.domain.model import GENESIS_HASH, IncidentEvent, incident_uuid
+from slatrail.infra.bootstrap import read_contracts
+from slatrail.infra.store import open_application
+from slatrail.infra.wire import decode
 from tests.builders import CONTRACTS_TOML, line, reported_data, utc, wire
 from tests.e2e.test_audit_cli import run_documented
 

@@ -157,7 +157,7 @@ def demo_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The report `slatrail demo` writes for its simulated month, through the real CLI."""
     workdir = tmp_path_factory.mktemp("demo")
     done = subprocess.run(
-        [sys.executable, "-m", "infra.cli", "--store", f"sqlite:///{workdir / 'demo.db'}",
+        [sys.executable, "-m", "slatrail.infra.cli", "--store", f"sqlite:///{workdir / 'demo.db'}",
          "demo", "--out-dir", str(workdir)],
         capture_output=True, text=True, timeout=300, cwd=workdir,
     )  # fmt: skip

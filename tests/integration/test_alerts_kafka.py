@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from domain.model import format_instant
+from slatrail.domain.model import format_instant
 from tests.builders import CONTRACTS_TOML, reported_data, utc, wire
 from tests.kafka_helpers import (
     PipelineEnv,
@@ -100,7 +100,7 @@ class Day:
     """Drives one simulated day: the clock file, the store, and what is on the topics."""
 
     def __init__(self, pipe: PipelineEnv, tmp_path: Path) -> None:
-        from infra.store import open_application
+        from slatrail.infra.store import open_application
         from tests.builders import contracts_from
 
         self.pipe = pipe
@@ -128,7 +128,7 @@ class Day:
         tmp.replace(self.clock_file)  # atomic: the timer never reads a half-written file
 
     def record(self, moment: datetime, incident: str, kind: str, data: dict[str, Any]) -> None:
-        from infra.wire import decode
+        from slatrail.infra.wire import decode
 
         message = wire(kind, moment, data, incident_id=incident,
                        message_id=f"{incident}-{kind}-{format_instant(moment)}")  # fmt: skip
@@ -270,10 +270,10 @@ def test_the_read_back_finds_every_published_key_even_in_a_multi_record_last_bat
 ) -> None:
     import uuid
 
-    from consumers.streams import Outgoing
-    from infra.alert_drivers import kafka_fired_reader
-    from infra.kafka import KafkaClients
-    from infra.settings import Settings
+    from slatrail.consumers.streams import Outgoing
+    from slatrail.infra.alert_drivers import kafka_fired_reader
+    from slatrail.infra.kafka import KafkaClients
+    from slatrail.infra.settings import Settings
 
     clients = KafkaClients(Settings(kafka_bootstrap=kafka_bootstrap, topic_partitions=2))
     topic = f"t{uuid.uuid4().hex[:8]}.incidents.alerts"

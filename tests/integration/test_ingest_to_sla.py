@@ -19,11 +19,11 @@ from typing import Any
 import pytest
 import structlog
 
-from application.outcomes import Outcome
-from application.service import SlatrailApplication
-from infra.cli import main
-from infra.store import open_application
-from infra.wire import decode
+from slatrail.application.outcomes import Outcome
+from slatrail.application.service import SlatrailApplication
+from slatrail.infra.cli import main
+from slatrail.infra.store import open_application
+from slatrail.infra.wire import decode
 from tests.builders import CONTRACTS_TOML, contracts_from, jsonl, line, reported_data, wire
 
 pytestmark = pytest.mark.integration

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from domain.messages import MAX_MESSAGE_BYTES
+from slatrail.domain.messages import MAX_MESSAGE_BYTES
 from tests.kafka_helpers import (
     PipelineEnv,
     assert_pipeline_consistent,

@@ -317,8 +317,8 @@ def test_kafka_source_finds_the_partition_it_cannot_decode_even_by_probing(
     each partition alone, both leave every other partition where it was."""
     import kafka.codec
 
-    from infra.kafka import KafkaClients
-    from infra.settings import Settings
+    from slatrail.infra.kafka import KafkaClients
+    from slatrail.infra.settings import Settings
 
     settings = Settings(**pipeline.settings_overrides())
     clients = KafkaClients(settings)
@@ -349,7 +349,7 @@ def test_kafka_source_finds_the_partition_it_cannot_decode_even_by_probing(
         assert source.consumer.position(TopicPartition(topic, 0)) == 5
         assert source.consumer.position(TopicPartition(topic, 1)) == 3
         # Tried again periodically: it fails again, loudly, and stays where it was.
-        import infra.kafka as kafka_module
+        import slatrail.infra.kafka as kafka_module
 
         monkeypatch.setattr(kafka_module, "STALL_RETRY_S", 0.3)
         stalls: list[int] = []

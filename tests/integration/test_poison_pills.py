@@ -19,15 +19,15 @@ from typing import Any
 
 import pytest
 
-from application.service import SlatrailApplication
-from infra.bootstrap import Container
-from infra.commands.replay import replay
-from infra.deadletters import DEAD_LETTER_FORMAT
-from infra.ingest import ingest_lines
-from infra.settings import Settings
-from infra.store import open_application
-from infra.wire import decode
-from projections.read_models import READ_MODELS
+from slatrail.application.service import SlatrailApplication
+from slatrail.infra.bootstrap import Container
+from slatrail.infra.commands.replay import replay
+from slatrail.infra.deadletters import DEAD_LETTER_FORMAT
+from slatrail.infra.ingest import ingest_lines
+from slatrail.infra.settings import Settings
+from slatrail.infra.store import open_application
+from slatrail.infra.wire import decode
+from slatrail.projections.read_models import READ_MODELS
 from tests.builders import CONTRACTS_TOML, contracts_from, line, reported_data, utc, wire
 
 pytestmark = pytest.mark.integration

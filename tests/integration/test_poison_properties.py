@@ -27,11 +27,11 @@ import pytest
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
-from infra.deadletters import DEAD_LETTER_FORMAT
-from infra.ingest import ingest_lines
-from infra.rejections import KafkaDeadLetters
-from infra.store import open_application
-from infra.wire import decode
+from slatrail.infra.deadletters import DEAD_LETTER_FORMAT
+from slatrail.infra.ingest import ingest_lines
+from slatrail.infra.rejections import KafkaDeadLetters
+from slatrail.infra.store import open_application
+from slatrail.infra.wire import decode
 from tests.builders import contracts_from, reported_data, utc, wire
 from tests.hypothesis_profiles import examples
 
@@ -250,10 +250,10 @@ def _run_until_committed(
 def test_the_inbound_consumer_gives_every_message_exactly_one_outcome(
     stream: list[Item], kafka_bootstrap: str, kafka_server: Any
 ) -> None:
-    from consumers.inbound import InboundConsumer
-    from infra.commands.publish import incident_key
-    from infra.kafka import KafkaClients
-    from infra.settings import Settings
+    from slatrail.consumers.inbound import InboundConsumer
+    from slatrail.infra.commands.publish import incident_key
+    from slatrail.infra.kafka import KafkaClients
+    from slatrail.infra.settings import Settings
     from tests.kafka_helpers import producer, read_topic
 
     tag = uuid.uuid4().hex[:8]

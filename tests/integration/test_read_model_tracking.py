@@ -13,9 +13,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from domain.model import GENESIS_HASH, EventType, IncidentEvent
-from infra.read_model_store import ReadModelStore
-from projections.read_models import AUDIT, SLA, TrackedEvent, kafka_source
+from slatrail.domain.model import GENESIS_HASH, EventType, IncidentEvent
+from slatrail.infra.read_model_store import ReadModelStore
+from slatrail.projections.read_models import AUDIT, SLA, TrackedEvent, kafka_source
 
 pytestmark = pytest.mark.integration
 

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from infra.bootstrap import sample_contracts_text
-from infra.kafka_envelope import decode_envelope
-from infra.read_model_store import ReadModelStore
-from projections.read_models import AUDIT
+from slatrail.infra.bootstrap import sample_contracts_text
+from slatrail.infra.kafka_envelope import decode_envelope
+from slatrail.infra.read_model_store import ReadModelStore
+from slatrail.projections.read_models import AUDIT
 from tests.kafka_helpers import (
     PipelineEnv,
     event_count,

@@ -16,12 +16,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from application.outcomes import Outcome
-from infra.deadletters import DeadLetter, DeadLetterFile, read_file
-from infra.ingest import ingest_lines
-from infra.redrive import redrive
-from infra.store import open_application
-from projections.verification import verify_chain
+from slatrail.application.outcomes import Outcome
+from slatrail.infra.deadletters import DeadLetter, DeadLetterFile, read_file
+from slatrail.infra.ingest import ingest_lines
+from slatrail.infra.redrive import redrive
+from slatrail.infra.store import open_application
+from slatrail.projections.verification import verify_chain
 from tests.builders import CONTRACTS_TOML, contracts_from, line, reported_data, wire
 from tests.hypothesis_profiles import examples
 

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 import structlog
 
-from infra.bootstrap import Container
-from infra.cli import main
-from infra.read_model_drivers import open_recorder
-from infra.read_model_store import ReadModelStore
-from infra.settings import Settings
-from projections.read_models import AUDIT, SLA
+from slatrail.infra.bootstrap import Container
+from slatrail.infra.cli import main
+from slatrail.infra.read_model_drivers import open_recorder
+from slatrail.infra.read_model_store import ReadModelStore
+from slatrail.infra.settings import Settings
+from slatrail.projections.read_models import AUDIT, SLA
 from tests.builders import CONTRACTS_TOML, jsonl, reported_data, wire
 
 pytestmark = pytest.mark.integration

@@ -19,7 +19,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from infra import schemas
+from slatrail.infra import schemas
 from tests.kafka_helpers import (
     PipelineEnv,
     event_count,

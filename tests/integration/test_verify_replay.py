@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from infra.bootstrap import Container
-from infra.cli import main
-from infra.commands.replay import replay
-from infra.progress import Progress
-from infra.read_model_store import ReadModelStore
-from infra.settings import Settings
-from infra.wire import decode
-from projections.read_models import READ_MODELS, STORE_SOURCE
+from slatrail.infra.bootstrap import Container
+from slatrail.infra.cli import main
+from slatrail.infra.commands.replay import replay
+from slatrail.infra.progress import Progress
+from slatrail.infra.read_model_store import ReadModelStore
+from slatrail.infra.settings import Settings
+from slatrail.infra.wire import decode
+from slatrail.projections.read_models import READ_MODELS, STORE_SOURCE
 from tests.builders import CONTRACTS_TOML, line, reported_data, utc, wire
 
 pytestmark = pytest.mark.integration
@@ -98,7 +98,9 @@ class ReplayContract:
                 return True
 
         screen = Terminal()
-        monkeypatch.setattr("infra.progress.time.monotonic", iter(range(0, 10_000, 1)).__next__)
+        monkeypatch.setattr(
+            "slatrail.infra.progress.time.monotonic", iter(range(0, 10_000, 1)).__next__
+        )
         end = container.app.recorder.max_notification_id()
         bar = Progress(end, unit="notifications", stream=screen, label="events")
         replay(container.app, container.read_models, batch=6, progress=bar.advance)
@@ -136,7 +138,7 @@ class ReplayContract:
                 raise KeyboardInterrupt
             return original(self, *a, **kw)  # type: ignore[arg-type]
 
-        monkeypatch.setattr("infra.commands.replay.BATCH", 6)
+        monkeypatch.setattr("slatrail.infra.commands.replay.BATCH", 6)
         monkeypatch.setattr(ReadModelStore, "apply", flaky_apply)
         args = ["--store", store_url, "--contracts", str(container.settings.contracts)]
         assert main([*args, "replay"]) == 130

@@ -22,10 +22,10 @@ from uuid import UUID
 import psycopg
 import pytest
 
-from domain.model import incident_uuid
-from infra.cli import main
-from infra.store import open_application
-from infra.wire import decode
+from slatrail.domain.model import incident_uuid
+from slatrail.infra.cli import main
+from slatrail.infra.store import open_application
+from slatrail.infra.wire import decode
 from tests.builders import CONTRACTS_TOML, contracts_from, line, reported_data, utc, wire
 
 pytestmark = pytest.mark.integration
@@ -334,7 +334,7 @@ class VerifyContract:
         state[0] = ord("[")
         raw.set_state("INC-2", 2, bytes(state))
         in_process = run("verify", "--format", "json")
-        monkeypatch.setattr("infra.verify.PARALLEL_FROM", 0)
+        monkeypatch.setattr("slatrail.infra.verify.PARALLEL_FROM", 0)
         in_parallel = run("verify", "--format", "json")
         assert in_process[0] == in_parallel[0] == 1
 

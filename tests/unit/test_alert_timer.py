@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 
-from consumers.alert_clock import ManualClock, SystemClock
-from consumers.alert_scheduler import AlertTimer, slim
-from consumers.alert_timer import AlertTimerWorker, memory_fired_reader
-from domain.model import IncidentEvent
-from infra.alert_drivers import FileClock
-from infra.kafka_envelope import decode_envelope, encode_envelope
+from slatrail.consumers.alert_clock import ManualClock, SystemClock
+from slatrail.consumers.alert_scheduler import AlertTimer, slim
+from slatrail.consumers.alert_timer import AlertTimerWorker, memory_fired_reader
+from slatrail.domain.model import IncidentEvent
+from slatrail.infra.alert_drivers import FileClock
+from slatrail.infra.kafka_envelope import decode_envelope, encode_envelope
 from tests.builders import contracts_from, record_history, reported_data, utc
 from tests.memory_broker import MemoryBroker
 

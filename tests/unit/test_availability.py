@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from domain.contracts import Contracts, load_contracts
-from projections.availability import (
+from slatrail.domain.contracts import Contracts, load_contracts
+from slatrail.projections.availability import (
     Month,
     monthly_availability,
     quarter_months,

@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
-from domain.contracts import ContractsError
-from domain.errors import InvalidFieldError
-from domain.incident import Incident
-from domain.messages import to_fact
-from domain.model import Priority
-from infra.wire import decode
+from slatrail.domain.contracts import ContractsError
+from slatrail.domain.errors import InvalidFieldError
+from slatrail.domain.incident import Incident
+from slatrail.domain.messages import to_fact
+from slatrail.domain.model import Priority
+from slatrail.infra.wire import decode
 from tests.builders import CONTRACTS_TOML, contracts_from, line, reported_data, rfc3339, utc, wire
 
 T0 = utc(2026, 11, 10, 9)
@@ -146,7 +146,7 @@ def test_targets_without_a_calendar_fail_loading() -> None:
 
 
 def test_the_shipped_sample_defines_every_priority_of_every_tier() -> None:
-    from infra.bootstrap import read_contracts
+    from slatrail.infra.bootstrap import read_contracts
 
     contracts = read_contracts(None)
     for tier in contracts.spec.tiers.values():

@@ -27,15 +27,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from domain.calendars import (
+from slatrail.domain.calendars import (
     ZONE_RULES_FROM_YEAR,
     BusinessCalendar,
     _zone_changes,
 )
-from domain.clocks import EXPLAIN_INTERVALS, due_instant_us
-from domain.contracts import ContractsError
-from projections.escalation import escalation_state
-from projections.sla import incident_sla
+from slatrail.domain.clocks import EXPLAIN_INTERVALS, due_instant_us
+from slatrail.domain.contracts import ContractsError
+from slatrail.projections.escalation import escalation_state
+from slatrail.projections.sla import incident_sla
 from tests.builders import CONTRACTS_TOML, contracts_from, record_history, reported_data, utc
 from tests.hypothesis_profiles import examples
 from tests.unit.test_calendar_properties import WEEKDAYS, Case, Region, _hhmm, hour_ranges
@@ -301,7 +301,7 @@ def _installed_tzif(key: str) -> Any:
 def test_no_zone_changes_offset_twice_within_the_sampling_step_nor_lists_changes_late() -> None:
     import zoneinfo
 
-    from domain.calendars import _CHANGE_STEP_US
+    from slatrail.domain.calendars import _CHANGE_STEP_US
 
     latest = datetime(ZONE_RULES_FROM_YEAR - 1, 1, 1, tzinfo=UTC).timestamp()
     for key in sorted(zoneinfo.available_timezones()):

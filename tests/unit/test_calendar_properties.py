@@ -18,7 +18,7 @@ import holidays
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from domain.calendars import BusinessCalendar
+from slatrail.domain.calendars import BusinessCalendar
 from tests.hypothesis_profiles import examples
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import holidays
 import pytest
 
-from domain.calendars import AlwaysCalendar, BusinessCalendar, Calendar, CalendarError
+from slatrail.domain.calendars import AlwaysCalendar, BusinessCalendar, Calendar, CalendarError
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 BERLIN = ZoneInfo("Europe/Berlin")

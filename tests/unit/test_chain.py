@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from domain.model import (
+from slatrail.domain.model import (
     GENESIS_HASH,
     EventType,
     IncidentEvent,
@@ -19,7 +19,7 @@ from domain.model import (
     incident_uuid,
     receipt_uuid,
 )
-from projections.verification import (
+from slatrail.projections.verification import (
     Anchor,
     ChainVerifier,
     DifferenceKind,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from domain.model import IncidentEvent
-from projections.audit import annotated_trail, derive_annotations
+from slatrail.domain.model import IncidentEvent
+from slatrail.projections.audit import annotated_trail, derive_annotations
 from tests.builders import contracts_from, record_history, reported_data, utc
 
 T0 = utc(2026, 3, 2, 9)

@@ -9,10 +9,10 @@ from datetime import timedelta
 
 import pytest
 
-from domain.model import IncidentEvent, format_instant
-from infra.read_model_store import ReadModelStore
-from projections.read_models import AUDIT, TrackedEvent
-from projections.verification import Anchor, compare_read_model, summarise_rows
+from slatrail.domain.model import IncidentEvent, format_instant
+from slatrail.infra.read_model_store import ReadModelStore
+from slatrail.projections.read_models import AUDIT, TrackedEvent
+from slatrail.projections.verification import Anchor, compare_read_model, summarise_rows
 from tests.builders import contracts_from, record_history, reported_data, utc
 
 T0 = utc(2026, 3, 2, 9)

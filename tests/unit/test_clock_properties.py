@@ -14,8 +14,8 @@ from zoneinfo import ZoneInfo
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from domain.contracts import Contracts
-from projections.sla import incident_sla
+from slatrail.domain.contracts import Contracts
+from slatrail.projections.sla import incident_sla
 from tests.builders import contracts_from, record_history, utc
 from tests.hypothesis_profiles import examples
 

@@ -23,11 +23,11 @@ from typing import Any
 
 import pytest
 
-from domain.clocks import Metric, evaluate
-from domain.contracts import Contracts
-from domain.model import IncidentEvent
-from domain.timeline import build_timeline
-from projections.sla import IncidentSla, incident_sla, sla_view
+from slatrail.domain.clocks import Metric, evaluate
+from slatrail.domain.contracts import Contracts
+from slatrail.domain.model import IncidentEvent
+from slatrail.domain.timeline import build_timeline
+from slatrail.projections.sla import IncidentSla, incident_sla, sla_view
 from tests.builders import CONTRACTS_TOML, contracts_from, record_history, utc
 
 H = 3600

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from domain.contracts import ContractsError
-from domain.escalation import CrossingKind
-from domain.model import IncidentEvent
-from domain.timeline import build_timeline
-from projections.escalation import (
+from slatrail.domain.contracts import ContractsError
+from slatrail.domain.escalation import CrossingKind
+from slatrail.domain.model import IncidentEvent
+from slatrail.domain.timeline import build_timeline
+from slatrail.projections.escalation import (
     FAR_FUTURE,
     PlannedAlert,
     escalation_level,
@@ -24,7 +24,7 @@ from projections.escalation import (
     escalations_view,
     planned_alerts,
 )
-from projections.sla import sla_view
+from slatrail.projections.sla import sla_view
 from tests.builders import CONTRACTS_TOML, contracts_from, record_history, reported_data, utc
 
 CONTRACTS = contracts_from()
@@ -401,7 +401,7 @@ def test_an_invalid_policy_is_refused_with_a_clear_error(section: str, message: 
 
 
 def test_the_shipped_sample_states_the_spec_defaults() -> None:
-    from infra.bootstrap import read_contracts
+    from slatrail.infra.bootstrap import read_contracts
 
     policy = read_contracts(None).escalation
     assert (policy.at_risk_level, policy.breached_level, policy.overrun_level) == (2, 3, 4)

@@ -15,11 +15,11 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from domain.clocks import Metric, Status, evaluate
-from domain.contracts import Contracts
-from domain.model import IncidentEvent, Priority, State
-from domain.timeline import build_timeline
-from projections.escalation import escalation_level, escalation_state
+from slatrail.domain.clocks import Metric, Status, evaluate
+from slatrail.domain.contracts import Contracts
+from slatrail.domain.model import IncidentEvent, Priority, State
+from slatrail.domain.timeline import build_timeline
+from slatrail.projections.escalation import escalation_level, escalation_state
 from tests.builders import contracts_from, record_history, utc
 from tests.hypothesis_profiles import examples
 

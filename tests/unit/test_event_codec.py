@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from domain.model import EVENT_FIELDS, IncidentEvent, event_from_dict, event_to_dict
-from infra.exports import CSV_COLUMNS, event_record
-from infra.kafka_envelope import decode_envelope, encode_envelope
-from infra.store import SlatrailApplication, open_application
-from infra.wire import decode
-from projections.audit import audit_trail
-from projections.read_models import event_row, row_event
+from slatrail.domain.model import EVENT_FIELDS, IncidentEvent, event_from_dict, event_to_dict
+from slatrail.infra.exports import CSV_COLUMNS, event_record
+from slatrail.infra.kafka_envelope import decode_envelope, encode_envelope
+from slatrail.infra.store import SlatrailApplication, open_application
+from slatrail.infra.wire import decode
+from slatrail.projections.audit import audit_trail
+from slatrail.projections.read_models import event_row, row_event
 from tests.builders import contracts_from, line, reported_data, utc, wire
 
 T0 = utc(2026, 3, 2, 9)

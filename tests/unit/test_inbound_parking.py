@@ -14,15 +14,15 @@ from typing import Any
 
 import pytest
 
-from application.service import SlatrailApplication
-from consumers.inbound import InboundConsumer
-from consumers.runtime import Supervisor
-from consumers.streams import Outgoing
-from infra.bootstrap import read_contracts
-from infra.logging import configure_logging
-from infra.rejections import KafkaDeadLetters
-from infra.store import open_application
-from infra.wire import decode
+from slatrail.application.service import SlatrailApplication
+from slatrail.consumers.inbound import InboundConsumer
+from slatrail.consumers.runtime import Supervisor
+from slatrail.consumers.streams import Outgoing
+from slatrail.infra.bootstrap import read_contracts
+from slatrail.infra.logging import configure_logging
+from slatrail.infra.rejections import KafkaDeadLetters
+from slatrail.infra.store import open_application
+from slatrail.infra.wire import decode
 from tests.kafka_helpers import incident_stream, jsonl_bytes
 from tests.memory_broker import MemoryBroker
 
@@ -84,7 +84,7 @@ def send(broker: MemoryBroker, body: bytes, partition_key: bytes | None, key: An
 
 def on_partition(broker: MemoryBroker, body: bytes, partition: int) -> None:
     log = broker.topic(INBOUND)[partition]
-    from consumers.streams import Record
+    from slatrail.consumers.streams import Record
 
     key = json.loads(body)["incident_id"].encode()
     log.append(Record(INBOUND, partition, len(log), key, body))
@@ -339,8 +339,8 @@ def test_a_consumer_holding_no_partitions_is_starting_then_degraded_never_runnin
 def test_submit_records_is_the_inbound_path_for_messages_with_an_origin(
     app: SlatrailApplication,
 ) -> None:
-    from consumers.inbound import submit_records
-    from consumers.streams import Record
+    from slatrail.consumers.inbound import submit_records
+    from slatrail.consumers.streams import Record
 
     broker = MemoryBroker(partitions=2)
     reported, triaged = jsonl_bytes(incident_stream(2, per_incident=2, prefix="S"))
@@ -360,7 +360,7 @@ def test_submit_records_is_the_inbound_path_for_messages_with_an_origin(
 
 
 def test_backoff_doubles_while_failing_fast_and_starts_over_after_a_stable_run() -> None:
-    from consumers.runtime import Backoff
+    from slatrail.consumers.runtime import Backoff
 
     backoff = Backoff(1.0, 15.0, stable_after_s=30.0)
     assert [backoff.failed(up_s=0.2) for _ in range(6)] == [1, 2, 4, 8, 15, 15]

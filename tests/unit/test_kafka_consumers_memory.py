@@ -12,16 +12,16 @@ from typing import Any
 
 import pytest
 
-from application.service import SlatrailApplication
-from consumers.inbound import InboundConsumer
-from consumers.projections import ProjectionConsumer
-from consumers.relay import EventRelay
-from consumers.runtime import Supervisor
-from consumers.streams import DeliveryError, OnAssign, Record
-from domain.messages import MAX_MESSAGE_BYTES
-from infra.bootstrap import read_contracts
-from infra.commands.publish import incident_key
-from infra.kafka_envelope import (
+from slatrail.application.service import SlatrailApplication
+from slatrail.consumers.inbound import InboundConsumer
+from slatrail.consumers.projections import ProjectionConsumer
+from slatrail.consumers.relay import EventRelay
+from slatrail.consumers.runtime import Supervisor
+from slatrail.consumers.streams import DeliveryError, OnAssign, Record
+from slatrail.domain.messages import MAX_MESSAGE_BYTES
+from slatrail.infra.bootstrap import read_contracts
+from slatrail.infra.commands.publish import incident_key
+from slatrail.infra.kafka_envelope import (
     ENVELOPE_SCHEMA,
     ENVELOPES,
     NOTIFICATION_HEADER,
@@ -29,12 +29,12 @@ from infra.kafka_envelope import (
     decode_envelope,
     encode_envelope,
 )
-from infra.kafka_outbox import Outbox
-from infra.read_model_store import ReadModelStore, default_read_model_url
-from infra.rejections import KafkaDeadLetters
-from infra.store import open_application
-from infra.wire import decode
-from projections.read_models import AUDIT, SLA, STORE_SOURCE, TrackedEvent, kafka_source
+from slatrail.infra.kafka_outbox import Outbox
+from slatrail.infra.read_model_store import ReadModelStore, default_read_model_url
+from slatrail.infra.rejections import KafkaDeadLetters
+from slatrail.infra.store import open_application
+from slatrail.infra.wire import decode
+from slatrail.projections.read_models import AUDIT, SLA, STORE_SOURCE, TrackedEvent, kafka_source
 from tests.kafka_helpers import incident_stream, jsonl_bytes
 from tests.memory_broker import MemoryBroker
 
@@ -256,7 +256,7 @@ def test_inbound_truncates_a_dead_letter_the_broker_finds_too_large(
 
 
 def record(app: SlatrailApplication, messages: list[dict[str, Any]]) -> None:
-    from infra.wire import decode
+    from slatrail.infra.wire import decode
 
     outcomes = app.record([decode(json.dumps(m)) for m in messages], now=now())
     assert all(o.status == "accepted" for o in outcomes)
@@ -512,8 +512,8 @@ def test_projection_consumer_refuses_an_event_whose_hash_does_not_match(
 def test_security_settings_pass_through_and_the_password_is_never_logged() -> None:
     from pydantic import SecretStr
 
-    from infra.kafka import KafkaNotConfiguredError, client_config, redact_config
-    from infra.settings import Settings
+    from slatrail.infra.kafka import KafkaNotConfiguredError, client_config, redact_config
+    from slatrail.infra.settings import Settings
 
     settings = Settings(
         kafka_bootstrap="b1:9093, b2:9093",

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-NAMESPACE = ""
+NAMESPACE = "slatrail."
 """The installed namespace prefix. Set it to "slatrail." once every import uses the namespace:
 then a bare `import domain…` fails too (it would load a second copy of the package)."""
 
@@ -113,18 +113,18 @@ def test_every_pending_module_still_needs_its_exemption() -> None:
 @pytest.mark.parametrize(
     ("source", "module"),
     [
-        ("from infra.store import open_application", "consumers.inbound"),
-        ("import infra.wire", "application.service"),
-        ("from consumers.streams import Record", "application.queries"),
-        ("from application.outcomes import Outcome", "projections.sla"),
-        ("from projections.sla import sla_view", "domain.model"),
+        ("from infra.store import open_application", "slatrail.consumers.inbound"),
+        ("import slatrail.infra.wire", "slatrail.application.service"),
+        ("from consumers.streams import Record", "slatrail.application.queries"),
+        ("from application.outcomes import Outcome", "slatrail.projections.sla"),
+        ("from projections.sla import sla_view", "slatrail.domain.model"),
         ("from slatrail.infra.wire import decode", "slatrail.consumers.inbound"),
-        ("from slatrail.consumers import inbound", "domain.incident"),
-        ("def f():\n    from infra.kafka import KafkaClients\n", "consumers.relay"),
-        ("from .. import infra", "consumers.inbound"),
-        ("from tests.memory_broker import MemoryBroker", "consumers.streams"),
-        ("import bench.timer", "infra.cli"),
-        ("from slatrail.web import app", "infra.cli"),
+        ("from slatrail.consumers import inbound", "slatrail.domain.incident"),
+        ("def f():\n    from infra.kafka import KafkaClients\n", "slatrail.consumers.relay"),
+        ("from .. import infra", "slatrail.consumers.inbound"),
+        ("from tests.memory_broker import MemoryBroker", "slatrail.consumers.streams"),
+        ("import bench.timer", "slatrail.infra.cli"),
+        ("from slatrail.web import app", "slatrail.infra.cli"),
     ],
 )
 def test_an_upward_or_outside_import_is_reported(source: str, module: str) -> None:
@@ -134,12 +134,15 @@ def test_an_upward_or_outside_import_is_reported(source: str, module: str) -> No
 @pytest.mark.parametrize(
     ("source", "module"),
     [
-        ("from domain.model import IncidentEvent", "infra.cli"),
+        ("from slatrail.domain.model import IncidentEvent", "slatrail.infra.cli"),
         ("from slatrail.projections.sla import sla_view", "slatrail.application.queries"),
-        ("from application.outcomes import Outcome", "consumers.inbound"),
-        ("from consumers.streams import Record", "infra.kafka"),
-        ("from . import model", "domain.incident"),
-        ("import json\nfrom pydantic import BaseModel\nimport eventsourcing.domain", "domain.x"),
+        ("from slatrail.application.outcomes import Outcome", "slatrail.consumers.inbound"),
+        ("from slatrail.consumers.streams import Record", "slatrail.infra.kafka"),
+        ("from . import model", "slatrail.domain.incident"),
+        (
+            "import json\nfrom pydantic import BaseModel\nimport eventsourcing.domain",
+            "slatrail.domain.x",
+        ),
     ],
 )
 def test_a_same_or_lower_layer_import_is_allowed(source: str, module: str) -> None:
@@ -148,7 +151,7 @@ def test_a_same_or_lower_layer_import_is_allowed(source: str, module: str) -> No
 
 def test_bare_imports_fail_only_once_the_namespace_is_in_place() -> None:
     source = "from domain.model import IncidentEvent\nfrom slatrail.domain import clocks\n"
-    assert violations(source, "infra.cli", namespace="") == []
+    assert violations(source, "slatrail.infra.cli", namespace="") == []
     [problem] = violations(source, "slatrail.infra.cli", namespace="slatrail.")
     assert "bare import" in problem and "line 1" in problem
 

@@ -13,15 +13,15 @@ from typing import Any
 
 import pytest
 
-from application.outcomes import Outcome
-from application.service import SlatrailApplication
-from domain.contracts import Contracts
-from domain.errors import Rejection
-from domain.incident import Incident
-from domain.messages import to_fact
-from domain.model import IncidentEvent, State, incident_uuid
-from infra.store import open_application
-from infra.wire import decode
+from slatrail.application.outcomes import Outcome
+from slatrail.application.service import SlatrailApplication
+from slatrail.domain.contracts import Contracts
+from slatrail.domain.errors import Rejection
+from slatrail.domain.incident import Incident
+from slatrail.domain.messages import to_fact
+from slatrail.domain.model import IncidentEvent, State, incident_uuid
+from slatrail.infra.store import open_application
+from slatrail.infra.wire import decode
 from tests.builders import contracts_from, line, minimal_data, reported_data, utc, wire
 
 T0 = utc(2026, 3, 2, 9)  # a Monday

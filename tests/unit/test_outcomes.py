@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from application.outcomes import IngestCounts, Outcome, Status
-from domain.errors import AlreadyReportedError
+from slatrail.application.outcomes import IngestCounts, Outcome, Status
+from slatrail.domain.errors import AlreadyReportedError
 
 
 def test_the_statuses_keep_their_wire_values() -> None:

@@ -16,11 +16,11 @@ import structlog
 from hypothesis import given
 from hypothesis import strategies as st
 
-from infra.commands.report import render_csv, spreadsheet_cell
-from infra.logging import configure_logging
-from infra.render import table, terminal_safe, terminal_text, to_json
-from projections.availability import Month
-from projections.report import monthly_reports
+from slatrail.infra.commands.report import render_csv, spreadsheet_cell
+from slatrail.infra.logging import configure_logging
+from slatrail.infra.render import table, terminal_safe, terminal_text, to_json
+from slatrail.projections.availability import Month
+from slatrail.projections.report import monthly_reports
 from tests.builders import CONTRACTS_TOML, contracts_from
 
 # Written out here, not imported from infra.render, so a gap there fails these tests.

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
 
-from domain.model import GENESIS_HASH, EventType, IncidentEvent
-from infra.read_model_store import ReadModelStore
-from projections.read_models import AUDIT, SLA, TrackedEvent, kafka_source, tracking_name
+from slatrail.domain.model import GENESIS_HASH, EventType, IncidentEvent
+from slatrail.infra.read_model_store import ReadModelStore
+from slatrail.projections.read_models import AUDIT, SLA, TrackedEvent, kafka_source, tracking_name
 from tests.builders import utc
 
 T0 = utc(2026, 3, 2, 9)
@@ -81,7 +81,7 @@ def test_an_event_at_or_below_the_tracked_position_is_not_applied_again(
 def test_rows_and_tracking_are_one_transaction(
     store: ReadModelStore, path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import infra.read_model_store as module
+    import slatrail.infra.read_model_store as module
 
     def broken(*args: object, **kwargs: object) -> object:
         raise RuntimeError("crash between rows and tracking")

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from infra.redact import Scrubber, redact_url
-from infra.store import StoreURLError, parse_store_url
+from slatrail.infra.redact import Scrubber, redact_url
+from slatrail.infra.store import StoreURLError, parse_store_url
 
 USERS = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_.-0123456789", min_size=1, max_size=12)
 # any printable text, the URL delimiters in particular

@@ -15,15 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from domain.model import GENESIS_HASH, EventType, IncidentEvent, canonical_json
-from infra.exports import event_record
-from infra.kafka_envelope import decode_envelope, encode_envelope
-from infra.read_model_store import ReadModelStore
-from infra.store import open_application
-from infra.wire import decode
-from projections.audit import audit_trail
-from projections.read_models import AUDIT, SLA, TrackedEvent
-from projections.verification import summarise_rows, verify_chain
+from slatrail.domain.model import GENESIS_HASH, EventType, IncidentEvent, canonical_json
+from slatrail.infra.exports import event_record
+from slatrail.infra.kafka_envelope import decode_envelope, encode_envelope
+from slatrail.infra.read_model_store import ReadModelStore
+from slatrail.infra.store import open_application
+from slatrail.infra.wire import decode
+from slatrail.projections.audit import audit_trail
+from slatrail.projections.read_models import AUDIT, SLA, TrackedEvent
+from slatrail.projections.verification import summarise_rows, verify_chain
 from tests.builders import contracts_from, line, reported_data, utc, wire
 
 T0 = utc(2026, 3, 2, 9)

@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
-from domain.contracts import Contracts, load_contracts
-from domain.model import Priority
-from infra.commands.report import render_csv, render_table
-from infra.render import to_json
-from infra.report_html import render_html
-from projections.availability import Month
-from projections.report import dispute_outcome, monthly_reports
+from slatrail.domain.contracts import Contracts, load_contracts
+from slatrail.domain.model import Priority
+from slatrail.infra.commands.report import render_csv, render_table
+from slatrail.infra.render import to_json
+from slatrail.infra.report_html import render_html
+from slatrail.projections.availability import Month
+from slatrail.projections.report import dispute_outcome, monthly_reports
 from tests.builders import REPORT_CONTRACTS, IncidentFactory, instant
 
 OCTOBER = Month(2026, 10)
@@ -485,8 +485,8 @@ def test_hostile_customer_and_title_text_is_escaped_in_the_html_report(
 
 
 def test_the_html_report_inlines_its_stylesheet_from_package_data() -> None:
-    from infra.report_charts import FONT
-    from infra.report_html import stylesheet
+    from slatrail.infra.report_charts import FONT
+    from slatrail.infra.report_html import stylesheet
 
     css = str(stylesheet())
     assert "@page { size: A4;" in css and FONT in css  # the charts and the page share a font

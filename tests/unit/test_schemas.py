@@ -1,6 +1,7 @@
 """The checked-in contracts under schemas/: generated from the models, and true to the code.
 
-* the files are exactly what `python -m infra.schemas --write schemas` writes (drift fails);
+* the files are exactly what `python -m slatrail.infra.schemas --write schemas` writes
+  (drift fails);
 * what the code emits (envelopes, dead letters, parked copies, alerts) validates against them,
   and so do valid wire messages, while broken ones fail — schema and model agree;
 * the AsyncAPI document validates against the official AsyncAPI 3.0.0 JSON Schema (vendored in
@@ -21,24 +22,24 @@ import jsonschema
 import pytest
 from referencing import Registry, Resource
 
-from application.outcomes import Outcome
-from consumers.inbound import PARKED_SCHEMA, Parked
-from consumers.streams import Record
-from domain import errors
-from domain.errors import InvalidMessageError
-from domain.model import EventType
-from infra import schemas
-from infra.kafka_envelope import decode_envelope, encode_envelope
-from infra.rejections import dead_letter, rejection_record, truncated_dead_letter
-from infra.stream_models import (
+from slatrail.application.outcomes import Outcome
+from slatrail.consumers.inbound import PARKED_SCHEMA, Parked
+from slatrail.consumers.streams import Record
+from slatrail.domain import errors
+from slatrail.domain.errors import InvalidMessageError
+from slatrail.domain.model import EventType
+from slatrail.infra import schemas
+from slatrail.infra.kafka_envelope import decode_envelope, encode_envelope
+from slatrail.infra.rejections import dead_letter, rejection_record, truncated_dead_letter
+from slatrail.infra.stream_models import (
     REJECTION_CODES,
     Alert,
     EventEnvelope,
     FileDeadLetter,
     KafkaDeadLetter,
 )
-from infra.stream_models import Parked as ParkedModel
-from infra.wire import decode
+from slatrail.infra.stream_models import Parked as ParkedModel
+from slatrail.infra.wire import decode
 from tests.builders import (
     contracts_from,
     line,
@@ -75,12 +76,12 @@ def test_the_checked_in_schemas_are_exactly_what_the_models_generate() -> None:
         for path in SCHEMA_DIR.rglob("*.json")
     }
     assert sorted(on_disk) == sorted(expected), (
-        "regenerate: python -m infra.schemas --write schemas"
+        "regenerate: python -m slatrail.infra.schemas --write schemas"
     )
     for relative, text in expected.items():
         assert on_disk[relative] == text, (
             f"schemas/{relative} drifted from its model; regenerate with "
-            "`python -m infra.schemas --write schemas`"
+            "`python -m slatrail.infra.schemas --write schemas`"
         )
 
 
@@ -316,7 +317,7 @@ def test_parked_envelopes_pass_the_parked_schema() -> None:
 
 
 def test_alert_documents_pass_the_alert_schema() -> None:
-    from consumers.alert_scheduler import AlertTimer
+    from slatrail.consumers.alert_scheduler import AlertTimer
 
     contracts = contracts_from()
     timer = AlertTimer(contracts)
@@ -409,7 +410,7 @@ def test_payloads_validate_through_the_asyncapi_references() -> None:
 
 
 def test_the_alert_timer_group_in_the_document_is_the_timer_s() -> None:
-    from infra.asyncapi import ALERT_TIMER_GROUP
-    from infra.settings import Settings
+    from slatrail.infra.asyncapi import ALERT_TIMER_GROUP
+    from slatrail.infra.settings import Settings
 
     assert Settings.model_fields["group_alerts"].default == ALERT_TIMER_GROUP

@@ -35,6 +35,6 @@ def test_no_unit_test_runs_the_cli() -> None:
         f"{path.relative_to(ROOT)}: {module}"
         for path in sorted((TESTS / "unit").glob("*.py"))
         for module in imported_modules(path)
-        if module in ("infra.cli", "subprocess")
+        if module in ("slatrail.infra.cli", "subprocess")
     ]
     assert offenders == []

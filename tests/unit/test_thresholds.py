@@ -13,15 +13,15 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from consumers.alert_scheduler import AlertTimer
-from domain.clocks import Metric, exact_ratio, ratio_threshold_us
-from domain.contracts import Contracts
-from domain.escalation import CrossingKind, crossings
-from domain.model import Priority, format_instant
-from domain.timeline import build_timeline
-from projections.audit import derive_annotations
-from projections.escalation import FAR_FUTURE, planned_alerts
-from projections.sla import incident_sla
+from slatrail.consumers.alert_scheduler import AlertTimer
+from slatrail.domain.clocks import Metric, exact_ratio, ratio_threshold_us
+from slatrail.domain.contracts import Contracts
+from slatrail.domain.escalation import CrossingKind, crossings
+from slatrail.domain.model import Priority, format_instant
+from slatrail.domain.timeline import build_timeline
+from slatrail.projections.audit import derive_annotations
+from slatrail.projections.escalation import FAR_FUTURE, planned_alerts
+from slatrail.projections.sla import incident_sla
 from tests.builders import CONTRACTS_TOML, contracts_from, record_history, reported_data, utc
 from tests.hypothesis_profiles import examples
 

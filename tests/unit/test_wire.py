@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from domain.errors import InvalidMessageError
-from domain.messages import MAX_MESSAGE_BYTES, fingerprint, to_fact
-from domain.model import EventType
-from infra.wire import decode
+from slatrail.domain.errors import InvalidMessageError
+from slatrail.domain.messages import MAX_MESSAGE_BYTES, fingerprint, to_fact
+from slatrail.domain.model import EventType
+from slatrail.infra.wire import decode
 from tests.builders import line, minimal_data, reported_data, utc, wire
 
 T0 = utc(2026, 3, 2, 9)
@@ -597,9 +597,9 @@ def test_decode_accepts_text_as_well_as_bytes(message) -> None:
 
 
 def dead_letter_of(raw: bytes) -> dict[str, Any]:
-    from application.outcomes import Outcome
-    from infra.deadletters import encode_dead_letter
-    from infra.rejections import rejection_record
+    from slatrail.application.outcomes import Outcome
+    from slatrail.infra.deadletters import encode_dead_letter
+    from slatrail.infra.rejections import rejection_record
 
     try:
         decode(raw)
@@ -668,9 +668,9 @@ def test_a_dead_letter_escapes_the_characters_line_readers_split_on(message) -> 
 def test_the_kafka_dead_letter_is_the_file_one_plus_where_it_was_read() -> None:
     import base64
 
-    from application.outcomes import Outcome
-    from consumers.streams import Record
-    from infra.rejections import dead_letter, truncated_dead_letter
+    from slatrail.application.outcomes import Outcome
+    from slatrail.consumers.streams import Record
+    from slatrail.infra.rejections import dead_letter, truncated_dead_letter
 
     outcome = Outcome("rejected", code="invalid_encoding", reason="not UTF-8")
     record = Record("t.inbound", 1, 42, b"\xff", b"\x80\xffbad", timestamp_ms=1_772_442_000_000)
@@ -700,7 +700,7 @@ def test_an_unknown_key_holding_control_characters_is_named_with_escapes(message
     ],
 )
 def test_a_dead_letter_gives_back_the_original_message(body: bytes) -> None:
-    from infra.deadletters import original_bytes
+    from slatrail.infra.deadletters import original_bytes
 
     original = original_bytes(dead_letter_of(body))
     if body.startswith(b'{"schema": "slatrail.incident/v1", "severity"'):
@@ -710,7 +710,7 @@ def test_a_dead_letter_gives_back_the_original_message(body: bytes) -> None:
 
 
 def test_a_dead_letter_of_an_unknown_format_version_is_refused() -> None:
-    from infra.deadletters import NotRedrivable, original_bytes
+    from slatrail.infra.deadletters import NotRedrivable, original_bytes
 
     with pytest.raises(NotRedrivable, match="unknown dead-letter format"):
         original_bytes({"dead_letter": "slatrail.dead-letter/v9", "raw": "x"})
