@@ -268,11 +268,12 @@ def verify_store(
             verifier.differences.extend(check.finish(verifier.undecodable))
             verifier.summary.receipts = check.receipts
             verifier.summary.other_records = check.other_records
-        summaries = (
-            rows.result()
-            if rows is not None
-            else summarise_read_models(container.read_model_url, plans, store)
-        )
+        if rows is not None:
+            summaries = rows.result()
+        elif store is not None:
+            summaries = summarise_read_models(container.read_model_url, plans, store)
+        else:
+            summaries = []  # no read-model database: verifying never creates one
     result = Verification(verifier.summary, list(verifier.differences), notes=notes)
     for plan, summary in zip(plans, summaries, strict=True):
         assert store is not None

@@ -529,6 +529,15 @@ def test_read_models_are_not_created_by_reading_them(run, store, tmp_path) -> No
     assert not (tmp_path / "store-read.db").exists()
 
 
+def test_verify_without_read_models_creates_none(run, store, tmp_path) -> None:
+    done = run("--store", store, "verify")
+    assert done.returncode == 0, done.stderr
+    assert "no read models at" in done.stdout
+    assert not (tmp_path / "store-read.db").exists()
+    again = run("--store", store, "verify")  # still "no read models", not "empty (never fed)"
+    assert "no read models at" in again.stdout
+
+
 # -- 4. PostgreSQL that cannot be reached: fast, naming the cause (no server needed) -------------
 
 
