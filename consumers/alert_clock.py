@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 
-class Clock(Protocol):
+class TimerClock(Protocol):
     """Where the timer's `now` comes from, and how long it may block waiting for input."""
 
     def now(self) -> datetime: ...

@@ -24,7 +24,7 @@ nothing until it has caught up; then (4) it publishes every alert whose instant 
 was not published — marked `late` when more than `late_after` behind its instant — except
 those older than `catch_up` (a first deployment does not replay history), and schedules the rest.
 
-The pieces: `consumers/alert_clock.py` (the injectable `Clock`: `SystemClock` in production,
+The pieces: `consumers/alert_clock.py` (the injectable `TimerClock`: `SystemClock` in production,
 `ManualClock` in unit tests; `infra/alert_drivers.py` adds `FileClock` for integration tests),
 `consumers/alert_scheduler.py` (the heap, no I/O), this worker, and its wiring in the
 composition root (`infra/commands/serve.py`, worker `alerts`).
@@ -41,7 +41,7 @@ from typing import Any
 
 import structlog
 
-from slatrail.consumers.alert_clock import Clock
+from slatrail.consumers.alert_clock import TimerClock
 from slatrail.consumers.alert_scheduler import ALERT_SCHEMA, AlertTimer, HistoryLoader, encode_alert
 from slatrail.consumers.ports import EventDecoder
 from slatrail.consumers.runtime import wait_for_flush
@@ -91,7 +91,7 @@ class AlertTimerWorker:
         fired_reader: FiredReader,
         decode_event: EventDecoder,
         alerts_topic: str,
-        clock: Clock,
+        clock: TimerClock,
         store_events: Callable[[], Iterable[IncidentEvent]] | None = None,
         history: HistoryLoader | None = None,
         late_after: timedelta = timedelta(seconds=60),

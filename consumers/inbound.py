@@ -33,7 +33,7 @@ from typing import Any
 import structlog
 
 from slatrail.application.outcomes import Decoded, IngestCounts, Outcome, Status
-from slatrail.consumers.ports import Clock, DeadLetters, Decoder, Recorder
+from slatrail.consumers.ports import DeadLetters, Decoder, Now, Recorder
 from slatrail.consumers.runtime import BrokerWatch, consumer_health, wait_for_flush
 from slatrail.consumers.streams import (
     DeliveryError,
@@ -170,7 +170,7 @@ class InboundConsumer:
         decode: Decoder,
         dead_letters: DeadLetters,
         rejected_topic: str,
-        clock: Clock,
+        clock: Now,
         batch_size: int = 500,
         poll_timeout_s: float = 0.2,
         unreachable_after_s: float = 6.0,
@@ -730,7 +730,7 @@ def submit_records(
     decode: Decoder,
     dead_letters: DeadLetters,
     rejected_topic: str,
-    clock: Clock,
+    clock: Now,
     retry_topic: str | None = None,
     park_timeout_s: float = 300.0,
     stop: threading.Event | None = None,

@@ -15,7 +15,7 @@ from slatrail.application.outcomes import Decoded, Outcome
 from slatrail.consumers.streams import Record
 from slatrail.domain.model import IncidentEvent
 
-Clock = Callable[[], datetime]
+Now = Callable[[], datetime]
 """The instant a batch is recorded at (UTC)."""
 
 Decoder = Callable[[bytes], Decoded]

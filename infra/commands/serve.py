@@ -24,7 +24,7 @@ from typing import Any
 import structlog
 from pydantic import SecretStr
 
-from slatrail.consumers.alert_clock import Clock, SystemClock
+from slatrail.consumers.alert_clock import SystemClock, TimerClock
 from slatrail.consumers.alert_timer import AlertTimerWorker
 from slatrail.consumers.inbound import InboundConsumer
 from slatrail.consumers.projections import ProjectionConsumer
@@ -95,7 +95,7 @@ def build_projections(container: Container) -> Worker:
     )
 
 
-def build_alert_timer(container: Container, *, clock: Clock | None = None) -> Worker:
+def build_alert_timer(container: Container, *, clock: TimerClock | None = None) -> Worker:
     """The alert timer (docs/escalation.md): simulated time from a file when the testing hook
     `SLATRAIL_ALERT_CLOCK_FILE` is set, else wall-clock time."""
     if clock is None:

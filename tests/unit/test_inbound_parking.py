@@ -32,7 +32,7 @@ EDGE = {"decode": decode, "dead_letters": KafkaDeadLetters()}
 INBOUND, RETRY, REJECTED = "in", "retry", "rejected"
 
 
-class Clock:
+class SteppingClock:
     def __init__(self) -> None:
         self.now = datetime.now(UTC)
 
@@ -51,7 +51,7 @@ def app(tmp_path: Path) -> Iterator[SlatrailApplication]:
 
 
 def make(
-    app: SlatrailApplication, broker: MemoryBroker, clock: Clock, timeout_s: float = 60.0
+    app: SlatrailApplication, broker: MemoryBroker, clock: SteppingClock, timeout_s: float = 60.0
 ) -> InboundConsumer:
     consumer = InboundConsumer(
         app,
@@ -101,7 +101,7 @@ def letters(broker: MemoryBroker) -> list[dict[str, Any]]:
 def test_messages_that_arrive_before_their_incident_are_parked_then_recorded_in_order(
     app: SlatrailApplication,
 ) -> None:
-    broker, clock = MemoryBroker(partitions=4), Clock()
+    broker, clock = MemoryBroker(partitions=4), SteppingClock()
     messages = incident_stream(4, per_incident=4, prefix="P")  # one incident, 4 messages
     reported, *later = jsonl_bytes(messages)
     for body in later:  # triaged, acknowledged, awaiting_customer on partition 1 (read first)
@@ -126,7 +126,7 @@ def test_messages_that_arrive_before_their_incident_are_parked_then_recorded_in_
 
 
 def test_later_messages_of_a_parked_incident_wait_behind_it(app: SlatrailApplication) -> None:
-    broker, clock = MemoryBroker(partitions=4), Clock()
+    broker, clock = MemoryBroker(partitions=4), SteppingClock()
     reported, triaged, acknowledged = jsonl_bytes(incident_stream(3, per_incident=3, prefix="B"))
     on_partition(broker, triaged, 0)
     consumer = make(app, broker, clock)
@@ -145,7 +145,7 @@ def test_later_messages_of_a_parked_incident_wait_behind_it(app: SlatrailApplica
 def test_a_message_whose_incident_never_comes_is_dead_lettered_after_the_bound(
     app: SlatrailApplication,
 ) -> None:
-    broker, clock = MemoryBroker(partitions=2), Clock()
+    broker, clock = MemoryBroker(partitions=2), SteppingClock()
     _, triaged = jsonl_bytes(incident_stream(2, per_incident=2, prefix="N"))
     on_partition(broker, triaged, 0)
     consumer = make(app, broker, clock, timeout_s=10)
@@ -169,7 +169,7 @@ def test_a_message_whose_incident_never_comes_is_dead_lettered_after_the_bound(
 def test_parked_messages_survive_a_restart_and_are_recorded_once(
     app: SlatrailApplication,
 ) -> None:
-    broker, clock = MemoryBroker(partitions=4), Clock()
+    broker, clock = MemoryBroker(partitions=4), SteppingClock()
     reported, triaged, ack = jsonl_bytes(incident_stream(3, per_incident=3, prefix="R"))
     on_partition(broker, triaged, 0)
     on_partition(broker, ack, 0)
@@ -197,7 +197,7 @@ def test_without_a_retry_topic_the_refusal_is_a_dead_letter_at_once(
     _, triaged = jsonl_bytes(incident_stream(2, per_incident=2, prefix="D"))
     on_partition(broker, triaged, 0)
     consumer = InboundConsumer(app, lambda: broker.source([INBOUND], "g"), broker.sink,
-                               **EDGE, rejected_topic=REJECTED, clock=Clock())  # fmt: skip
+                               **EDGE, rejected_topic=REJECTED, clock=SteppingClock())  # fmt: skip
     consumer.open()
     run(consumer)
     assert [d["code"] for d in letters(broker)] == ["first_event_not_reported"]
@@ -207,7 +207,7 @@ def test_a_key_that_is_not_the_incident_id_is_processed_and_counted(
     app: SlatrailApplication, capsys: pytest.CaptureFixture[str]
 ) -> None:
     configure_logging("info", "json")
-    broker, clock = MemoryBroker(partitions=2), Clock()
+    broker, clock = MemoryBroker(partitions=2), SteppingClock()
     a, b, c = jsonl_bytes(incident_stream(3, per_incident=1, prefix="K"))
     send(broker, a, b"K-0")
     send(broker, b, b"K-1", key=b"someone-else")
@@ -227,7 +227,7 @@ def test_a_key_that_is_not_the_incident_id_is_processed_and_counted(
 def test_an_undecodable_batch_stalls_its_partition_only_and_health_says_where(
     app: SlatrailApplication,
 ) -> None:
-    broker, clock = MemoryBroker(partitions=2), Clock()
+    broker, clock = MemoryBroker(partitions=2), SteppingClock()
     bodies = jsonl_bytes(incident_stream(20, per_incident=1, prefix="S"))
     for index, body in enumerate(bodies):
         on_partition(broker, body, index % 2)
@@ -325,7 +325,7 @@ def test_a_consumer_holding_no_partitions_is_starting_then_degraded_never_runnin
     app: SlatrailApplication,
 ) -> None:
     empty = MemoryBroker(partitions=0)  # a group member that got no partitions
-    consumer = make(app, empty, Clock())
+    consumer = make(app, empty, SteppingClock())
     run(consumer, 2)
     assert consumer.health() == ("starting", "joining the consumer group")
     consumer._opened_at -= 60  # a minute later, still nothing
@@ -346,7 +346,7 @@ def test_submit_records_is_the_inbound_path_for_messages_with_an_origin(
     reported, triaged = jsonl_bytes(incident_stream(2, per_incident=2, prefix="S"))
     origin = [Record(INBOUND, 1, 7, b"S-0", triaged), Record(INBOUND, 0, 3, b"S-0", reported)]
     outcomes = submit_records(
-        app, broker.sink(), origin, **EDGE, rejected_topic=REJECTED, clock=Clock()
+        app, broker.sink(), origin, **EDGE, rejected_topic=REJECTED, clock=SteppingClock()
     )
     assert outcomes is not None
     assert [o.status for o in outcomes] == ["rejected", "accepted"]
@@ -354,7 +354,7 @@ def test_submit_records_is_the_inbound_path_for_messages_with_an_origin(
     assert (letter["code"], letter["partition"], letter["offset"]) == (
         "first_event_not_reported", 1, 7)  # fmt: skip
     again = submit_records(
-        app, broker.sink(), origin[1:], **EDGE, rejected_topic=REJECTED, clock=Clock()
+        app, broker.sink(), origin[1:], **EDGE, rejected_topic=REJECTED, clock=SteppingClock()
     )
     assert again is not None and [o.status for o in again] == ["duplicate"]
 
@@ -371,7 +371,7 @@ def test_backoff_doubles_while_failing_fast_and_starts_over_after_a_stable_run()
 def test_a_message_parked_again_after_a_redelivery_is_one_entry_and_its_records_are_committed(
     app: SlatrailApplication,
 ) -> None:
-    broker, clock = MemoryBroker(partitions=2), Clock()
+    broker, clock = MemoryBroker(partitions=2), SteppingClock()
     reported, triaged = jsonl_bytes(incident_stream(2, per_incident=2, prefix="T"))
     on_partition(broker, triaged, 0)
     first = make(app, broker, clock)
@@ -394,7 +394,7 @@ def test_a_message_parked_again_after_a_redelivery_is_one_entry_and_its_records_
 
 
 def test_parking_is_bounded_in_size_too(app: SlatrailApplication) -> None:
-    broker, clock = MemoryBroker(partitions=1), Clock()
+    broker, clock = MemoryBroker(partitions=1), SteppingClock()
     stream = incident_stream(10, per_incident=2)
     orphans = jsonl_bytes([m for m in stream if m["type"] == "triaged"])
     for body in orphans:  # five triaged of five unknown incidents
