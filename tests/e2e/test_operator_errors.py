@@ -161,7 +161,10 @@ SWEPT = ["mysql", "postgresq", "no_dbname", "hash", "slash", "at_and_query", "po
 def test_no_command_prints_the_store_password_whatever_the_url(run, tmp_path, shape) -> None:
     port = closed_port()
     url = bad_store_urls(port)[shape]
-    names = commands(run)
+    turn = SWEPT.index(shape)
+    # publish never opens the store (it stops at the broker, after Kafka's connect timeout):
+    # one shape is enough for it
+    names = [name for name in commands(run) if name != "publish" or turn == 0]
 
     def attempt(job: tuple[str, str, str]) -> tuple[str, str, subprocess.CompletedProcess[str]]:
         command, fmt, how = job
@@ -174,7 +177,6 @@ def test_no_command_prints_the_store_password_whatever_the_url(run, tmp_path, sh
 
     # each command in both log formats across the shapes (JSON with --store, console with
     # SLATRAIL_STORE), alternating, to keep the sweep short
-    turn = SWEPT.index(shape)
     styles = (("json", "flag"), ("console", "env"))
     jobs = [(c, *styles[(i + turn) % 2]) for i, c in enumerate(names)]
     with ThreadPoolExecutor(4) as pool:
