@@ -10,10 +10,10 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 install: $(BIN)/python
-	$(BIN)/pip install --quiet -e . --config-settings editable_mode=strict
+	$(BIN)/pip install -qq -e . --config-settings editable_mode=strict
 
 install-test: $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test]' --config-settings editable_mode=strict
+	$(BIN)/pip install -qq -e '.[test]' --config-settings editable_mode=strict
 
 demo: install
 	$(BIN)/slatrail demo
