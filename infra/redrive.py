@@ -17,7 +17,7 @@ from typing import Any
 
 import structlog
 
-from slatrail.application.outcomes import Decoded, Outcome, Status
+from slatrail.application.outcomes import Decoded, IngestCounts, Outcome, Status
 from slatrail.application.service import SlatrailApplication
 from slatrail.domain.errors import InvalidMessageError
 from slatrail.domain.model import parse_instant
@@ -66,22 +66,28 @@ def _incident_of(entry: dict[str, Any]) -> str | None:
 @dataclass
 class RedriveCounts:
     read: int = 0
-    accepted: int = 0
-    duplicate: int = 0
-    still_rejected: int = 0
-    by_code: dict[str, int] = field(default_factory=dict)
+    outcomes: IngestCounts = field(default_factory=IngestCounts)
     skipped: int = 0
     not_redrivable: list[dict[str, Any]] = field(default_factory=list)
 
     def add(self, outcome: Outcome) -> None:
-        if outcome.status == Status.ACCEPTED:
-            self.accepted += 1
-        elif outcome.status == Status.DUPLICATE:
-            self.duplicate += 1
-        else:
-            self.still_rejected += 1
-            code = outcome.code or "rejected"
-            self.by_code[code] = self.by_code.get(code, 0) + 1
+        self.outcomes.add(outcome)
+
+    @property
+    def accepted(self) -> int:
+        return self.outcomes.accepted
+
+    @property
+    def duplicate(self) -> int:
+        return self.outcomes.duplicate
+
+    @property
+    def still_rejected(self) -> int:
+        return self.outcomes.rejected
+
+    @property
+    def by_code(self) -> dict[str, int]:
+        return self.outcomes.by_code
 
     @property
     def unresolved(self) -> int:
