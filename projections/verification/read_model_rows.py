@@ -9,21 +9,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from slatrail.domain.model import GENESIS_HASH, IncidentEvent, chain_hash
+from slatrail.domain.model import EVENT_FIELDS, GENESIS_HASH, IncidentEvent, chain_hash
 from slatrail.projections.verification.differences import Anchor, Difference, DifferenceKind
 
-_FIELDS = (
-    "type",
-    "occurred_at",
-    "recorded_at",
-    "actor",
-    "source",
-    "message_id",
-    "data",
-    "prev_hash",
-    "hash",
-    "redrive",
-)
+# Every field but the key (incident, position), by which rows are already matched.
+_FIELDS = tuple(name for name in EVENT_FIELDS if name not in ("incident_id", "position"))
 
 
 def field_differences(stored: IncidentEvent, recorded: IncidentEvent) -> list[str]:
