@@ -52,5 +52,13 @@ class Settings(BaseSettings):
     relay_poll_interval_s: float = 0.01
     health_interval_s: float = 10.0
     serve_processes: bool = True  # one child process per worker; `serve --threads`: one process
+    # The web API and board (docs/web.md): bearer tokens (hashed) in this file, per-token
+    # rate limit, request limits, readiness bound.
+    tokens_file: Path = Path("slatrail-tokens.json")
+    web_listen: str = "127.0.0.1:8080"
+    web_rate_per_s: float = Field(default=20.0, gt=0)
+    web_rate_burst: int = Field(default=60, gt=0)
+    web_request_timeout_s: float = Field(default=10.0, gt=0, le=600)
+    web_ready_lag_s: float = Field(default=30.0, gt=0)
     log_level: str = "info"
     log_format: str = "auto"

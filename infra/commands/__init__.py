@@ -19,6 +19,8 @@ COMMAND_MODULES = (
     "publish",
     "serve",
     "schema",
+    "web",
+    "tokens",
 )
 
 

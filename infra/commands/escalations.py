@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from datetime import datetime
 from typing import Any
 
 from slatrail.application.queries import answer_as_of, histories_for
@@ -52,35 +53,17 @@ def register(subparsers: Any) -> None:
 
 def run(container: Container, args: argparse.Namespace) -> int:
     as_of = answer_as_of(args.as_of, args.as_known_at, container.clock)
-    histories = histories_for(
-        container, args.incident, from_read_model=args.from_read_model, customer=args.customer
-    )
-    if args.incident and not histories:
+    answer = escalations_answer(
+        container, as_of, as_known_at=args.as_known_at, incident=args.incident,
+        customer=args.customer, level=args.level, include_resolved=args.all,
+        from_read_model=args.from_read_model,
+    )  # fmt: skip
+    if answer is None:
         echo(f"slatrail escalations: no incident {args.incident!r}")
         return 1
-    visible = [known_by(events, args.as_known_at) for events in histories]
-    if args.customer is not None:
-        visible = [e for e in visible if e and e[0].data.get("customer") == args.customer]
-    include_resolved = args.all or args.incident is not None
-    contracts = container.contracts
-    view = escalations_view(
-        visible, contracts, as_of, level=args.level, include_resolved=include_resolved
-    )
-    by_id = {events[0].incident_id: events for events in visible if events}
-    upcoming: dict[str, dict[str, Any] | None] = {}
-    for state in view:
-        timeline = build_timeline(by_id[state.incident_id], as_of)
-        coming = next_alert(timeline, contracts) if timeline is not None else None
-        upcoming[state.incident_id] = planned_json(coming) if coming is not None else None
+    view, upcoming = answer
     if args.format == "json":
-        documents = []
-        for state in view:
-            document = state.as_json()
-            if not args.explain:
-                document.pop("crossings")
-            document["next"] = upcoming[state.incident_id]
-            documents.append(document)
-        print(to_json(documents))
+        print(to_json(documents(view, upcoming, explain=args.explain)))
         return 0
     echo(render_table(view, upcoming, as_of))
     if args.explain:
@@ -88,6 +71,57 @@ def run(container: Container, args: argparse.Namespace) -> int:
             echo()
             echo(render_history(state))
     return 0
+
+
+Upcoming = dict[str, dict[str, Any] | None]
+
+
+def escalations_answer(
+    container: Container,
+    as_of: datetime,
+    *,
+    as_known_at: datetime | None = None,
+    incident: str | None = None,
+    customer: str | None = None,
+    level: int | None = None,
+    include_resolved: bool = False,
+    from_read_model: bool = False,
+) -> tuple[list[EscalationState], Upcoming] | None:
+    """The incidents by level with each one's next planned alert (None: `incident` unknown)."""
+    histories = histories_for(
+        container, incident, from_read_model=from_read_model, customer=customer
+    )
+    if incident and not histories:
+        return None
+    visible = [known_by(events, as_known_at) for events in histories]
+    if customer is not None:
+        visible = [e for e in visible if e and e[0].data.get("customer") == customer]
+    contracts = container.contracts
+    view = escalations_view(
+        visible, contracts, as_of, level=level,
+        include_resolved=include_resolved or incident is not None,
+    )  # fmt: skip
+    by_id = {events[0].incident_id: events for events in visible if events}
+    upcoming: Upcoming = {}
+    for state in view:
+        timeline = build_timeline(by_id[state.incident_id], as_of)
+        coming = next_alert(timeline, contracts) if timeline is not None else None
+        upcoming[state.incident_id] = planned_json(coming) if coming is not None else None
+    return view, upcoming
+
+
+def documents(
+    view: list[EscalationState], upcoming: Upcoming, *, explain: bool = False
+) -> list[dict[str, Any]]:
+    """The objects of `escalations --format json` (and of the web API's `/v1/escalations`)."""
+    out = []
+    for state in view:
+        document = state.as_json()
+        if not explain:
+            document.pop("crossings")
+        document["next"] = upcoming[state.incident_id]
+        out.append(document)
+    return out
 
 
 def render_table(

@@ -43,7 +43,7 @@ def run(container: Container, args: argparse.Namespace) -> int:
         as_known_at=args.as_known_at, customer=args.customer,
     )  # fmt: skip
     if args.format == "json":
-        print(to_json([s.explain() if args.explain else s.as_json() for s in view]))
+        print(to_json(documents(view, explain=args.explain)))
     else:
         echo(render_table(view, as_of))
         if args.explain:
@@ -51,6 +51,11 @@ def run(container: Container, args: argparse.Namespace) -> int:
                 echo()
                 echo(render_explanation(sla))
     return 0
+
+
+def documents(view: list[IncidentSla], *, explain: bool = False) -> list[dict[str, Any]]:
+    """The objects of `sla --format json` (and of the web API's `/v1/incidents`)."""
+    return [sla.explain() if explain else sla.as_json() for sla in view]
 
 
 _SHORT = {

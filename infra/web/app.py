@@ -1,0 +1,283 @@
+"""The ASGI application (FastAPI): routes, limits, errors (docs/web.md).
+
+Handlers are plain functions: FastAPI runs them in its thread pool, where the store is read
+through the composition root's `Container`, exactly as the CLI reads it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Annotated, Any
+
+import structlog
+from eventsourcing.persistence import PersistenceError
+from fastapi import Depends, FastAPI, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.exceptions import HTTPException
+from starlette.responses import HTMLResponse, JSONResponse, Response
+
+from slatrail.application.service import DamagedStoreError
+from slatrail.domain.contracts import ContractsError
+from slatrail.infra.bootstrap import Container
+from slatrail.infra.commands.report import render_csv
+from slatrail.infra.errors import OperatorError
+from slatrail.infra.report_html import render_html
+from slatrail.infra.timearg import instant, month
+from slatrail.infra.web import answers
+from slatrail.infra.web.auth import Authenticator, RateLimiter, require_role
+from slatrail.infra.web.problems import Problem, problem_response
+from slatrail.infra.web.tokens import Principal, TokenFile
+
+log = structlog.get_logger("slatrail.web")
+
+MAX_TARGET_BYTES = 2048  # path + query string
+MAX_BODY_BYTES = 0  # every route is a GET: no body accepted
+READ_ROLES = ("viewer", "auditor", "admin")
+ALL_READ = ("auditor", "admin")
+STATES = ("open", "awaiting_customer", "resolved")
+STATUSES = ("not_applicable", "pending", "met", "breached", "paused", "at_risk", "running")
+PRIORITIES = ("P1", "P2", "P3", "P4")
+
+
+@dataclass
+class WebContext:
+    """What the routes need, built by the composition root (`slatrail web`, `serve --http`)."""
+
+    container: Container
+    tokens: TokenFile
+    from_read_model: bool = False
+    rate_per_s: float = 20.0
+    rate_burst: int = 60
+    request_timeout_s: float = 10.0
+    extra_routes: list[Callable[[FastAPI, WebContext], None]] = field(default_factory=list)
+    background: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
+
+
+def _instant(name: str, text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        return instant(text)
+    except argparse.ArgumentTypeError as error:
+        raise Problem("usage", f"{name}: {error}") from None
+
+
+_bearer = HTTPBearer(auto_error=False, description="a token made by `slatrail tokens add`")
+
+
+def principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None,
+) -> Principal:
+    """The request's token (401 without a valid one; 429 past its rate limit)."""
+    auth: Authenticator = request.app.state.auth
+    found = auth.principal(request.headers.get("authorization"))
+    request.state.token = found.name
+    return found
+
+
+Who = Annotated[Principal, Depends(principal)]
+AsOf = Annotated[str | None, Query(description="RFC 3339 event time (default: now)")]
+KnownAt = Annotated[
+    str | None, Query(description="RFC 3339: answer with what was recorded by then")
+]
+
+
+def create_app(context: WebContext) -> FastAPI:
+    auth = Authenticator(context.tokens, RateLimiter(context.rate_per_s, context.rate_burst))
+    container = context.container
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        tasks: list[asyncio.Task[None]] = [asyncio.create_task(run()) for run in context.background]
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+
+    app = FastAPI(
+        title="slatrail",
+        summary="SLA clocks, audit trails, escalations and monthly reports of support incidents",
+        version="1",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,  # served below, behind a token like every other endpoint
+        lifespan=lifespan,
+    )
+    app.state.auth = auth
+
+    @app.middleware("http")
+    async def limits(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.perf_counter()
+        target = len(request.url.path.encode()) + len(request.url.query.encode())
+        length = request.headers.get("content-length")
+        response: Response
+        if target > MAX_TARGET_BYTES:
+            response = problem_response(
+                "uri_too_long", f"path and query are limited to {MAX_TARGET_BYTES} bytes"
+            )
+        elif (
+            length is not None and length.strip() != "0"
+        ) or "transfer-encoding" in request.headers:
+            response = problem_response("too_large", "no request body is accepted")
+        else:
+            try:
+                response = await asyncio.wait_for(call_next(request), context.request_timeout_s)
+            except TimeoutError:
+                response = problem_response(
+                    "timeout", f"no answer within {context.request_timeout_s:g} s"
+                )
+        log.info(
+            "http_request", method=request.method, path=request.url.path,
+            status=response.status_code, token=getattr(request.state, "token", None),
+            ms=round(1000 * (time.perf_counter() - started), 1),
+        )  # fmt: skip
+        return response
+
+    @app.exception_handler(Problem)
+    async def on_problem(request: Request, error: Problem) -> Response:
+        return problem_response(
+            error.code, error.detail, instance=request.url.path, headers=error.headers
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def on_invalid(request: Request, error: RequestValidationError) -> Response:
+        parts = []
+        for e in error.errors()[:5]:
+            where = ".".join(str(p) for p in e.get("loc", ()) if p not in ("query", "path"))
+            parts.append(f"{where}: {e.get('msg', 'invalid')}")
+        return problem_response("usage", "; ".join(parts) or "invalid request",
+                                instance=request.url.path)  # fmt: skip
+
+    @app.exception_handler(HTTPException)
+    async def on_http(request: Request, error: HTTPException) -> Response:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "usage")
+        detail = "no such endpoint" if error.status_code == 404 else str(error.detail)
+        return problem_response(code, detail, instance=request.url.path)
+
+    @app.exception_handler(Exception)
+    async def on_error(request: Request, error: Exception) -> Response:
+        if isinstance(error, DamagedStoreError):
+            return problem_response("store_damaged", str(error), instance=request.url.path)
+        if isinstance(error, OperatorError | ContractsError):
+            code = "not_found" if getattr(error, "exit_code", 2) == 1 else "store_unavailable"
+            return problem_response(code, str(error), instance=request.url.path)
+        if isinstance(error, PersistenceError | sqlite3.Error):
+            log.error("web_store_error", error=type(error).__name__)
+            return problem_response("store_unavailable", "the store failed while reading",
+                                    instance=request.url.path)  # fmt: skip
+        log.error("web_internal_error", error=type(error).__name__, exc_info=True)
+        return problem_response("internal", f"internal error ({type(error).__name__})",
+                                instance=request.url.path)  # fmt: skip
+
+    @app.get("/openapi.json", include_in_schema=False)
+    def openapi(who: Who) -> dict[str, Any]:
+        return app.openapi()
+
+    @app.get("/v1/incidents", tags=["incidents"])
+    def list_incidents(
+        who: Who,
+        customer: str | None = None,
+        state: Annotated[str | None, Query(pattern="^(" + "|".join(STATES) + ")$")] = None,
+        status: Annotated[str | None, Query(pattern="^(" + "|".join(STATUSES) + ")$")] = None,
+        priority: Annotated[str | None, Query(pattern="^P[1-4]$")] = None,
+        as_of: AsOf = None,
+        as_known_at: KnownAt = None,
+        limit: Annotated[int, Query(ge=1, le=answers.MAX_LIMIT)] = answers.DEFAULT_LIMIT,
+        cursor: Annotated[str | None, Query(max_length=600)] = None,
+    ) -> dict[str, Any]:
+        """The objects of `slatrail sla --format json`, ordered by report time, a page at a time:
+        `next_cursor` (null on the last page) continues after the page's last incident."""
+        return answers.incidents_page(
+            container, who, answers.Filters(customer, state, status, priority),
+            as_of=_instant("as_of", as_of), as_known_at=_instant("as_known_at", as_known_at),
+            limit=limit, cursor=cursor, from_read_model=context.from_read_model,
+        )  # fmt: skip
+
+    @app.get("/v1/incidents/{incident_id}", tags=["incidents"])
+    def get_incident(
+        who: Who, incident_id: str, as_of: AsOf = None, as_known_at: KnownAt = None
+    ) -> dict[str, Any]:
+        """One incident's clocks with their explanation (`sla --incident ID --explain`)."""
+        return answers.incident(
+            container, who, incident_id, as_of=_instant("as_of", as_of),
+            as_known_at=_instant("as_known_at", as_known_at),
+            from_read_model=context.from_read_model,
+        )  # fmt: skip
+
+    @app.get("/v1/incidents/{incident_id}/audit", tags=["incidents"])
+    def get_audit(
+        who: Who, incident_id: str, as_of: AsOf = None, as_known_at: KnownAt = None
+    ) -> list[dict[str, Any]]:
+        """The incident's audit trail with what each event caused (`audit ID`)."""
+        return answers.audit(
+            container, who, incident_id, as_of=_instant("as_of", as_of),
+            as_known_at=_instant("as_known_at", as_known_at),
+            from_read_model=context.from_read_model,
+        )  # fmt: skip
+
+    @app.get("/v1/escalations", tags=["escalations"])
+    def get_escalations(
+        who: Who,
+        customer: str | None = None,
+        level: Annotated[int | None, Query(ge=1, le=4)] = None,
+        all: bool = False,
+        as_of: AsOf = None,
+        as_known_at: KnownAt = None,
+    ) -> list[dict[str, Any]]:
+        """Open incidents (with `all`, resolved too) by escalation level (`escalations`)."""
+        return answers.escalations(
+            container, who, customer=customer, level=level, include_resolved=all,
+            as_of=_instant("as_of", as_of), as_known_at=_instant("as_known_at", as_known_at),
+            from_read_model=context.from_read_model,
+        )  # fmt: skip
+
+    @app.get(
+        "/v1/reports/{customer}/{period}",
+        tags=["reports"],
+        responses={200: {"content": {"text/csv": {}, "text/html": {}}}},
+    )
+    def get_report(
+        who: Who,
+        customer: str,
+        period: Annotated[str, Path(description="YYYY-MM")],
+        format: Annotated[str, Query(pattern="^(json|csv|html)$")] = "json",
+        as_of: AsOf = None,
+        as_known_at: KnownAt = None,
+    ) -> Response:
+        """One customer's monthly report (`report --month M --customer C`): JSON, CSV or HTML."""
+        try:
+            the_month = month(period)
+        except argparse.ArgumentTypeError as error:
+            raise Problem("usage", f"month: {error}") from None
+        documents = answers.reports(
+            container, who, customer, the_month, as_of=_instant("as_of", as_of),
+            as_known_at=_instant("as_known_at", as_known_at),
+        )  # fmt: skip
+        if format == "csv":
+            return Response(render_csv(documents), media_type="text/csv; charset=utf-8")
+        if format == "html":
+            page = render_html(
+                documents, generated_at=container.clock(), source=container.contracts.source
+            )
+            return HTMLResponse(page)
+        return JSONResponse(documents)
+
+    for add in context.extra_routes:
+        add(app, context)
+    return app
+
+
+def readers(principal: Principal) -> None:
+    require_role(principal, *READ_ROLES)
