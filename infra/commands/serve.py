@@ -33,6 +33,7 @@ from slatrail.consumers.runtime import Backoff, Supervisor, Worker
 from slatrail.consumers.streams import OnAssign
 from slatrail.infra.alert_drivers import CLOCK_FILE_ENV, FileClock, kafka_fired_reader
 from slatrail.infra.bootstrap import Container
+from slatrail.infra.cloudevents import CloudEventsSink
 from slatrail.infra.kafka import KafkaNotConfiguredError, quiet_kafka_logging, redact_config
 from slatrail.infra.kafka_envelope import ENVELOPES, decode_envelope
 from slatrail.infra.kafka_outbox import Outbox
@@ -67,12 +68,22 @@ def build_inbound(container: Container) -> Worker:
     )
 
 
-def build_relay(container: Container) -> Worker:
+def _cloudevents_sink(
+    container: Container, on_alert: Callable[[dict[str, Any]], None] | None = None
+) -> Callable[[], CloudEventsSink]:
+    """The Kafka sink, adding CloudEvents headers on incidents.events and incidents.alerts."""
     s, kafka = container.settings, container.kafka()
+    return lambda: CloudEventsSink(
+        kafka.sink(), events_topic=s.topic_events, alerts_topic=s.topic_alerts, on_alert=on_alert
+    )
+
+
+def build_relay(container: Container) -> Worker:
+    s = container.settings
     app = container.app
     return EventRelay(
         lambda: Outbox(app, s.store, name=f"relay:{s.topic_events}", recorded=_RECORDED),
-        kafka.sink,
+        _cloudevents_sink(container),
         envelopes=ENVELOPES,
         topic=s.topic_events,
         batch_size=s.kafka_batch_size,
@@ -80,14 +91,14 @@ def build_relay(container: Container) -> Worker:
     )
 
 
-def build_projections(container: Container) -> Worker:
+def build_projections(container: Container, *, read_models: Any = None) -> Worker:
     s, kafka = container.settings, container.kafka()
 
     def source(on_assign: OnAssign) -> Any:
         return kafka.source([s.topic_events], s.group_projections, on_assign=on_assign)
 
     return ProjectionConsumer(
-        container.read_models,
+        container.read_models if read_models is None else read_models,
         source,
         envelopes=ENVELOPES,
         batch_size=s.kafka_batch_size,
@@ -95,7 +106,12 @@ def build_projections(container: Container) -> Worker:
     )
 
 
-def build_alert_timer(container: Container, *, clock: TimerClock | None = None) -> Worker:
+def build_alert_timer(
+    container: Container,
+    *,
+    clock: TimerClock | None = None,
+    on_alert: Callable[[dict[str, Any]], None] | None = None,
+) -> Worker:
     """The alert timer (docs/escalation.md): simulated time from a file when the testing hook
     `SLATRAIL_ALERT_CLOCK_FILE` is set, else wall-clock time."""
     if clock is None:
@@ -108,7 +124,7 @@ def build_alert_timer(container: Container, *, clock: TimerClock | None = None) 
         source_factory=lambda: kafka.assigned_source(
             [s.topic_events], s.group_alerts, s.kafka_batch_size
         ),
-        sink_factory=kafka.sink,
+        sink_factory=_cloudevents_sink(container, on_alert),
         fired_reader=kafka_fired_reader(kafka.config(), s.topic_alerts),
         decode_event=decode_envelope,
         alerts_topic=s.topic_alerts,
@@ -164,6 +180,12 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="all workers as threads of this one process  [SLATRAIL_SERVE_PROCESSES=false]",
     )
+    parser.add_argument(
+        "--http",
+        metavar="ADDR",
+        help="also serve the web API, board, /metrics and /readyz on HOST:PORT (docs/web.md); "
+        "the workers then run as threads of this process",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -183,7 +205,7 @@ def run(container: Container, args: argparse.Namespace) -> int:
         overrides["health_interval_s"] = args.health_interval
     if args.processes:
         overrides["serve_processes"] = True
-    if args.threads:
+    if args.threads or args.http:
         overrides["serve_processes"] = False
     parent = os.environ.pop(CHILD_ENV, None)
     if parent is not None:
@@ -222,18 +244,79 @@ def run(container: Container, args: argparse.Namespace) -> int:
         return 0
     if s.serve_processes:
         return _run_children(container, names, stop)
+    web = _Http(container, args.http) if args.http else None
+    builders = web.builders() if web is not None else WORKER_BUILDERS
     supervisor = Supervisor(
-        [WORKER_BUILDERS[name](container) for name in names],
+        [builders[name](container) for name in names],
         health_interval_s=s.health_interval_s,
     )
+    if web is not None:
+        web.start(supervisor, from_read_model="projections" in names)
     supervisor.start()
     while not stop.wait(0.5):
         pass
     log.info("serve_stopping")
+    if web is not None:
+        web.stop()
     supervisor.stop()
     clean = supervisor.join(timeout_s=30)
     log.info("serve_stopped", clean=clean)
     return 0
+
+
+class _Http:
+    """`serve --http ADDR`: the web application beside the workers, with their metrics (read
+    from the workers' own counters at scrape time) and their health in `/readyz`."""
+
+    def __init__(self, container: Container, listen: str) -> None:
+        from prometheus_client import CollectorRegistry
+
+        from slatrail.infra.web.metrics import Instruments
+        from slatrail.infra.web.server import parse_listen
+
+        parse_listen(listen)
+        self.listen = listen
+        self.settings = container.settings
+        self.instruments = Instruments(CollectorRegistry())
+        self.server: Any = None
+        self.container: Container | None = None
+
+    def builders(self) -> dict[str, WorkerBuilder]:
+        from slatrail.infra.web.metrics import TimedReadModels
+
+        alerts = self.instruments.alerts
+
+        def projections(container: Container) -> Worker:
+            timed = TimedReadModels(container.read_models, self.instruments.apply_seconds)
+            return build_projections(container, read_models=timed)
+
+        def alert_timer(container: Container) -> Worker:
+            return build_alert_timer(
+                container, on_alert=lambda body: alerts.labels(kind=str(body["kind"])).inc()
+            )
+
+        return {**WORKER_BUILDERS, "projections": projections, "alerts": alert_timer}
+
+    def start(self, supervisor: Supervisor, *, from_read_model: bool) -> None:
+        from slatrail.infra.web.app import create_app
+        from slatrail.infra.web.compose import web_context
+        from slatrail.infra.web.server import BackgroundServer
+
+        # The web reads through its own connections, never the workers'.
+        self.container = Container(self.settings, store_read_only=True)
+        context = web_context(
+            self.container, from_read_model=from_read_model, workers=supervisor.states,
+            instruments=self.instruments,
+        )  # fmt: skip
+        self.server = BackgroundServer(create_app(context), self.listen)
+        self.server.start()
+        log.info("http_listening", listen=self.listen)
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+        if self.container is not None:
+            self.container.close()
 
 
 CHILD_ENV = "SLATRAIL_SERVE_CHILD_OF"

@@ -18,9 +18,9 @@ from typing import Annotated, Any
 
 import structlog
 from eventsourcing.persistence import PersistenceError
-from fastapi import Depends, FastAPI, Path, Query, Request
+from fastapi import FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import CollectorRegistry
 from starlette.exceptions import HTTPException
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
@@ -32,9 +32,13 @@ from slatrail.infra.errors import OperatorError
 from slatrail.infra.report_html import render_html
 from slatrail.infra.timearg import instant, month
 from slatrail.infra.web import answers
-from slatrail.infra.web.auth import Authenticator, RateLimiter, require_role
+from slatrail.infra.web.auth import Authenticator, RateLimiter
+from slatrail.infra.web.board import BoardCache
+from slatrail.infra.web.deps import MAX_LOGIN_BYTES, AsOf, KnownAt, Who
+from slatrail.infra.web.health import Readiness
+from slatrail.infra.web.metrics import Instruments
 from slatrail.infra.web.problems import Problem, problem_response
-from slatrail.infra.web.tokens import Principal, TokenFile
+from slatrail.infra.web.tokens import TokenFile
 
 log = structlog.get_logger("slatrail.web")
 
@@ -57,6 +61,10 @@ class WebContext:
     rate_per_s: float = 20.0
     rate_burst: int = 60
     request_timeout_s: float = 10.0
+    board: BoardCache | None = None
+    registry: CollectorRegistry | None = None
+    instruments: Instruments | None = None
+    readiness: Readiness | None = None
     extra_routes: list[Callable[[FastAPI, WebContext], None]] = field(default_factory=list)
     background: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
 
@@ -68,27 +76,6 @@ def _instant(name: str, text: str | None) -> datetime | None:
         return instant(text)
     except argparse.ArgumentTypeError as error:
         raise Problem("usage", f"{name}: {error}") from None
-
-
-_bearer = HTTPBearer(auto_error=False, description="a token made by `slatrail tokens add`")
-
-
-def principal(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None,
-) -> Principal:
-    """The request's token (401 without a valid one; 429 past its rate limit)."""
-    auth: Authenticator = request.app.state.auth
-    found = auth.principal(request.headers.get("authorization"))
-    request.state.token = found.name
-    return found
-
-
-Who = Annotated[Principal, Depends(principal)]
-AsOf = Annotated[str | None, Query(description="RFC 3339 event time (default: now)")]
-KnownAt = Annotated[
-    str | None, Query(description="RFC 3339: answer with what was recorded by then")
-]
 
 
 def create_app(context: WebContext) -> FastAPI:
@@ -138,6 +125,11 @@ def create_app(context: WebContext) -> FastAPI:
                 response = problem_response(
                     "timeout", f"no answer within {context.request_timeout_s:g} s"
                 )
+        if context.instruments is not None:
+            route = request.scope.get("route")
+            context.instruments.http.labels(
+                route=getattr(route, "path", "unmatched"), status=str(response.status_code)
+            ).inc()
         log.info(
             "http_request", method=request.method, path=request.url.path,
             status=response.status_code, token=getattr(request.state, "token", None),
@@ -274,10 +266,22 @@ def create_app(context: WebContext) -> FastAPI:
             return HTMLResponse(page)
         return JSONResponse(documents)
 
+    from slatrail.infra.web.routes_board import add_board_routes
+    from slatrail.infra.web.routes_ops import add_ops_routes
+
+    add_ops_routes(app, context)
+    if context.board is not None:
+        add_board_routes(app, context)
     for add in context.extra_routes:
         add(app, context)
     return app
 
 
-def readers(principal: Principal) -> None:
-    require_role(principal, *READ_ROLES)
+def _has_body(request: Request, length: str | None) -> bool:
+    """Only `POST /login` carries a body (at most MAX_LOGIN_BYTES)."""
+    if request.method == "POST" and request.url.path == "/login":
+        try:
+            return length is None or not 0 <= int(length) <= MAX_LOGIN_BYTES
+        except ValueError:
+            return True
+    return (length is not None and length.strip() != "0") or "transfer-encoding" in request.headers

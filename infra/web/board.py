@@ -1,0 +1,141 @@
+"""The live SLA board's rows (docs/web.md, "Board"): open incidents ordered by time left.
+
+Rows are computed from the open-incident read model as of now, once per second and store
+generation at most, and shared by every request and by the open-incident metrics; a request
+then keeps the rows its token and filters allow.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from slatrail.domain.clocks import Status
+from slatrail.domain.contracts import Contracts
+from slatrail.domain.model import IncidentEvent, format_instant
+from slatrail.domain.timeline import build_timeline
+from slatrail.infra.web.open_incidents import OpenIncidents
+from slatrail.projections.escalation import next_alert
+from slatrail.projections.sla import sla_view
+
+COUNTING = (Status.RUNNING, Status.AT_RISK, Status.BREACHED)
+_URGENCY = {Status.BREACHED: 0, Status.AT_RISK: 1, Status.RUNNING: 2, Status.PAUSED: 3}
+
+
+@dataclass(frozen=True)
+class ClockCell:
+    metric: str
+    status: str
+    due_at: str | None
+    left_s: float | None  # time left until due, as of the board's instant (negative: overdue)
+
+
+@dataclass(frozen=True)
+class Row:
+    incident_id: str
+    customer: str
+    priority: str
+    state: str
+    title: str
+    level: int
+    reason: str
+    clocks: tuple[ClockCell, ...]
+    left_s: float | None  # the least time left of its counting clocks
+    status: str  # the worst status of its clocks: breached, at_risk, running, paused, …
+
+    @property
+    def urgency(self) -> tuple[int, float, str]:
+        rank = _URGENCY.get(Status(self.status), 4)
+        return (rank, self.left_s if self.left_s is not None else float("inf"), self.incident_id)
+
+
+@dataclass(frozen=True)
+class Board:
+    at: datetime
+    generation: int
+    rows: tuple[Row, ...]
+    next_change: datetime | None  # the first planned alert (at-risk, breach) still to come
+
+    def keep(
+        self,
+        customers: Iterable[str] | None,
+        *,
+        priority: str | None = None,
+        status: str | None = None,
+    ) -> list[Row]:
+        allowed = None if customers is None else set(customers)
+        return [
+            r for r in self.rows
+            if (allowed is None or r.customer in allowed)
+            and (priority is None or r.priority == priority)
+            and (status is None or r.status == status or any(c.status == status for c in r.clocks))
+        ]  # fmt: skip
+
+
+def compute_board(
+    histories: list[list[IncidentEvent]], contracts: Contracts, now: datetime, generation: int
+) -> Board:
+    rows: list[Row] = []
+    next_change: datetime | None = None
+    for sla in sla_view(histories, contracts, now):
+        t = sla.clocks.timeline
+        cells = []
+        for metric, clock in sla.clocks.clocks.items():
+            left = None
+            if clock.status in COUNTING and clock.due_at is not None:
+                left = (clock.due_at - now).total_seconds()
+            cells.append(ClockCell(
+                str(metric), str(clock.status),
+                format_instant(clock.due_at) if clock.due_at else None, left,
+            ))  # fmt: skip
+        lefts = [c.left_s for c in cells if c.left_s is not None]
+        worst = min((c.status for c in cells), key=lambda s: _URGENCY.get(Status(s), 4))
+        rows.append(Row(
+            t.incident_id, t.customer, str(t.priority), str(t.state),
+            t.title,
+            sla.escalation.level, sla.escalation.why, tuple(cells),
+            min(lefts) if lefts else None, worst,
+        ))  # fmt: skip
+    by_id = {events[0].incident_id: events for events in histories if events}
+    for row in rows:
+        timeline = build_timeline(by_id[row.incident_id], now)
+        coming = next_alert(timeline, contracts) if timeline is not None else None
+        if coming is not None and (next_change is None or coming.at < next_change):
+            next_change = coming.at
+    rows.sort(key=lambda r: r.urgency)
+    return Board(now, generation, tuple(rows), next_change)
+
+
+class BoardCache:
+    """The board as of now, recomputed when the store moved or a second passed."""
+
+    def __init__(
+        self,
+        incidents: OpenIncidents,
+        contracts: Callable[[], Contracts],
+        clock: Callable[[], datetime],
+        resolution: timedelta = timedelta(seconds=1),
+    ) -> None:
+        self.incidents = incidents
+        self.contracts = contracts
+        self.clock = clock
+        self.resolution = resolution
+        self._board: Board | None = None
+        self._lock = threading.Lock()
+
+    def board(self) -> Board:
+        now = self.clock()
+        with self._lock:
+            board = self._board
+            if (
+                board is None
+                or board.generation != self.incidents.generation
+                or now - board.at >= self.resolution
+            ):
+                board = compute_board(
+                    self.incidents.histories(), self.contracts(), now, self.incidents.generation
+                )
+                self._board = board
+            return board
