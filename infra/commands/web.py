@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -24,7 +25,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--listen", help="HOST:PORT to listen on (default 127.0.0.1:8080)  [SLATRAIL_WEB_LISTEN]"
     )
-    parser.add_argument("--tokens", help="tokens file  [SLATRAIL_TOKENS_FILE]")
+    parser.add_argument("--tokens", type=Path, help="tokens file  [SLATRAIL_TOKENS_FILE]")
     add_read_model_option(parser)
     parser.set_defaults(handler=run)
 

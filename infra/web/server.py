@@ -14,6 +14,7 @@ from slatrail.infra.errors import UsageError
 
 MAX_CONNECTIONS = 200
 KEEP_ALIVE_S = 5
+GRACE_S = 3
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -48,6 +49,7 @@ def config(app: FastAPI, listen: str) -> uvicorn.Config:
         timeout_keep_alive=KEEP_ALIVE_S,
         h11_max_incomplete_event_size=16 * 1024,  # request line + headers
         server_header=False,
+        timeout_graceful_shutdown=GRACE_S,  # then open board streams are closed
     )
 
 
