@@ -188,36 +188,36 @@ def create_app(context: WebContext) -> FastAPI:
         as_known_at: KnownAt = None,
         limit: Annotated[int, Query(ge=1, le=answers.MAX_LIMIT)] = answers.DEFAULT_LIMIT,
         cursor: Annotated[str | None, Query(max_length=600)] = None,
-    ) -> dict[str, Any]:
+    ) -> Response:
         """The objects of `slatrail sla --format json`, ordered by report time, a page at a time:
         `next_cursor` (null on the last page) continues after the page's last incident."""
-        return answers.incidents_page(
+        return JSONResponse(answers.incidents_page(
             container, who, answers.Filters(customer, state, status, priority),
             as_of=_instant("as_of", as_of), as_known_at=_instant("as_known_at", as_known_at),
             limit=limit, cursor=cursor, from_read_model=context.from_read_model,
-        )  # fmt: skip
+        ))  # fmt: skip
 
     @app.get("/v1/incidents/{incident_id}", tags=["incidents"])
     def get_incident(
         who: Who, incident_id: str, as_of: AsOf = None, as_known_at: KnownAt = None
-    ) -> dict[str, Any]:
+    ) -> Response:
         """One incident's clocks with their explanation (`sla --incident ID --explain`)."""
-        return answers.incident(
+        return JSONResponse(answers.incident(
             container, who, incident_id, as_of=_instant("as_of", as_of),
             as_known_at=_instant("as_known_at", as_known_at),
             from_read_model=context.from_read_model,
-        )  # fmt: skip
+        ))  # fmt: skip
 
     @app.get("/v1/incidents/{incident_id}/audit", tags=["incidents"])
     def get_audit(
         who: Who, incident_id: str, as_of: AsOf = None, as_known_at: KnownAt = None
-    ) -> list[dict[str, Any]]:
+    ) -> Response:
         """The incident's audit trail with what each event caused (`audit ID`)."""
-        return answers.audit(
+        return JSONResponse(answers.audit(
             container, who, incident_id, as_of=_instant("as_of", as_of),
             as_known_at=_instant("as_known_at", as_known_at),
             from_read_model=context.from_read_model,
-        )  # fmt: skip
+        ))  # fmt: skip
 
     @app.get("/v1/escalations", tags=["escalations"])
     def get_escalations(
@@ -227,13 +227,13 @@ def create_app(context: WebContext) -> FastAPI:
         all: bool = False,
         as_of: AsOf = None,
         as_known_at: KnownAt = None,
-    ) -> list[dict[str, Any]]:
+    ) -> Response:
         """Open incidents (with `all`, resolved too) by escalation level (`escalations`)."""
-        return answers.escalations(
+        return JSONResponse(answers.escalations(
             container, who, customer=customer, level=level, include_resolved=all,
             as_of=_instant("as_of", as_of), as_known_at=_instant("as_known_at", as_known_at),
             from_read_model=context.from_read_model,
-        )  # fmt: skip
+        ))  # fmt: skip
 
     @app.get(
         "/v1/reports/{customer}/{period}",

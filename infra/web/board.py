@@ -1,8 +1,8 @@
 """The live SLA board's rows (docs/web.md, "Board"): open incidents ordered by time left.
 
 Rows are computed from the open-incident read model as of now, once per second and store
-generation at most, and shared by every request and by the open-incident metrics; a request
-then keeps the rows its token and filters allow.
+generation at most, off the request path, and shared by every request and by the open-incident
+metrics; a request then keeps the rows its token and filters allow.
 """
 
 from __future__ import annotations
@@ -109,7 +109,9 @@ def compute_board(
 
 
 class BoardCache:
-    """The board as of now, recomputed when the store moved or a second passed."""
+    """The board as of now, recomputed off the request path (`update`, called by the web
+    server's refresh loop) when the store moved or a second passed: a request only filters
+    the latest rows, which are at most about a second old (the page counts down itself)."""
 
     def __init__(
         self,
@@ -125,7 +127,8 @@ class BoardCache:
         self._board: Board | None = None
         self._lock = threading.Lock()
 
-    def board(self) -> Board:
+    def update(self) -> Board:
+        """Recompute if the store moved or `resolution` passed since the last computation."""
         now = self.clock()
         with self._lock:
             board = self._board
@@ -139,3 +142,8 @@ class BoardCache:
                 )
                 self._board = board
             return board
+
+    def board(self) -> Board:
+        """The latest board (computed now only if there is none yet)."""
+        board = self._board
+        return board if board is not None else self.update()

@@ -80,6 +80,8 @@ def web_context(
             try:
                 while await run_in_threadpool(incidents.refresh) and not incidents.loaded:
                     pass
+                if incidents.loaded:
+                    await run_in_threadpool(board.update)
                 if failing:
                     log.info("board_refresh_recovered")
                 failing = False

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import jinja2
 from fastapi import FastAPI, Query, Request
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import HTMLResponse, Response, StreamingResponse
+from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 
 from slatrail.infra.web.board import Row
 from slatrail.infra.web.deps import Who
@@ -132,10 +132,10 @@ def add_board_routes(app: FastAPI, context: WebContext) -> None:
     @app.get("/v1/board", tags=["board"])
     def board_json(
         who: Who, customer: Customer = None, priority: Priority = None, status: Status = None
-    ) -> dict[str, Any]:
+    ) -> Response:
         """The board's rows as JSON: open incidents ordered by time left."""
         rows, _, _, at = scoped(who, customer, priority, status)
-        return {"as_of": _stamp(at), "rows": [row_json(r) for r in rows]}
+        return JSONResponse({"as_of": _stamp(at), "rows": [row_json(r) for r in rows]})
 
     @app.get("/v1/board/events", tags=["board"], response_class=StreamingResponse)
     async def board_events(
