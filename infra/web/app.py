@@ -114,10 +114,8 @@ def create_app(context: WebContext) -> FastAPI:
             response = problem_response(
                 "uri_too_long", f"path and query are limited to {MAX_TARGET_BYTES} bytes"
             )
-        elif (
-            length is not None and length.strip() != "0"
-        ) or "transfer-encoding" in request.headers:
-            response = problem_response("too_large", "no request body is accepted")
+        elif _has_body(request, length):
+            response = problem_response("too_large", "this request may not carry a body")
         else:
             try:
                 response = await asyncio.wait_for(call_next(request), context.request_timeout_s)

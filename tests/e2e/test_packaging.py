@@ -32,3 +32,6 @@ def test_the_wheel_holds_only_the_slatrail_namespace_and_its_package_data(tmp_pa
         assert f"slatrail/{package}/py.typed" in names
     assert "slatrail/infra/data/contracts.sample.toml" in names
     assert "slatrail/infra/templates/report.html.j2" in names
+    for data in ("templates/board.html.j2", "templates/board_rows.html.j2", "static/board.js",
+                 "static/board.css", "static/favicon.svg"):  # fmt: skip
+        assert f"slatrail/infra/web/{data}" in names

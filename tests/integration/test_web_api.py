@@ -44,8 +44,9 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
-@pytest.fixture
-def sqlite_web(tmp_path: Path) -> Iterator[Web]:
+@pytest.fixture(scope="module")
+def sqlite_web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Web]:
+    tmp_path = tmp_path_factory.mktemp("web")
     store = f"sqlite:///{tmp_path / 'web.db'}"
     _ingest(store, tmp_path)
     with running_web(Settings(store=store), tmp_path / "tokens.json") as web:
@@ -218,3 +219,46 @@ def test_a_request_body_is_refused_and_the_rate_limit_answers_429(tmp_path: Path
         limited = web.get("/v1/incidents/A-1")
         assert int(limited.headers["retry-after"]) >= 1
         assert web.get("/v1/incidents/A-1", token="viewer").status == 200  # per token
+
+
+def test_the_board_login_sets_a_cookie_that_authenticates(sqlite_web: Web) -> None:
+    import http.client
+    import urllib.parse
+
+    host, port = sqlite_web.base.removeprefix("http://").split(":")
+
+    def post(token: str) -> http.client.HTTPResponse:
+        conn = http.client.HTTPConnection(host, int(port), timeout=10)
+        body = urllib.parse.urlencode({"token": token})
+        conn.request("POST", "/login", body=body,
+                     headers={"Content-Type": "application/x-www-form-urlencoded"})  # fmt: skip
+        return conn.getresponse()
+
+    assert post("slt_wrong").status == 401
+    assert post("x" * 2000).status == 413
+    answer = post(sqlite_web.tokens["viewer"])
+    assert answer.status == 303 and answer.getheader("location") == "/"
+    cookie = answer.getheader("set-cookie") or ""
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
+    value = cookie.split(";")[0]
+    page = sqlite_web.get("/", token=None, Cookie=value)
+    assert page.status == 200 and b'data-incident="A-1"' in page.body
+    assert b'data-incident="B-1"' not in page.body
+    assert sqlite_web.get("/login", token=None).status == 200
+
+
+def test_tokens_add_prints_the_token_once_and_list_never_shows_a_hash(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "t.json"
+    assert main(["tokens", "--tokens", str(path), "add", "am", "--role", "viewer",
+                 "--customer", "acme-rtc"]) == 0  # fmt: skip
+    out = capsys.readouterr()
+    token = out.out.strip()
+    assert token.startswith("slt_") and token not in out.err and token not in path.read_text()
+    assert main(["tokens", "--tokens", str(path), "list", "--format", "json"]) == 0
+    listed = capsys.readouterr().out
+    assert json.loads(listed) == [{"name": "am", "role": "viewer", "customers": ["acme-rtc"]}]
+    assert main(["tokens", "--tokens", str(path), "add", "x", "--role", "viewer"]) == 2
+    assert main(["tokens", "--tokens", str(path), "remove", "nobody"]) == 1
+    assert main(["tokens", "--tokens", str(path), "remove", "am"]) == 0
