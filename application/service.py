@@ -69,6 +69,7 @@ class SlatrailApplication(Application[UUID]):
         *,
         now: datetime,
         redrive: Sequence[str | None] | None = None,
+        traceparent: Sequence[str | None] | None = None,
     ) -> list[Outcome]:
         """Apply a batch of decoded messages and store what was accepted in one transaction.
 
@@ -78,10 +79,12 @@ class SlatrailApplication(Application[UUID]):
         it is not the message's fault, and the caller retries the batch.
 
         `redrive` (one entry per message, from `slatrail redrive`): the dead letter each message
-        comes from, recorded on its event (docs/redrive.md)."""
+        comes from, recorded on its event (docs/redrive.md). `traceparent` (one entry per
+        message): the W3C trace context each came with, carried on its event (not hashed)."""
         refs = _redrive_refs(batch, redrive)
+        traces = _redrive_refs(batch, traceparent, what="trace context")
         try:
-            return self._record_batch(batch, now, careful=False, refs=refs)
+            return self._record_batch(batch, now, careful=False, refs=refs, traces=traces)
         except IntegrityError:
             # A receipt or incident version already exists: a message_id reused by another
             # incident, or another writer got there first. Redo one message at a time, looking
@@ -96,14 +99,18 @@ class SlatrailApplication(Application[UUID]):
                 error_class=type(error).__name__,
             )  # fmt: skip
         self._incidents.clear()  # it may hold incidents changed by the failed attempt
-        return [self._record_one(item, now, refs) for item in batch]
+        return [self._record_one(item, now, refs, traces) for item in batch]
 
     def _record_one(
-        self, item: Decoded, now: datetime, refs: Mapping[int, str] | None = None
+        self,
+        item: Decoded,
+        now: datetime,
+        refs: Mapping[int, str] | None = None,
+        traces: Mapping[int, str] | None = None,
     ) -> Outcome:
         for attempt in (1, 2):
             try:
-                return self._record_batch([item], now, careful=True, refs=refs)[0]
+                return self._record_batch([item], now, careful=True, refs=refs, traces=traces)[0]
             except IntegrityError:
                 self._incidents.clear()
                 if attempt == 2:
@@ -138,6 +145,7 @@ class SlatrailApplication(Application[UUID]):
         *,
         careful: bool,
         refs: Mapping[int, str] | None = None,
+        traces: Mapping[int, str] | None = None,
     ) -> list[Outcome]:
         """One transaction for the batch. Receipts are read only when needed: when `careful`,
         when the incident already holds the message_id, or to explain a rejection."""
@@ -148,6 +156,8 @@ class SlatrailApplication(Application[UUID]):
             fact = to_fact(message)
             if refs and id(message) in refs:
                 fact = replace(fact, redrive=refs[id(message)])
+            if traces and id(message) in traces:
+                fact = replace(fact, traceparent=traces[id(message)])
             print_ = fingerprint(obj)
             prior = receipts.get(fact.message_id)
             if prior is None and (careful or self._holds(fact, touched)):
@@ -317,12 +327,15 @@ class SlatrailApplication(Application[UUID]):
 
 
 def _redrive_refs(
-    batch: Sequence[Decoded], redrive: Sequence[str | None] | None
+    batch: Sequence[Decoded],
+    redrive: Sequence[str | None] | None,
+    what: str = "redrive reference",
 ) -> dict[int, str] | None:
-    """The redrive reference of each message in `batch`, by the identity of its message."""
+    """The redrive reference (or trace context) of each message in `batch`, by the identity of
+    its message."""
     if redrive is None:
         return None
     if len(redrive) != len(batch):
-        raise ValueError("record: give one redrive reference per message")
+        raise ValueError(f"record: give one {what} per message")
     pairs = zip(batch, redrive, strict=True)
     return {id(message): ref for (message, _), ref in pairs if ref is not None}

@@ -44,6 +44,7 @@ from slatrail.consumers.streams import (
     Sink,
     Source,
 )
+from slatrail.consumers.trace import trace_context
 from slatrail.domain.errors import FirstEventNotReportedError, InvalidMessageError
 from slatrail.domain.model import EventType, format_instant
 
@@ -339,7 +340,12 @@ class InboundConsumer:
                     continue
             decodable.append(item)
         if decodable:
-            results = self.app.record([item.decoded for item in decodable], now=now)  # type: ignore[misc]
+            traces = [trace_context(item.record.headers) for item in decodable]
+            results = self.app.record(
+                [item.decoded for item in decodable],  # type: ignore[misc]
+                now=now,
+                traceparent=traces if any(traces) else None,
+            )
             if self.on_recorded is not None:
                 self.on_recorded()  # wakes the relay at once
             for item, result in zip(decodable, results, strict=True):

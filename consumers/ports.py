@@ -34,6 +34,7 @@ class Recorder(Protocol):
         *,
         now: datetime,
         redrive: Sequence[str | None] | None = None,
+        traceparent: Sequence[str | None] | None = None,
     ) -> list[Outcome]: ...
 
 

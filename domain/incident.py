@@ -51,6 +51,7 @@ class Fact:
     message_id: str
     data: Mapping[str, Any]
     redrive: str | None = None  # the dead letter it is redriven from (`slatrail redrive`)
+    traceparent: str | None = None  # the W3C trace context it came with (not hashed)
 
 
 def _check_not_future(fact: Fact, now: datetime) -> None:
@@ -96,6 +97,7 @@ class Incident(Aggregate):
         hash: str
         # Last, with a default: events stored before the field existed decode with None.
         redrive: str | None = None
+        traceparent: str | None = None
 
         type_name: ClassVar[EventType]
 
@@ -116,6 +118,7 @@ class Incident(Aggregate):
                 prev_hash=self.prev_hash,
                 hash=self.hash,
                 redrive=self.redrive,
+                traceparent=self.traceparent,
             )
 
     class Created(Event, Aggregate.Created):  # eventsourcing's default; incidents begin Reported
@@ -299,4 +302,6 @@ def _chained(fact: Fact, *, position: int, now: datetime, prev_hash: str) -> dic
     }
     if fact.redrive is not None:
         out["redrive"] = fact.redrive
+    if fact.traceparent is not None:
+        out["traceparent"] = fact.traceparent
     return out

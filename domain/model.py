@@ -110,6 +110,10 @@ class IncidentEvent:
     redrive: str | None = None
     """Set when the event was recorded by `slatrail redrive`: the dead letter it came from
     (`<rejected topic>/<partition>/<offset>` or `file:<name>:<line>`); hashed only when set."""
+    traceparent: str | None = None
+    """The W3C trace context the message came with (its `traceparent` header), if any: transport
+    context carried to `incidents.events`, not a fact about the incident, so never hashed and not
+    among EVENT_FIELDS (docs/reference/topics.md, "Trace context")."""
 
     def canonical_fields(self) -> dict[str, Any]:
         return chain_fields(

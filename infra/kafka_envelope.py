@@ -11,7 +11,9 @@ Key: the incident_id (UTF-8). Headers: `slatrail-notification-id` (decimal ASCII
 
 `position` is the incident's version (1 = reported); `hash` chains the event to `prev_hash`
 (see domain.model.chain_hash), so a consumer can verify the trail it receives. An event recorded
-by `slatrail redrive` also has `"redrive": "<dead letter reference>"` (hashed when present).
+by `slatrail redrive` also has `"redrive": "<dead letter reference>"` (hashed when present); an
+event whose message came with a W3C `traceparent` header has `"traceparent"` (not hashed), which
+the relay also sends as the message's `traceparent` header (`infra/cloudevents.py`).
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ class EnvelopeError(ValueError):
 def encode_envelope(notification_id: int, event: IncidentEvent) -> bytes:
     body: dict[str, Any] = {"schema": ENVELOPE_SCHEMA, "notification_id": notification_id}
     body.update(event_to_dict(event))
+    if event.traceparent is not None:  # transport context, outside the hashed fields
+        body["traceparent"] = event.traceparent
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 

@@ -124,6 +124,12 @@ class EventEnvelope(_Model):
         description="only on an event recorded by `slatrail redrive`: the dead letter it came "
         "from (`<topic>/<partition>/<offset>` or `file:<name>:<line>`); hashed when present",
     )
+    traceparent: str | SkipJsonSchema[None] = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$",
+        description="only when the inbound message came with a valid W3C `traceparent` header: "
+        "that trace context (also sent as this message's `traceparent` header); not hashed",
+    )
 
 
 # -- dead letters ------------------------------------------------------------------------------
