@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from slatrail.domain.clocks import Status
 from slatrail.domain.contracts import Contracts
 from slatrail.domain.model import IncidentEvent, format_instant
-from slatrail.domain.timeline import build_timeline
 from slatrail.infra.web.open_incidents import OpenIncidents
 from slatrail.projections.escalation import next_alert
-from slatrail.projections.sla import sla_view
+from slatrail.projections.sla import incident_sla
 
 COUNTING = (Status.RUNNING, Status.AT_RISK, Status.BREACHED)
 _URGENCY = {Status.BREACHED: 0, Status.AT_RISK: 1, Status.RUNNING: 2, Status.PAUSED: 3}
@@ -74,36 +73,97 @@ class Board:
         ]  # fmt: skip
 
 
+@dataclass(frozen=True)
+class _Computed:
+    """One incident's row as computed at `at`, valid until its next planned alert or its next
+    event (`position`): between the two only the time left moves, and that is arithmetic."""
+
+    position: int
+    at: datetime
+    valid_until: datetime | None
+    row: Row
+    dues: tuple[datetime | None, ...]  # each cell's due instant when it counts
+
+
+MAX_REUSE = timedelta(seconds=60)  # recompute every incident at least once a minute anyway
+
+
+def _compute_row(
+    events: list[IncidentEvent], contracts: Contracts, now: datetime
+) -> _Computed | None:
+    sla = incident_sla(events, contracts, now)
+    if sla is None:
+        return None
+    t = sla.clocks.timeline
+    cells, dues = [], []
+    for metric, clock in sla.clocks.clocks.items():
+        due = clock.due_at if clock.status in COUNTING and clock.due_at is not None else None
+        dues.append(due)
+        cells.append(ClockCell(
+            str(metric), str(clock.status),
+            format_instant(clock.due_at) if clock.due_at else None,
+            None if due is None else (due - now).total_seconds(),
+        ))  # fmt: skip
+    lefts = [c.left_s for c in cells if c.left_s is not None]
+    worst = min((c.status for c in cells), key=lambda s: _URGENCY.get(Status(s), 4))
+    row = Row(
+        t.incident_id, t.customer, str(t.priority), str(t.state), t.title,
+        sla.escalation.level, sla.escalation.why, tuple(cells),
+        min(lefts) if lefts else None, worst,
+    )  # fmt: skip
+    coming = next_alert(t, contracts)
+    return _Computed(events[-1].position, now, coming.at if coming else None, row, tuple(dues))
+
+
+def _moved_on(computed: _Computed, now: datetime) -> Row:
+    """The row with its time left as of `now`."""
+    cells = tuple(
+        cell if due is None else replace(cell, left_s=(due - now).total_seconds())
+        for cell, due in zip(computed.row.clocks, computed.dues, strict=True)
+    )
+    lefts = [c.left_s for c in cells if c.left_s is not None]
+    return replace(computed.row, clocks=cells, left_s=min(lefts) if lefts else None)
+
+
 def compute_board(
-    histories: list[list[IncidentEvent]], contracts: Contracts, now: datetime, generation: int
+    histories: list[list[IncidentEvent]],
+    contracts: Contracts,
+    now: datetime,
+    generation: int,
+    cache: dict[str, _Computed] | None = None,
 ) -> Board:
+    """The board as of `now`; with `cache`, an incident is computed again only when it has a
+    new event or its next planned alert has come (or a minute passed)."""
+    known = {} if cache is None else cache
+    fresh: dict[str, _Computed] = {}
     rows: list[Row] = []
     next_change: datetime | None = None
-    for sla in sla_view(histories, contracts, now):
-        t = sla.clocks.timeline
-        cells = []
-        for metric, clock in sla.clocks.clocks.items():
-            left = None
-            if clock.status in COUNTING and clock.due_at is not None:
-                left = (clock.due_at - now).total_seconds()
-            cells.append(ClockCell(
-                str(metric), str(clock.status),
-                format_instant(clock.due_at) if clock.due_at else None, left,
-            ))  # fmt: skip
-        lefts = [c.left_s for c in cells if c.left_s is not None]
-        worst = min((c.status for c in cells), key=lambda s: _URGENCY.get(Status(s), 4))
-        rows.append(Row(
-            t.incident_id, t.customer, str(t.priority), str(t.state),
-            t.title,
-            sla.escalation.level, sla.escalation.why, tuple(cells),
-            min(lefts) if lefts else None, worst,
-        ))  # fmt: skip
-    by_id = {events[0].incident_id: events for events in histories if events}
-    for row in rows:
-        timeline = build_timeline(by_id[row.incident_id], now)
-        coming = next_alert(timeline, contracts) if timeline is not None else None
-        if coming is not None and (next_change is None or coming.at < next_change):
-            next_change = coming.at
+    for events in histories:
+        if not events:
+            continue
+        incident_id = events[0].incident_id
+        computed = known.get(incident_id)
+        if (
+            computed is None
+            or computed.position != events[-1].position
+            or (computed.valid_until is not None and now >= computed.valid_until)
+            or now - computed.at >= MAX_REUSE
+            or now < computed.at
+        ):
+            computed = _compute_row(events, contracts, now)
+            if computed is None:  # reported after now (occurred_at in the future)
+                continue
+            row = computed.row
+        else:
+            row = _moved_on(computed, now)
+        fresh[incident_id] = computed
+        rows.append(row)
+        due = computed.valid_until
+        if due is not None and (next_change is None or due < next_change):
+            next_change = due
+    if cache is not None:
+        cache.clear()
+        cache.update(fresh)
     rows.sort(key=lambda r: r.urgency)
     return Board(now, generation, tuple(rows), next_change)
 
@@ -125,6 +185,7 @@ class BoardCache:
         self.clock = clock
         self.resolution = resolution
         self._board: Board | None = None
+        self._rows: dict[str, _Computed] = {}
         self._lock = threading.Lock()
 
     def update(self) -> Board:
@@ -138,8 +199,9 @@ class BoardCache:
                 or now - board.at >= self.resolution
             ):
                 board = compute_board(
-                    self.incidents.histories(), self.contracts(), now, self.incidents.generation
-                )
+                    self.incidents.histories(), self.contracts(), now,
+                    self.incidents.generation, self._rows,
+                )  # fmt: skip
                 self._board = board
             return board
 

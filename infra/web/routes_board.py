@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 import urllib.parse
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from importlib.resources import files
 from typing import TYPE_CHECKING, Annotated, Any
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import jinja2
 from fastapi import FastAPI, Query, Request
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from starlette.responses import HTMLResponse, Response, StreamingResponse
 
 from slatrail.infra.web.board import Row
 from slatrail.infra.web.deps import Who
@@ -87,6 +88,7 @@ def add_board_routes(app: FastAPI, context: WebContext) -> None:
     env = _environment()
     cache = context.board
     assert cache is not None
+    rendered = Rendered()
 
     def scoped(
         who: Principal, customer: str | None, priority: str | None, status: str | None
@@ -125,17 +127,27 @@ def add_board_routes(app: FastAPI, context: WebContext) -> None:
     def board_rows(
         who: Who, customer: Customer = None, priority: Priority = None, status: Status = None
     ) -> Response:
-        rows, _, _, _ = scoped(who, customer, priority, status)
-        fragment = env.get_template("board_rows.html.j2").render(rows=rows)
-        return HTMLResponse(fragment, headers=SECURITY_HEADERS)
+        rows, query, _, at = scoped(who, customer, priority, status)
+        fragment = rendered.get(
+            ("rows", who.customers if not who.all_customers else None, query), at,
+            lambda: env.get_template("board_rows.html.j2").render(rows=rows).encode(),
+        )  # fmt: skip
+        return Response(fragment, media_type="text/html; charset=utf-8", headers=SECURITY_HEADERS)
 
     @app.get("/v1/board", tags=["board"])
     def board_json(
         who: Who, customer: Customer = None, priority: Priority = None, status: Status = None
     ) -> Response:
         """The board's rows as JSON: open incidents ordered by time left."""
-        rows, _, _, at = scoped(who, customer, priority, status)
-        return JSONResponse({"as_of": _stamp(at), "rows": [row_json(r) for r in rows]})
+        rows, query, _, at = scoped(who, customer, priority, status)
+        body = rendered.get(
+            ("json", who.customers if not who.all_customers else None, query), at,
+            lambda: json.dumps(
+                {"as_of": _stamp(at), "rows": [row_json(r) for r in rows]},
+                ensure_ascii=False, separators=(",", ":"),
+            ).encode(),
+        )  # fmt: skip
+        return Response(body, media_type="application/json")
 
     @app.get("/v1/board/events", tags=["board"], response_class=StreamingResponse)
     async def board_events(
@@ -176,6 +188,30 @@ def add_board_routes(app: FastAPI, context: WebContext) -> None:
             raise Problem("not_found", "no such file")
         body = files("slatrail.infra.web").joinpath("static", name).read_bytes()
         return Response(body, media_type=_STATIC[name], headers=SECURITY_HEADERS)
+
+
+class Rendered:
+    """Answers rendered from one board, shared by the requests with the same scope and filters
+    until the board is recomputed (at most once a second)."""
+
+    MAX = 256
+
+    def __init__(self) -> None:
+        self._at: datetime | None = None
+        self._bodies: dict[Any, bytes] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: Any, at: datetime, render: Callable[[], bytes]) -> bytes:
+        with self._lock:
+            if at != self._at:
+                self._at, self._bodies = at, {}
+            body = self._bodies.get(key)
+        if body is None:
+            body = render()
+            with self._lock:
+                if at == self._at and len(self._bodies) < self.MAX:
+                    self._bodies[key] = body
+        return body
 
 
 def _stamp(at: datetime) -> str:

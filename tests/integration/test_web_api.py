@@ -262,3 +262,12 @@ def test_tokens_add_prints_the_token_once_and_list_never_shows_a_hash(
     assert main(["tokens", "--tokens", str(path), "add", "x", "--role", "viewer"]) == 2
     assert main(["tokens", "--tokens", str(path), "remove", "nobody"]) == 1
     assert main(["tokens", "--tokens", str(path), "remove", "am"]) == 0
+
+
+def test_a_request_over_the_time_limit_answers_503(tmp_path: Path) -> None:
+    store = f"sqlite:///{tmp_path / 'web.db'}"
+    _ingest(store, tmp_path)
+    with running_web(Settings(store=store), tmp_path / "tokens.json",
+                     web_request_timeout_s=0.000001) as web:  # fmt: skip
+        answer = web.get("/v1/incidents")
+        assert answer.status == 503 and answer.json()["code"] == "timeout"
