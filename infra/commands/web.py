@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import structlog
@@ -13,7 +16,7 @@ from slatrail.infra.bootstrap import Container
 from slatrail.infra.commands.options import add_read_model_option
 from slatrail.infra.web.app import create_app
 from slatrail.infra.web.compose import web_context
-from slatrail.infra.web.server import config, parse_listen
+from slatrail.infra.web.server import bind, config, parse_listen
 
 log = structlog.get_logger("slatrail.web")
 
@@ -42,7 +45,21 @@ def run(container: Container, args: argparse.Namespace) -> int:
     parse_listen(listen)  # a usage error before anything opens
     app = create_app(web_context(container, from_read_model=args.from_read_model))
     server = uvicorn.Server(config(app, listen))
+    sock = bind(listen)
+    # Our own handlers: uvicorn's would re-raise the signal after its graceful shutdown (the
+    # process would die of SIGTERM instead of exiting 0, as every slatrail command does).
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        log.info("signal_received", signal=signal.Signals(signum).name)
+        server.should_exit = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     log.info("web_starting", listen=listen, from_read_model=args.from_read_model)
-    server.run()
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
     log.info("web_stopped")
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import socket
 import threading
 
 import uvicorn
@@ -37,6 +38,23 @@ def parse_listen(text: str) -> tuple[str, int]:
     return host, number
 
 
+def bind(listen: str) -> socket.socket:
+    """The listening socket, bound before anything starts: an address in use or not ours is a
+    usage error (exit 2), not a failure of a half-started server."""
+    host, port = parse_listen(listen)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        raise UsageError(f"cannot listen on {listen}: {error.strerror or error}") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
 def config(app: FastAPI, listen: str) -> uvicorn.Config:
     host, port = parse_listen(listen)
     return uvicorn.Config(
@@ -58,10 +76,11 @@ class BackgroundServer:
 
     def __init__(self, app: FastAPI, listen: str) -> None:
         self.server = uvicorn.Server(config(app, listen))
+        self.socket = bind(listen)
         self.thread = threading.Thread(target=self._run, name="slatrail-http", daemon=True)
 
     def _run(self) -> None:
-        asyncio.run(self.server.serve())
+        asyncio.run(self.server.serve(sockets=[self.socket]))
 
     def start(self, timeout_s: float = 10.0) -> None:
         self.thread.start()
@@ -76,3 +95,4 @@ class BackgroundServer:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(10)
+        self.socket.close()

@@ -79,9 +79,12 @@ def board(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Board]:
             assert time.monotonic() < deadline, "slatrail web did not become ready"
             time.sleep(0.1)
         yield Board(base, workdir, tokens)
-    finally:
         process.terminate()
-        process.wait(10)
+        assert process.wait(15) == 0, (workdir / "web.log").read_text()[-2000:]
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
         log.close()
 
 
@@ -169,3 +172,10 @@ def test_a_viewer_board_holds_only_its_customers(board: Board) -> None:
     rows = json.loads(_get(board.base + "/v1/board", viewer)[1])["rows"]
     assert {r["customer"] for r in rows} == {"acme-rtc"}
     assert _get(board.base + "/", "slt_wrong")[0] == 401
+
+
+def test_a_second_server_on_the_same_address_is_a_usage_error(board: Board) -> None:
+    done = _cli(board.workdir, "web", "--listen", board.base.removeprefix("http://"),
+                "--tokens", str(board.workdir / "tokens.json"))  # fmt: skip
+    assert done.returncode == 2
+    assert "cannot listen on" in done.stderr and "Traceback" not in done.stderr
