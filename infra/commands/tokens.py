@@ -9,6 +9,7 @@ from typing import Any
 
 from slatrail.infra.bootstrap import Container
 from slatrail.infra.render import echo, table, to_json
+from slatrail.infra.timearg import instant
 from slatrail.infra.web.tokens import ROLES, add_token, list_tokens, remove_token
 
 
@@ -22,6 +23,9 @@ def register(subparsers: Any) -> None:
     add.add_argument(
         "--customer", action="append", default=[], help="a customer a viewer sees (repeatable)"
     )
+    add.add_argument(
+        "--expires", type=instant, help="RFC 3339 instant from which the token is refused"
+    )
     remove = actions.add_parser("remove", help="remove a token (it stops working at once)")
     remove.add_argument("name")
     show = actions.add_parser("list", help="the tokens' names, roles and customers")
@@ -32,7 +36,7 @@ def register(subparsers: Any) -> None:
 def run(container: Container, args: argparse.Namespace) -> int:
     path = args.tokens or container.settings.tokens_file
     if args.action == "add":
-        secret = add_token(path, args.name, args.role, args.customer)
+        secret = add_token(path, args.name, args.role, args.customer, args.expires)
         print(secret)
         print(f"token {args.name!r} ({args.role}) added to {path}; it is shown only now",
               file=sys.stderr)  # fmt: skip
@@ -47,6 +51,7 @@ def run(container: Container, args: argparse.Namespace) -> int:
     if args.format == "json":
         print(to_json(entries))
     else:
-        rows = [[e["name"], e["role"], ", ".join(e["customers"])] for e in entries]
-        echo(table(["name", "role", "customers"], rows))
+        rows = [[e["name"], e["role"], ", ".join(e["customers"]), e.get("expires_at") or "-"]
+                for e in entries]  # fmt: skip
+        echo(table(["name", "role", "customers", "expires"], rows))
     return 0

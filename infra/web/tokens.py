@@ -17,7 +17,10 @@ import os
 import re
 import secrets
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +68,8 @@ def _read(path: Path) -> list[dict[str, Any]]:
         for entry in entries:
             if entry["role"] not in ROLES or not _HASH.fullmatch(str(entry["hash"])):
                 raise ValueError
+            if entry.get("expires_at") is not None:
+                datetime.fromisoformat(str(entry["expires_at"]).replace("Z", "+00:00"))
     except (ValueError, KeyError, TypeError):
         raise UsageError(
             f"{path}: not a slatrail tokens file ({VERSION}); create it with `slatrail tokens add`"
@@ -85,8 +90,11 @@ def _write(path: Path, entries: list[dict[str, Any]]) -> None:
         raise UsageError(f"{path}: cannot write the tokens file: {error.strerror}") from None
 
 
-def add_token(path: Path, name: str, role: str, customers: list[str]) -> str:
-    """Store a new token's hash under `name`; returns the secret (shown once, never stored)."""
+def add_token(
+    path: Path, name: str, role: str, customers: list[str], expires_at: datetime | None = None
+) -> str:
+    """Store a new token's hash under `name`; returns the secret (shown once, never stored).
+    A token with `expires_at` is refused from that instant on."""
     if not _NAME.match(name):
         raise UsageError(f"token name {name!r}: letters, digits, . _ - (at most 64)")
     if role not in ROLES:
@@ -99,10 +107,11 @@ def add_token(path: Path, name: str, role: str, customers: list[str]) -> str:
     if any(entry["name"] == name for entry in entries):
         raise UsageError(f"a token named {name!r} exists: remove it first")
     secret = PREFIX + secrets.token_urlsafe(32)
-    entries.append(
-        {"name": name, "role": role, "customers": sorted(set(customers)),
-         "hash": token_hash(secret)}
-    )  # fmt: skip
+    entry: dict[str, Any] = {"name": name, "role": role, "customers": sorted(set(customers))}
+    if expires_at is not None:
+        entry["expires_at"] = expires_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    entry["hash"] = token_hash(secret)
+    entries.append(entry)
     _write(path, entries)
     return secret
 
@@ -123,11 +132,12 @@ def list_tokens(path: Path) -> list[dict[str, Any]]:
 class TokenFile:
     """The tokens file as the web server checks it: re-read when its mtime or size changes."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, clock: Callable[[], float] = time.time) -> None:
         self.path = path
+        self.clock = clock
         self._lock = threading.Lock()
         self._seen: tuple[int, int] | None = None
-        self._entries: list[tuple[bytes, Principal]] = []
+        self._entries: list[tuple[bytes, Principal, float | None]] = []
         self.load()
 
     def load(self) -> None:
@@ -143,6 +153,7 @@ class TokenFile:
                 (
                     bytes.fromhex(entry["hash"]),
                     Principal(entry["name"], entry["role"], frozenset(entry.get("customers", ()))),
+                    _expiry(entry.get("expires_at")),
                 )
                 for entry in _read(self.path)
             ]
@@ -159,7 +170,16 @@ class TokenFile:
             return None  # a broken file admits no one (and the next request tries again)
         digest = bytes.fromhex(token_hash(secret))
         found: Principal | None = None
-        for stored, principal in self._entries:
+        expiry: float | None = None
+        for stored, principal, expires in self._entries:
             if hmac.compare_digest(stored, digest):
-                found = principal
+                found, expiry = principal, expires
+        if expiry is not None and self.clock() >= expiry:
+            return None  # expired: 401 like an unknown token
         return found
+
+
+def _expiry(text: object) -> float | None:
+    if text is None:
+        return None
+    return datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp()

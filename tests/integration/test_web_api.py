@@ -13,7 +13,7 @@ import pytest
 
 from slatrail.infra.cli import main
 from slatrail.infra.settings import Settings
-from slatrail.infra.web.tokens import remove_token
+from slatrail.infra.web.tokens import add_token, remove_token
 from tests.builders import jsonl
 from tests.web_helpers import SCRIPT, Web, running_web
 
@@ -143,6 +143,10 @@ def test_no_valid_token_is_401_and_a_removed_token_stops_working(sqlite_web: Web
     assert web.get("/v1/incidents/A-1", token="removed").status == 200
     remove_token(web.tokens_file, "gone")
     assert web.get("/v1/incidents/A-1", token="removed").status == 401
+    from datetime import UTC, datetime
+
+    expired = add_token(web.tokens_file, "old", "auditor", [], datetime(2026, 1, 1, tzinfo=UTC))
+    assert web.get("/v1/incidents/A-1", token=expired).status == 401
 
 
 def test_a_viewer_sees_only_its_customers_and_other_ones_are_404(sqlite_web: Web) -> None:

@@ -58,6 +58,20 @@ def test_removal_takes_effect_on_the_next_check(tmp_path: Path) -> None:
     assert tokens.check(secret) is None and tokens.check(keep) is not None
 
 
+def test_an_expired_token_is_refused_from_its_instant_on(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    path = tmp_path / "t.json"
+    expires = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+    secret = add_token(path, "temp", "auditor", [], expires)
+    assert list_tokens(path)[0]["expires_at"] == "2026-12-02T12:00:00Z"
+    now = [expires.timestamp() - 1]
+    tokens = TokenFile(path, clock=lambda: now[0])
+    assert tokens.check(secret) is not None
+    now[0] = expires.timestamp()
+    assert tokens.check(secret) is None
+
+
 def test_the_rate_limit_is_a_bucket_per_token() -> None:
     now = [0.0]
     limiter = RateLimiter(rate=2.0, burst=2, clock=lambda: now[0])
