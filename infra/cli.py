@@ -38,7 +38,9 @@ from slatrail.infra.redact import Scrubber
 from slatrail.infra.settings import Settings
 
 # Commands that only read the event store: they never create it (a missing store is exit 1).
-STORE_READERS = frozenset({"sla", "audit", "escalations", "report", "export", "verify", "replay"})
+STORE_READERS = frozenset(
+    {"sla", "audit", "escalations", "report", "export", "verify", "replay", "prove", "witness"}
+)
 # Commands that only read the read-model database (`--from-read-model`, verify's comparison).
 READ_MODEL_READERS = frozenset({"sla", "audit", "escalations", "verify"})
 

@@ -19,6 +19,10 @@ COMMAND_MODULES = (
     "publish",
     "serve",
     "schema",
+    "keys",
+    "checkpoint",
+    "prove",
+    "witness",
 )
 
 

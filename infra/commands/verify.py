@@ -10,9 +10,12 @@ from typing import Any
 from slatrail.infra.bootstrap import Container
 from slatrail.infra.errors import EmptyStoreError
 from slatrail.infra.exports import AnchorsError, read_anchors
+from slatrail.infra.merkle_log import MerkleLog
 from slatrail.infra.progress import Progress
+from slatrail.infra.proofs import check_log, checkpoint_from
 from slatrail.infra.redact import redact_url
 from slatrail.infra.render import echo, to_json
+from slatrail.infra.signing import Checkpoint
 from slatrail.infra.verify import Verification, verify_store
 
 
@@ -26,6 +29,13 @@ def register(subparsers: Any) -> None:
         help="an earlier `slatrail export` (JSONL or CSV): its chain heads must still be in "
         "the store, with the same hashes",
     )
+    parser.add_argument(
+        "--checkpoint",
+        type=Path,
+        help="a signed checkpoint (`slatrail checkpoint`): the history it commits to must be "
+        "unchanged, and nothing stored after it back-dated (default: the latest stored one)",
+    )
+    parser.add_argument("--key", help="the checkpoint's verifier key (text or file)")
     parser.add_argument(
         "--skip-read-models",
         action="store_true",
@@ -44,7 +54,8 @@ def run(container: Container, args: argparse.Namespace) -> int:
             echo(f"slatrail verify: {error}", file=sys.stderr)
             return 2
     app = container.app
-    if not app.recorder.max_notification_id():
+    checkpoint = _checkpoint(container, args)
+    if not app.recorder.max_notification_id() and checkpoint is None:
         raise EmptyStoreError(
             f"the store {redact_url(container.settings.store)} holds no events: nothing to verify "
             "(check --store / SLATRAIL_STORE)"
@@ -59,11 +70,30 @@ def run(container: Container, args: argparse.Namespace) -> int:
         )
     finally:
         progress.close()
+    if checkpoint is not None:
+        add_log_check(container, result, checkpoint)
     if args.format == "json":
         print(to_json(result.as_json()))
     else:
         echo(render(result))
     return 0 if result.ok else 1
+
+
+def _checkpoint(container: Container, args: argparse.Namespace) -> Checkpoint | None:
+    """--checkpoint FILE, else the latest stored checkpoint (if any)."""
+    if args.checkpoint is None and MerkleLog(container.app).latest_checkpoint() is None:
+        return None
+    return checkpoint_from(container, args.checkpoint, args.key)
+
+
+def add_log_check(container: Container, result: Verification, checkpoint: Checkpoint) -> None:
+    check = check_log(container, checkpoint)
+    result.differences.extend(check.differences)
+    result.notes.extend(check.notes())
+    result.notes.append(
+        f"Merkle log: {check.records} records checked against the checkpoint of "
+        f"{checkpoint.origin} at size {checkpoint.size}"
+    )
 
 
 def render(result: Verification) -> str:
