@@ -273,6 +273,13 @@ class MerkleLog:
         )
         return [_leaf(r) for r in rows]
 
+    def leaf_of(self, aggregate_id: UUID, version: int) -> StoredLeaf | None:
+        rows = self._read(
+            f"SELECT * FROM {LEAVES} WHERE aggregate_id = ? AND version = ?",
+            (str(aggregate_id), version),
+        )
+        return _leaf(rows[0]) if rows else None
+
     def leaf_at(self, index: int) -> StoredLeaf | None:
         rows = self._read(f"SELECT * FROM {LEAVES} WHERE leaf_index = ?", (index,))
         return _leaf(rows[0]) if rows else None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -13,7 +13,7 @@ from uuid import UUID
 import structlog
 
 from slatrail.domain.merkle import EMPTY_ROOT, leaf_hash, node_hash
-from slatrail.domain.model import format_instant, incident_uuid
+from slatrail.domain.model import event_to_dict, format_instant, incident_uuid
 from slatrail.infra.bootstrap import Container
 from slatrail.infra.errors import UsageError
 from slatrail.infra.merkle_log import MerkleLog, StoredLeaf, decoded_event, stored_record_leaf
@@ -120,11 +120,48 @@ def incident_proofs(
             f"incident {incident_id!r}{at} has no event in the checkpoint of size "
             f"{checkpoint.size} (unknown, or recorded after it: make a new checkpoint)"
         )
+    events = {event.position: event for event in container.app.incident_events(incident_id)}
     out = []
     for leaf in leaves:
         proof = inclusion(tree, leaf, checkpoint.size)
-        out.append({"incident_id": incident_id, "position": leaf.version, **proof})
+        event = events.get(leaf.version)
+        out.append(
+            {
+                "incident_id": incident_id,
+                "position": leaf.version,
+                "event": event_to_dict(event) if event is not None else None,
+                **proof,
+            }
+        )
     return out
+
+
+def export_checkpoint(container: Container) -> Checkpoint | None:
+    """The checkpoint an export carries: a new one when this host holds the signing key, else
+    the latest stored one (events after it carry no proof), else none."""
+    if container.settings.signing_key.is_file():
+        return new_checkpoint(container)
+    note = MerkleLog(container.app).latest_checkpoint()
+    if note is None:
+        return None
+    try:
+        return open_checkpoint(note, verifier_of(container))
+    except (CheckpointError, KeyError_):
+        return None
+
+
+def with_inclusion(
+    container: Container, records: Iterable[dict[str, Any]], checkpoint: Checkpoint | None
+) -> Iterator[dict[str, Any]]:
+    """Export records, each event with its inclusion proof against `checkpoint` (when in it)."""
+    tree = MerkleLog(container.app)
+    for record in records:
+        if checkpoint is not None and record.get("record") == "event":
+            leaf = tree.leaf_of(incident_uuid(record["incident_id"]), record["position"])
+            if leaf is not None and leaf.leaf_index < checkpoint.size:
+                proof = inclusion(tree, leaf, checkpoint.size)
+                record = {**record, "inclusion": {k: proof[k] for k in ("leaf_index", "path")}}
+        yield record
 
 
 def proof_document(checkpoint: Checkpoint, proofs: list[dict[str, Any]]) -> dict[str, Any]:
