@@ -26,7 +26,6 @@ class DifferenceKind(StrEnum):
     ANCHOR_MISSING = "anchor_missing"
     READ_MODEL_DRIFT = "read_model_drift"
     # the Merkle log against a signed checkpoint (docs/audit.md §9)
-    CHECKPOINT_INVALID = "checkpoint_invalid"
     CHECKPOINT_MISMATCH = "checkpoint_mismatch"
     LOG_TRUNCATED = "log_truncated"
     LEAF_MISMATCH = "leaf_mismatch"
