@@ -19,8 +19,13 @@ from typing import Any
 
 import pytest
 
+from slatrail.infra.bootstrap import read_contracts
 from slatrail.infra.cli import main
-from tests.e2e.test_audit_cli import BARE_PYTHON, DOCS, store  # noqa: F401  (fixture)
+from slatrail.infra.store import open_application
+from slatrail.infra.wire import decode
+from tests.builders import line as message_line
+from tests.builders import reported_data, utc, wire
+from tests.e2e.test_audit_cli import BARE_PYTHON, DOCS, MIN, T10
 
 pytestmark = pytest.mark.e2e
 
@@ -40,6 +45,27 @@ def test_the_documented_verifier_is_under_100_lines_and_imports_no_slatrail() ->
     imported = set(re.findall(r"^(?:import|from)\s+([\w., ]+)", text, re.M))
     modules = {m.strip().split(".")[0] for line in imported for m in line.split(",")}
     assert modules <= {"base64", "hashlib", "json", "sys", "cryptography"}, modules
+
+
+def record(store: Path, incident: str, kind: str, at: Any, data: Any = None) -> None:
+    app = open_application(f"sqlite:///{store}", read_contracts(None))
+    message = wire(kind, at, data, incident_id=incident, message_id=f"{incident}-{kind}")
+    assert app.record([decode(message_line(message))], now=at + MIN)[0].status == "accepted"
+    app.close()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Path:
+    """LATE (four events) and OTHER (two): twelve stored records with their receipts."""
+    path = tmp_path / "store.db"
+    record(path, "LATE", "reported", T10, reported_data("acme-rtc", "P1"))
+    record(path, "LATE", "triaged", T10 + 2 * MIN, {"priority": "P1"})
+    record(path, "LATE", "acknowledged", T10 + 10 * MIN)
+    record(path, "LATE", "resolved", T10 + 60 * MIN, {"resolution": "fixed"})
+    data = reported_data("brightcall", "P3", description='日志 "quoted"\nline two')
+    record(path, "OTHER", "reported", T10 + 24 * 60 * MIN, data)
+    record(path, "OTHER", "acknowledged", T10 + 25 * 60 * MIN)
+    return path
 
 
 @pytest.fixture
@@ -203,12 +229,12 @@ def test_a_flipped_bit_in_any_field_of_a_consistency_proof_is_refused(
     from slatrail.infra.bootstrap import read_contracts
     from slatrail.infra.store import open_application
     from slatrail.infra.wire import decode
-    from tests.builders import line, reported_data, utc, wire
+    from tests.builders import line, reported_data, wire
 
     app = open_application(f"sqlite:///{store}", read_contracts(None))
     now = utc(2026, 3, 5, 9)
     message = wire("reported", now, reported_data("acme-rtc", "P2"), incident_id="THIRD")
-    assert app.record([decode(line(message))], now=now)[0].status == "accepted"
+    assert app.record([decode(message_line(message))], now=now)[0].status == "accepted"
     app.close()
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
@@ -225,9 +251,9 @@ def test_a_flipped_bit_in_any_field_of_a_consistency_proof_is_refused(
         doc["proof"][n] = _flip_b64(doc["proof"][n])
         tampered.append(doc)
     for which in ("old", "new"):
-        for line in (1, 2, 5):
+        for number in (1, 2, 5):
             doc = json.loads(json.dumps(honest))
-            [doc[which]["note"]] = _flip_note(honest[which]["note"], line)
+            [doc[which]["note"]] = _flip_note(honest[which]["note"], number)
             tampered.append(doc)
     for doc in tampered:
         Path("bad.json").write_text(json.dumps(doc))
