@@ -229,7 +229,7 @@ def test_a_flipped_bit_in_any_field_of_a_consistency_proof_is_refused(
     from slatrail.infra.bootstrap import read_contracts
     from slatrail.infra.store import open_application
     from slatrail.infra.wire import decode
-    from tests.builders import line, reported_data, wire
+    from tests.builders import reported_data, wire
 
     app = open_application(f"sqlite:///{store}", read_contracts(None))
     now = utc(2026, 3, 5, 9)
