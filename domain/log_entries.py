@@ -19,7 +19,8 @@ def event_leaf(event: IncidentEvent) -> bytes:
 
 
 def record_leaf(aggregate_id: str, version: int, topic: str, state: bytes) -> bytes:
-    """Leaf bytes of any other stored record (or of an incident record that does not decode)."""
+    """Leaf bytes of any other stored record (or of an incident record that does not decode);
+    `aggregate_id` as 32 lowercase hex digits."""
     return canonical_json(
         {
             "aggregate_id": aggregate_id,

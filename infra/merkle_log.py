@@ -64,13 +64,16 @@ class StoredLeaf:
     leaf_hash: bytes
 
 
-def stored_record_leaf(app: SlatrailApplication, stored: StoredEvent) -> bytes:
-    """The leaf bytes of one stored record (docs/audit.md §9)."""
-    event = decoded_event(app, stored)
+def stored_record_leaf(
+    app: SlatrailApplication, stored: StoredEvent, event: IncidentEvent | None = None
+) -> bytes:
+    """The leaf bytes of one stored record (docs/audit.md §9); `event` if already decoded."""
+    event = event or decoded_event(app, stored)
     if event is not None:
         return event_leaf(event)
-    aggregate_id = str(UUID(str(stored.originator_id)))
-    return record_leaf(aggregate_id, stored.originator_version, stored.topic, stored.state)
+    aggregate_id = stored.originator_id
+    hex_id = aggregate_id.hex if isinstance(aggregate_id, UUID) else str(aggregate_id)
+    return record_leaf(hex_id, stored.originator_version, stored.topic, stored.state)
 
 
 def decoded_event(app: SlatrailApplication, stored: StoredEvent) -> IncidentEvent | None:
@@ -175,23 +178,17 @@ class MerkleLog:
             stack = self._frontier(c, size)
             leaves, nodes = [], []
             for offset, row in enumerate(rows):
-                stored = StoredEvent(
-                    originator_id=UUID(str(row["originator_id"])),
-                    originator_version=int(row["originator_version"]),
-                    topic=str(row["topic"]),
-                    state=bytes(row["state"]),
-                )
+                raw_id = row["originator_id"]  # SQLite: 32 hex digits; PostgreSQL: a UUID
+                hex_id = raw_id.hex if isinstance(raw_id, UUID) else raw_id
+                version, topic, state = row["originator_version"], row["topic"], row["state"]
+                if topic in _INCIDENT_TOPICS:
+                    stored = StoredEvent(UUID(hex=hex_id), version, topic, bytes(state))
+                    leaf = stored_record_leaf(self.app, stored)
+                else:  # no need to decode it
+                    leaf = record_leaf(hex_id, version, topic, bytes(state))
                 index = size + offset
-                digest = leaf_hash(stored_record_leaf(self.app, stored))
-                leaves.append(
-                    (
-                        index,
-                        int(row["id"]),
-                        str(stored.originator_id),
-                        stored.originator_version,
-                        digest,
-                    )
-                )
+                digest = leaf_hash(leaf)
+                leaves.append((index, row["id"], hex_id, version, digest))
                 stack.append((0, index, digest))
                 while len(stack) > 1 and stack[-1][0] == stack[-2][0]:
                     level, _, right = stack.pop()
@@ -269,14 +266,14 @@ class MerkleLog:
 
     def leaves_of(self, aggregate_id: UUID) -> list[StoredLeaf]:
         rows = self._read(
-            f"SELECT * FROM {LEAVES} WHERE aggregate_id = ? ORDER BY version", (str(aggregate_id),)
+            f"SELECT * FROM {LEAVES} WHERE aggregate_id = ? ORDER BY version", (aggregate_id.hex,)
         )
         return [_leaf(r) for r in rows]
 
     def leaf_of(self, aggregate_id: UUID, version: int) -> StoredLeaf | None:
         rows = self._read(
             f"SELECT * FROM {LEAVES} WHERE aggregate_id = ? AND version = ?",
-            (str(aggregate_id), version),
+            (aggregate_id.hex, version),
         )
         return _leaf(rows[0]) if rows else None
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -215,8 +215,11 @@ def check_log(container: Container, checkpoint: Checkpoint) -> LogCheck:
     index = 0
     for notification in stored_notifications(app):
         event = decoded_event(app, notification)
-        digest = leaf_hash(stored_record_leaf(app, notification))
-        where = _where(notification.originator_id, notification.originator_version, event)
+        digest = leaf_hash(stored_record_leaf(app, notification, event))
+
+        def where(n: Any = notification, e: Any = event) -> dict[str, Any]:
+            return _where(n.originator_id, n.originator_version, e)
+
         _compare_stored(result, stored, notification.id, digest, where)
         stack.append((0, digest))
         while len(stack) > 1 and stack[-1][0] == stack[-2][0]:
@@ -237,7 +240,7 @@ def check_log(container: Container, checkpoint: Checkpoint) -> LogCheck:
                     DifferenceKind.BACKDATED_APPEND,
                     f"stored after the checkpoint of size {checkpoint.size}, yet recorded_at "
                     f"{format_instant(event.recorded_at)} is before its known-at: back-dated",
-                    **where,
+                    **where(),
                 )
             )
     for leaf in stored.rest():
@@ -282,7 +285,7 @@ def _compare_stored(
     stored: _Peekable,
     notification_id: int,
     digest: bytes,
-    where: dict[str, Any],
+    where: Callable[[], dict[str, Any]],
 ) -> None:
     """Merge-walk by notification id: the stored tree's leaf for this record, if any."""
     while (leaf := stored.peek()) is not None and leaf.notification_id < notification_id:
@@ -306,7 +309,7 @@ def _compare_stored(
                 DifferenceKind.LEAF_MISMATCH,
                 f"record {notification_id} is not in the log, though later ones are: inserted",
                 notification_id=notification_id,
-                **where,
+                **where(),
             )
         )
         return
@@ -318,7 +321,7 @@ def _compare_stored(
                 f"record {notification_id} no longer hashes to the log's leaf "
                 f"{leaf.leaf_index}: altered after it was logged",
                 notification_id=notification_id,
-                **where,
+                **where(),
             )
         )
 
