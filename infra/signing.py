@@ -94,7 +94,12 @@ def _b64(data: bytes) -> str:
 
 
 def _unb64(text: str) -> bytes:
-    return base64.b64decode(text.encode("ascii"), validate=True)
+    """Strict base64: a text whose unused bits are not zero (another text for the same bytes)
+    is refused, so a signed note has one spelling only."""
+    data = base64.b64decode(text.encode("ascii"), validate=True)
+    if _b64(data) != text:
+        raise ValueError("not canonical base64")
+    return data
 
 
 def check_name(name: str) -> str:
