@@ -259,3 +259,29 @@ def test_a_flipped_bit_in_any_field_of_a_consistency_proof_is_refused(
         Path("bad.json").write_text(json.dumps(doc))
         code, why = check(files["key"], "consistency", "bad.json")
         assert code == 1 and why.startswith("REJECTED"), why
+
+
+def test_a_monthly_report_in_every_format_carries_the_checkpoint_it_was_computed_at(
+    files: dict[str, Any], check: Check
+) -> None:
+    def report(*args: str) -> str:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            assert main(["report", "--month", "2026-03", *args]) == 0
+        return out.getvalue()
+
+    reports = json.loads(report("--format", "json"))
+    checkpoints = {json.dumps(r["checkpoint"], sort_keys=True) for r in reports}
+    assert len(checkpoints) == 1
+    checkpoint = reports[0]["checkpoint"]
+    assert checkpoint["tree_size"] == 12  # every stored record the figures were computed from
+    Path("report.checkpoint").write_text(checkpoint["note"])
+    assert check(files["key"], "checkpoint", "report.checkpoint")[0] == 0
+    root = checkpoint["root"]
+    rows = report("--format", "csv").splitlines()
+    assert rows[0].endswith(",checkpoint_origin,checkpoint_tree_size,checkpoint_root")
+    assert all(row.endswith(f",slatrail.local/incidents,12,{root}") for row in rows[1:])
+    assert f"computed at checkpoint slatrail.local/incidents size 12 root {root}" in report()
+    report("--format", "html", "--output", "report.html")
+    page = Path("report.html").read_text()
+    assert f"12 records · root {root}" in page and "\u2014 slatrail.local/incidents " in page
