@@ -12,10 +12,10 @@ from slatrail.infra.errors import EmptyStoreError
 from slatrail.infra.exports import AnchorsError, read_anchors
 from slatrail.infra.merkle_log import MerkleLog
 from slatrail.infra.progress import Progress
-from slatrail.infra.proofs import check_log, checkpoint_from
+from slatrail.infra.proofs import check_log, checkpoint_from, verifier_of
 from slatrail.infra.redact import redact_url
 from slatrail.infra.render import echo, to_json
-from slatrail.infra.signing import Checkpoint
+from slatrail.infra.signing import Checkpoint, KeyError_
 from slatrail.infra.verify import Verification, verify_store
 
 
@@ -54,7 +54,8 @@ def run(container: Container, args: argparse.Namespace) -> int:
             echo(f"slatrail verify: {error}", file=sys.stderr)
             return 2
     app = container.app
-    checkpoint = _checkpoint(container, args)
+    notes: list[str] = []
+    checkpoint = _checkpoint(container, args, notes)
     if not app.recorder.max_notification_id() and checkpoint is None:
         raise EmptyStoreError(
             f"the store {redact_url(container.settings.store)} holds no events: nothing to verify "
@@ -70,6 +71,7 @@ def run(container: Container, args: argparse.Namespace) -> int:
         )
     finally:
         progress.close()
+    result.notes.extend(notes)
     if checkpoint is not None:
         add_log_check(container, result, checkpoint)
     if args.format == "json":
@@ -79,10 +81,18 @@ def run(container: Container, args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
-def _checkpoint(container: Container, args: argparse.Namespace) -> Checkpoint | None:
-    """--checkpoint FILE, else the latest stored checkpoint (if any)."""
-    if args.checkpoint is None and MerkleLog(container.app).latest_checkpoint() is None:
-        return None
+def _checkpoint(
+    container: Container, args: argparse.Namespace, notes: list[str]
+) -> Checkpoint | None:
+    """--checkpoint FILE, else the latest stored checkpoint (if any, and a key to check it)."""
+    if args.checkpoint is None:
+        if MerkleLog(container.app).latest_checkpoint() is None:
+            return None
+        try:
+            verifier_of(container, args.key)
+        except KeyError_ as error:
+            notes.append(f"the store's latest checkpoint was not checked: {error}")
+            return None
     return checkpoint_from(container, args.checkpoint, args.key)
 
 

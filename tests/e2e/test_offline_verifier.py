@@ -285,3 +285,31 @@ def test_a_monthly_report_in_every_format_carries_the_checkpoint_it_was_computed
     report("--format", "html", "--output", "report.html")
     page = Path("report.html").read_text()
     assert f"12 records · root {root}" in page and "\u2014 slatrail.local/incidents " in page
+
+
+def test_the_signing_key_is_private_never_overwritten_and_never_printed(
+    files: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    key = Path("slatrail-signing.key")
+    assert key.stat().st_mode & 0o777 == 0o600
+    secret = key.read_text().strip()
+    capsys.readouterr()
+    assert main(["keys", "init"]) == 2  # never over an existing key
+    assert key.read_text().strip() == secret
+    key.chmod(0o640)
+    assert main(["checkpoint"]) == 2  # a key others can read is refused
+    out = capsys.readouterr()
+    assert "readable by others" in out.err
+    assert secret.rsplit("+", 1)[-1] not in out.out + out.err
+
+
+def test_plain_verify_uses_the_latest_stored_checkpoint_or_says_why_not(
+    files: dict[str, Any], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    capsys.readouterr()
+    assert main(["verify", "--skip-read-models"]) == 0
+    assert "records checked against the checkpoint" in capsys.readouterr().out
+    Path("slatrail-signing.key.pub").unlink()  # a host without the verifier key
+    monkeypatch.setenv("SLATRAIL_SIGNING_KEY", "elsewhere.key")
+    assert main(["verify", "--skip-read-models"]) == 0
+    assert "latest checkpoint was not checked: no verifier key" in capsys.readouterr().out
