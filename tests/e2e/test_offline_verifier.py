@@ -313,3 +313,28 @@ def test_plain_verify_uses_the_latest_stored_checkpoint_or_says_why_not(
     monkeypatch.setenv("SLATRAIL_SIGNING_KEY", "elsewhere.key")
     assert main(["verify", "--skip-read-models"]) == 0
     assert "latest checkpoint was not checked: no verifier key" in capsys.readouterr().out
+
+
+def test_a_witness_accepts_only_consistent_growth_signed_by_the_key_without_the_store(
+    files: dict[str, Any], store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    record(store, "THIRD", "reported", utc(2026, 3, 5, 9), reported_data("acme-rtc", "P2"))
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(["checkpoint", "--output", "third.checkpoint"]) == 0
+    with contextlib.redirect_stdout(out := io.StringIO()):
+        assert main(["prove", "--consistency", "old.checkpoint", "third.checkpoint"]) == 0
+    Path("grow.json").write_text(out.getvalue())
+    key = files["key"]
+    nowhere = ["--store", f"sqlite:///{files['dir'] / 'absent.db'}"]  # the auditor has no store
+
+    def witness(*args: str) -> int:
+        return main([*nowhere, "witness", *args, "--state", "w.state", "--key", key])
+
+    assert witness("old.checkpoint") == 0  # the first one seen
+    assert witness("third.checkpoint", "--proof", "grow.json") == 0
+    assert Path("w.state").read_text() == Path("third.checkpoint").read_text()
+    assert witness("old.checkpoint", "--proof", "grow.json") == 1  # a rollback
+    assert main([*nowhere, "witness", "third.checkpoint", "--state", "w2.state", "--key",
+                 files["other"]]) == 1  # fmt: skip
+    assert Path("w.state").read_text() == Path("third.checkpoint").read_text()
+    assert not (files["dir"] / "absent.db").exists()
