@@ -11,12 +11,14 @@ proof at any size then reads O(log n) rows (docs/audit.md §9).
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import IntegrityError, OperationalError, StoredEvent
 
 from slatrail.application.service import INCIDENT_TOPICS, SlatrailApplication
 from slatrail.domain.log_entries import event_leaf, record_leaf
@@ -155,8 +157,19 @@ class MerkleLog:
     def sync(self, *, page: int = PAGE) -> int:
         """Append every stored record not in the tree yet; the new size."""
         self.create()
+        conflicts = 0
         while True:
-            size, added = self._append_page(page)
+            try:
+                size, added = self._append_page(page)
+            except (IntegrityError, OperationalError, sqlite3.IntegrityError,
+                    sqlite3.OperationalError):  # fmt: skip
+                # another process appended the same page first (SQLite has no advisory lock):
+                # its rows are the same; read the tree again and go on from there
+                conflicts += 1
+                if conflicts > 5:
+                    raise
+                time.sleep(0.05 * conflicts)
+                continue
             if not added:
                 return size
 

@@ -318,3 +318,50 @@ def test_the_same_history_has_the_same_root_on_sqlite_and_postgresql(
         app.close()
     assert roots[0] == roots[1]
     assert roots[0][0] == 14
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_appenders_racing_each_other_never_skip_or_repeat_a_record(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    import threading
+
+    from slatrail.domain.merkle import MemoryTree
+    from slatrail.infra.merkle_log import MerkleLog
+
+    url = (
+        f"sqlite:///{tmp_path / 'race.db'}"
+        if backend == "sqlite"
+        else str(request.getfixturevalue("postgres_url"))
+    )
+    record_incidents(url)
+    results: list[tuple[int, bytes]] = []
+    errors: list[BaseException] = []
+
+    apps = [open_application(url, contracts_from()) for _ in range(3)]  # tables made once
+
+    def append(app: Any) -> None:
+        try:
+            tree = MerkleLog(app)
+            size = tree.sync(page=3)
+            results.append((size, tree.root(size)))
+        except BaseException as error:  # reported below
+            errors.append(error)
+        finally:
+            app.close()
+
+    threads = [threading.Thread(target=append, args=(app,)) for app in apps]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    app = open_application(url, contracts_from())
+    tree = MerkleLog(app)
+    leaves = list(tree.iter_leaves())
+    assert [leaf.leaf_index for leaf in leaves] == list(range(14))
+    ids = [leaf.notification_id for leaf in leaves]
+    assert ids == sorted(set(ids))
+    expected = MemoryTree(leaf.leaf_hash for leaf in leaves).root()
+    app.close()
+    assert results == [(14, expected)] * 3
