@@ -39,7 +39,18 @@ from slatrail.infra.settings import Settings
 
 # Commands that only read the event store: they never create it (a missing store is exit 1).
 STORE_READERS = frozenset(
-    {"sla", "audit", "escalations", "report", "export", "verify", "replay", "prove", "witness"}
+    {
+        "sla",
+        "audit",
+        "escalations",
+        "report",
+        "export",
+        "verify",
+        "replay",
+        "prove",
+        "witness",
+        "checkpoint",
+    }
 )
 # Commands that only read the read-model database (`--from-read-model`, verify's comparison).
 READ_MODEL_READERS = frozenset({"sla", "audit", "escalations", "verify"})
