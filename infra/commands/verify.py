@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import multiprocessing
 import sys
+from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +15,12 @@ from slatrail.infra.errors import EmptyStoreError
 from slatrail.infra.exports import AnchorsError, read_anchors
 from slatrail.infra.merkle_log import MerkleLog
 from slatrail.infra.progress import Progress
-from slatrail.infra.proofs import check_log, checkpoint_from, verifier_of
+from slatrail.infra.proofs import LogCheck, check_log, checkpoint_from, verifier_of
 from slatrail.infra.redact import redact_url
 from slatrail.infra.render import echo, to_json
+from slatrail.infra.settings import Settings
 from slatrail.infra.signing import Checkpoint, KeyError_
-from slatrail.infra.verify import Verification, verify_store
+from slatrail.infra.verify import PARALLEL_FROM, Verification, verify_store
 
 
 def register(subparsers: Any) -> None:
@@ -63,17 +67,16 @@ def run(container: Container, args: argparse.Namespace) -> int:
         )
     progress = Progress(app.recorder.max_notification_id(), unit="records", label="events")
     try:
-        result = verify_store(
+        result = verify_with_checkpoint(
             container,
+            checkpoint,
             anchors=anchors,
             progress=progress.advance,
             read_models=not args.skip_read_models,
         )
     finally:
         progress.close()
-    result.notes.extend(notes)
-    if checkpoint is not None:
-        add_log_check(container, result, checkpoint)
+    result.notes[:0] = notes
     if args.format == "json":
         print(to_json(result.as_json()))
     else:
@@ -96,8 +99,36 @@ def _checkpoint(
     return checkpoint_from(container, args.checkpoint, args.key)
 
 
-def add_log_check(container: Container, result: Verification, checkpoint: Checkpoint) -> None:
-    check = check_log(container, checkpoint)
+def verify_with_checkpoint(
+    container: Container, checkpoint: Checkpoint | None, **options: Any
+) -> Verification:
+    """`verify_store`, and with a checkpoint the log check — in its own process for a large
+    store, beside the chains and receipts."""
+    app = container.app
+    with contextlib.ExitStack() as stack:
+        log_check: Future[LogCheck] | None = None
+        if checkpoint is not None and (app.recorder.max_notification_id() or 0) >= PARALLEL_FROM:
+            pool = stack.enter_context(
+                ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+            )
+            log_check = pool.submit(check_log_of, container.settings, checkpoint)
+        result = verify_store(container, **options)
+        if checkpoint is not None:
+            check = log_check.result() if log_check else check_log(container, checkpoint)
+            add_log_check(result, checkpoint, check)
+    return result
+
+
+def check_log_of(settings: Settings, checkpoint: Checkpoint) -> LogCheck:
+    """`check_log` in a worker process (opens its own store)."""
+    container = Container(settings, store_read_only=True)
+    try:
+        return check_log(container, checkpoint)
+    finally:
+        container.close()
+
+
+def add_log_check(result: Verification, checkpoint: Checkpoint, check: LogCheck) -> None:
     result.differences.extend(check.differences)
     result.notes.extend(check.notes())
     result.notes.append(

@@ -286,6 +286,20 @@ class TestOnSQLite(MerkleContract):
     def raw_of(self, url: str) -> RawStore:
         return SQLiteTamper(Path(url.removeprefix("sqlite:///")))
 
+    def test_a_large_store_checks_the_log_in_its_own_process_with_the_same_result(
+        self, run: Any, raw: RawStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        raw.set_state("INC-1", 3, raw.state("INC-1", 3).replace(b"li.wei", b"mallo"))
+        alone = self.verify(run, tmp_path)
+        monkeypatch.setattr("slatrail.infra.commands.verify.PARALLEL_FROM", 0)
+
+        def not_here(*args: Any) -> None:
+            raise AssertionError("the log pass ran in this process")
+
+        monkeypatch.setattr("slatrail.infra.commands.verify.check_log", not_here)
+        assert self.verify(run, tmp_path) == alone
+        assert alone[0] == 1 and "checkpoint_mismatch" in self.kinds(alone[1])
+
 
 class TestOnPostgreSQL(MerkleContract):
     @pytest.fixture
