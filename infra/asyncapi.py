@@ -197,6 +197,25 @@ def asyncapi_document() -> dict[str, Any]:
                 }
             },
         ),
+        "checkpoints": _channel(
+            settings["topic_checkpoints"],
+            "Signed checkpoints of the Merkle log over every stored record, one every "
+            "SLATRAIL_CHECKPOINT_INTERVAL_S: for auditors and witnesses (docs/audit.md §9).",
+            {
+                "checkpoint": {
+                    "name": "checkpoint",
+                    "title": "slatrail.checkpoint/v1",
+                    "contentType": "application/json",
+                    "headers": {
+                        "type": "object",
+                        "required": [SCHEMA_HEADER],
+                        "properties": {SCHEMA_HEADER: _schema_header("slatrail.checkpoint/v1")},
+                    },
+                    "payload": _payload("checkpoint.schema.json"),
+                    "bindings": _key("the log's origin"),
+                }
+            },
+        ),
     }
     inbound, projections = settings["group_inbound"], settings["group_projections"]
     operations = {
@@ -228,6 +247,10 @@ def asyncapi_document() -> dict[str, Any]:
         "receiveParked": _operation(
             "receive", "retry", ["parked"], "The inbound consumer re-submits parked messages.",
             inbound,
+        ),
+        "sendCheckpoints": _operation(
+            "send", "checkpoints", ["checkpoint"], "The checkpoint worker publishes a signed "
+            "checkpoint periodically.",
         ),
     }  # fmt: skip
     return {

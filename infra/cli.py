@@ -39,7 +39,19 @@ from slatrail.infra.settings import Settings
 
 # Commands that only read the event store: they never create it (a missing store is exit 1).
 STORE_READERS = frozenset(
-    {"sla", "audit", "escalations", "report", "export", "verify", "replay", "web"}
+    {
+        "sla",
+        "audit",
+        "escalations",
+        "report",
+        "export",
+        "verify",
+        "replay",
+        "prove",
+        "witness",
+        "checkpoint",
+        "web",
+    }
 )
 # Commands that only read the read-model database (`--from-read-model`, verify's comparison).
 READ_MODEL_READERS = frozenset({"sla", "audit", "escalations", "verify", "web"})

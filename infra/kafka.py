@@ -116,12 +116,16 @@ class Topics:
             settings.topic_rejected,
             settings.topic_alerts,
             settings.topic_retry,
+            settings.topic_checkpoints,
         )
 
     retry: str = "incidents.retry"
+    checkpoints: str = "incidents.checkpoints"
 
     def all(self) -> tuple[str, ...]:
-        return (self.inbound, self.events, self.rejected, self.alerts, self.retry)
+        return (
+            self.inbound, self.events, self.rejected, self.alerts, self.retry, self.checkpoints
+        )  # fmt: skip
 
 
 class KafkaClients:

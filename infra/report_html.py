@@ -59,7 +59,13 @@ def stylesheet() -> Markup:
     )
 
 
-def render_html(reports: Sequence[dict[str, Any]], *, generated_at: datetime, source: str) -> str:
+def render_html(
+    reports: Sequence[dict[str, Any]],
+    *,
+    generated_at: datetime,
+    source: str,
+    checkpoint: dict[str, Any] | None = None,
+) -> str:
     """The whole page: an overview of every (customer, month), then one section each."""
     months = sorted({r["month"] for r in reports})
     period = months[0] if len(months) == 1 else f"{months[0]} – {months[-1]}" if months else "–"
@@ -75,6 +81,7 @@ def render_html(reports: Sequence[dict[str, Any]], *, generated_at: datetime, so
         source=source,
         overview=[_overview_row(r, n) for n, r in enumerate(reports, start=1)],
         sections=[_section(r, n) for n, r in enumerate(reports, start=1)],
+        checkpoint=checkpoint,
     )
 
 

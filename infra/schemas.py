@@ -25,6 +25,7 @@ from slatrail.domain.model import EventType
 from slatrail.infra.stream_models import (
     UTC_INSTANT,
     Alert,
+    CheckpointMessage,
     EventEnvelope,
     FileDeadLetter,
     KafkaDeadLetter,
@@ -287,6 +288,18 @@ SCHEMAS: tuple[SchemaDoc, ...] = (
             "A message waiting on `incidents.retry` (key: incident_id; header `slatrail-schema`) "
             "because its incident did not exist yet; slatrail's own topic, read back by the "
             "inbound consumer (docs/streaming.md, Parking).",
+        ),
+    ),
+    SchemaDoc(
+        "checkpoint",
+        "checkpoint.schema.json",
+        _model_schema(
+            "checkpoint.schema.json",
+            CheckpointMessage,
+            "slatrail.checkpoint/v1",
+            "A signed checkpoint of the Merkle log on `incidents.checkpoints` (key: the origin; "
+            "header `slatrail-schema`), made periodically by `serve`'s checkpoint worker "
+            "(docs/audit.md §9).",
         ),
     ),
 )

@@ -29,6 +29,16 @@ class Settings(BaseSettings):
     topic_rejected: str = "incidents.rejected"
     topic_alerts: str = "incidents.alerts"
     topic_retry: str = "incidents.retry"
+    topic_checkpoints: str = "incidents.checkpoints"
+    # The Merkle log's signed checkpoints (docs/audit.md §9). The private key file is written
+    # by `slatrail keys init` (mode 0600) and never logged; auditors hold the verifier key.
+    signing_key: Path = Path("slatrail-signing.key")
+    verifier_key: str | None = None
+    checkpoint_origin: str = "slatrail.local/incidents"
+    checkpoint_interval_s: float = Field(default=300.0, gt=0)
+    # A checkpoint says "every event recorded by <known-at> is in me"; known-at is this much
+    # before the checkpoint is made, so a batch being committed meanwhile is not back-dated.
+    checkpoint_settle_s: float = Field(default=5.0, ge=0, le=3600)
     # A message whose incident does not exist yet is parked this long before its dead letter.
     park_timeout_s: float = 300.0
     topic_partitions: int = 4

@@ -308,3 +308,25 @@ class Parked(_Model):
     history: list[ParkingAttempt]
     origin: ParkedOrigin = Field(description="the inbound record as first received")
     raw_base64: Base64 = Field(description="the original message bytes")
+
+
+# -- incidents.checkpoints ---------------------------------------------------------------------
+
+
+class CheckpointMessage(_Model):
+    """A signed checkpoint of the Merkle log on `incidents.checkpoints`
+    (`slatrail.checkpoint/v1`)."""
+
+    model_config = ConfigDict(title="slatrail.checkpoint/v1")
+
+    schema_: Literal["slatrail.checkpoint/v1"] = Field(alias="schema")
+    origin: Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\s+]+$")]
+    tree_size: Count = Field(description="stored records the checkpoint commits to")
+    root: Annotated[str, Field(pattern=r"^[A-Za-z0-9+/]{43}=$")] = Field(
+        description="the Merkle root, standard base64 of 32 bytes"
+    )
+    known_at: Instant = Field(description="every event recorded by then is inside")
+    note: str = Field(
+        description="the C2SP signed note (checkpoint text, blank line, Ed25519 signature "
+        "line): the only part to trust, after checking its signature (docs/audit.md §9)"
+    )

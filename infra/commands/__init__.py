@@ -21,6 +21,10 @@ COMMAND_MODULES = (
     "schema",
     "web",
     "tokens",
+    "keys",
+    "checkpoint",
+    "prove",
+    "witness",
 )
 
 

@@ -17,6 +17,7 @@ from slatrail.infra.exports import (
     write_jsonl,
 )
 from slatrail.infra.pathargs import cannot_write, output_file
+from slatrail.infra.proofs import export_checkpoint, with_inclusion
 from slatrail.infra.render import echo
 from slatrail.infra.timearg import instant
 
@@ -52,7 +53,10 @@ def run(container: Container, args: argparse.Namespace) -> int:
         return 2
     selection = Selection(args.customer, args.start, args.end)
     counts = ExportCounts()
-    records = exported_events(container.app, selection, counts)
+    checkpoint = export_checkpoint(container)
+    records = with_inclusion(
+        container, exported_events(container.app, selection, counts), checkpoint
+    )
     with contextlib.ExitStack() as stack:
         try:
             out: IO[str] = (
@@ -63,7 +67,10 @@ def run(container: Container, args: argparse.Namespace) -> int:
         except OSError as error:
             raise cannot_write(args.output, error) from None
         if args.format == "jsonl":
-            write_jsonl(out, records, counts, export_header(selection, container.clock()))
+            header = export_header(selection, container.clock())
+            if checkpoint is not None:
+                header["checkpoint"] = checkpoint.as_json()
+            write_jsonl(out, records, counts, header)
         else:
             write_csv(out, records, counts)
     if args.output is not None:

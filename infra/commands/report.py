@@ -13,6 +13,7 @@ from typing import Any
 from slatrail.application.queries import answer_as_of, reports_for
 from slatrail.infra.bootstrap import Container
 from slatrail.infra.pathargs import cannot_write, output_file_in_new_dirs
+from slatrail.infra.proofs import new_checkpoint
 from slatrail.infra.render import echo, table, to_json
 from slatrail.infra.report_html import render_html
 from slatrail.infra.timearg import instant, month, quarter
@@ -46,7 +47,12 @@ def register(subparsers: Any) -> None:
 
 
 def write_html(container: Container, reports: list[dict[str, Any]], path: Path) -> Path:
-    page = render_html(reports, generated_at=container.clock(), source=container.contracts.source)
+    page = render_html(
+        reports,
+        generated_at=container.clock(),
+        source=container.contracts.source,
+        checkpoint=reports[0].get("checkpoint") if reports else None,
+    )
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(page, encoding="utf-8")
@@ -66,6 +72,10 @@ def run(container: Container, args: argparse.Namespace) -> int:
     reports = reports_for(
         container, months, as_of=as_of, as_known_at=args.as_known_at, customer=args.customer
     )
+    # Made after the figures: every event they used is inside it (docs/reports.md).
+    checkpoint = report_checkpoint(container)
+    for report in reports:
+        report["checkpoint"] = checkpoint
     if args.format == "html":
         if args.output is None:
             period = f"{months[0]}_{months[-1]}" if args.quarter else str(months[0])
@@ -134,6 +144,10 @@ def csv_row(r: dict[str, Any]) -> dict[str, Any]:
             "credit_percent": a["credit_percent"],
         }
     )
+    checkpoint = r.get("checkpoint") or {}
+    row["checkpoint_origin"] = checkpoint.get("origin")
+    row["checkpoint_tree_size"] = checkpoint.get("tree_size")
+    row["checkpoint_root"] = checkpoint.get("root")
     return row
 
 
@@ -206,4 +220,15 @@ def render_table(reports: list[dict[str, Any]]) -> str:
     if breaches:
         out.append(table(["customer", "month", "incident", "metric", "priority", "counted",
                           "target"], breaches))  # fmt: skip
+    checkpoint = head.get("checkpoint")
+    if checkpoint:
+        out += ["", f"computed at checkpoint {checkpoint['origin']} size "
+                f"{checkpoint['tree_size']} root {checkpoint['root']}"]  # fmt: skip
     return "\n".join(out)
+
+
+def report_checkpoint(container: Container) -> dict[str, Any] | None:
+    """A new signed checkpoint when this host holds the signing key; else none."""
+    if not container.settings.signing_key.is_file():
+        return None
+    return new_checkpoint(container).as_json()

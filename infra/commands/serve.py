@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -26,6 +27,7 @@ from pydantic import SecretStr
 
 from slatrail.consumers.alert_clock import SystemClock, TimerClock
 from slatrail.consumers.alert_timer import AlertTimerWorker
+from slatrail.consumers.checkpoints import CheckpointWorker
 from slatrail.consumers.inbound import InboundConsumer
 from slatrail.consumers.projections import ProjectionConsumer
 from slatrail.consumers.relay import EventRelay
@@ -37,6 +39,7 @@ from slatrail.infra.cloudevents import CloudEventsSink
 from slatrail.infra.kafka import KafkaNotConfiguredError, quiet_kafka_logging, redact_config
 from slatrail.infra.kafka_envelope import ENVELOPES, decode_envelope
 from slatrail.infra.kafka_outbox import Outbox
+from slatrail.infra.proofs import new_checkpoint
 from slatrail.infra.redact import redact_url
 from slatrail.infra.rejections import KafkaDeadLetters
 from slatrail.infra.wire import decode
@@ -135,6 +138,27 @@ def build_alert_timer(
     )
 
 
+def build_checkpoints(container: Container) -> Worker:
+    """Periodic signed checkpoints of the Merkle log on `incidents.checkpoints`."""
+    s, kafka = container.settings, container.kafka()
+
+    def make() -> tuple[str, int, bytes]:
+        checkpoint = new_checkpoint(container)
+        message = {"schema": CHECKPOINT_SCHEMA, **checkpoint.as_json()}
+        return checkpoint.origin, checkpoint.size, json.dumps(message).encode("utf-8")
+
+    return CheckpointWorker(
+        make,
+        kafka.sink,
+        topic=s.topic_checkpoints,
+        interval_s=s.checkpoint_interval_s,
+        headers=(("slatrail-schema", CHECKPOINT_SCHEMA.encode()),),
+    )
+
+
+CHECKPOINT_SCHEMA = "slatrail.checkpoint/v1"
+
+
 def _unreachable_after(container: Container) -> float:
     """Heartbeat silence after which a consumer reports the broker unreachable."""
     return max(6.0, 2 * container.settings.kafka_heartbeat_interval_ms / 1000 + 1)
@@ -145,14 +169,24 @@ WORKER_BUILDERS: dict[str, WorkerBuilder] = {
     "relay": build_relay,
     "projections": build_projections,
     "alerts": build_alert_timer,
+    "checkpoints": build_checkpoints,
 }
-"""Every worker `serve` runs, by name."""
+"""Every worker `serve` runs, by name (`checkpoints` by default only where the signing key is)."""
+
+
+def default_workers(container: Container) -> list[str]:
+    """All workers; the checkpoint worker only on a host holding the signing key."""
+    names = list(WORKER_BUILDERS)
+    if not container.settings.signing_key.is_file():
+        names.remove("checkpoints")
+    return names
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "serve",
-        help="run the Kafka workers: inbound consumer, event relay, projections, alert timer",
+        help="run the Kafka workers: inbound consumer, event relay, projections, alert timer, "
+        "checkpoints",
     )
     parser.add_argument(
         "--workers",
@@ -213,7 +247,7 @@ def run(container: Container, args: argparse.Namespace) -> int:
         overrides["serve_processes"] = False
     if overrides:
         container.settings = container.settings.model_copy(update=overrides)
-    names = list(WORKER_BUILDERS) if not args.workers else args.workers.split(",")
+    names = default_workers(container) if not args.workers else args.workers.split(",")
     unknown = [n for n in names if n not in WORKER_BUILDERS]
     if unknown:
         print(f"slatrail serve: unknown worker(s) {', '.join(unknown)}", file=sys.stderr)

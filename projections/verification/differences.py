@@ -25,6 +25,11 @@ class DifferenceKind(StrEnum):
     ANCHOR_MISMATCH = "anchor_mismatch"
     ANCHOR_MISSING = "anchor_missing"
     READ_MODEL_DRIFT = "read_model_drift"
+    # the Merkle log against a signed checkpoint (docs/audit.md §9)
+    CHECKPOINT_MISMATCH = "checkpoint_mismatch"
+    LOG_TRUNCATED = "log_truncated"
+    LEAF_MISMATCH = "leaf_mismatch"
+    BACKDATED_APPEND = "backdated_append"
 
 
 @dataclass(frozen=True, slots=True)

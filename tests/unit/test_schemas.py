@@ -389,7 +389,8 @@ def test_every_reference_in_the_asyncapi_document_resolves() -> None:
         )
     topics = {c["address"] for c in document["channels"].values()}
     assert topics == {
-        f"incidents.{t}" for t in ("inbound", "events", "rejected", "alerts", "retry")
+        f"incidents.{t}"
+        for t in ("inbound", "events", "rejected", "alerts", "retry", "checkpoints")
     }
 
 
