@@ -17,7 +17,7 @@ from typing import Any
 import structlog
 
 from slatrail.domain.clocks import IncidentClocks, Metric, evaluate
-from slatrail.domain.contracts import Contracts
+from slatrail.domain.contract_version import ContractSource
 from slatrail.domain.model import EventType, IncidentEvent, Priority, format_instant
 from slatrail.domain.timeline import build_timeline
 from slatrail.projections.escalation import FAR_FUTURE, PlannedAlert, alert_key, planned_alerts
@@ -117,7 +117,7 @@ class AlertTimer:
 
     def __init__(
         self,
-        contracts: Contracts,
+        contracts: ContractSource,
         *,
         late_after: timedelta = timedelta(seconds=60),
         catch_up: timedelta = timedelta(days=7),
@@ -292,7 +292,7 @@ class AlertTimer:
         late = now - alert.at > self.late_after
         self.stats.fired += 1
         self.stats.late += late
-        names = self.contracts.escalation.level_names
+        names = self.contracts.measuring(events[0].occurred_at).escalation.level_names
         due_at: datetime | None = None
         priority: str | None = None
         if alert.metric is not None:

@@ -46,7 +46,7 @@ from slatrail.consumers.alert_scheduler import ALERT_SCHEMA, AlertTimer, History
 from slatrail.consumers.ports import EventDecoder
 from slatrail.consumers.runtime import wait_for_flush
 from slatrail.consumers.streams import Outgoing, Partition, Record, Sink, Source
-from slatrail.domain.contracts import Contracts
+from slatrail.domain.contract_version import ContractSource
 from slatrail.domain.model import IncidentEvent, format_instant
 
 log = structlog.get_logger("slatrail.alerts")
@@ -84,7 +84,7 @@ class AlertTimerWorker:
 
     def __init__(
         self,
-        contracts: Contracts,
+        contracts: ContractSource,
         *,
         source_factory: Callable[[], Source],
         sink_factory: Callable[[], Sink],

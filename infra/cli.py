@@ -140,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_logging(settings.log_level, settings.log_format)
         container = Container(
             settings,
-            store_read_only=args.command in STORE_READERS,
+            store_read_only=getattr(args, "store_reader", args.command in STORE_READERS),
             read_models_read_only=args.command in READ_MODEL_READERS,
         )
         code: int = args.handler(container, args)

@@ -17,7 +17,7 @@ from slatrail.domain.clocks import (
     evaluate,
     ratio_threshold_us,
 )
-from slatrail.domain.contracts import Contracts
+from slatrail.domain.contract_version import ContractSource
 from slatrail.domain.durations import format_duration
 from slatrail.domain.model import (
     EXCLUDED_CAUSES,
@@ -65,7 +65,7 @@ class Annotation:
 
 def annotated_trail(
     events: Sequence[IncidentEvent],
-    contracts: Contracts,
+    contracts: ContractSource,
     as_of: datetime,
     *,
     as_known_at: datetime | None = None,
@@ -81,12 +81,15 @@ def annotated_trail(
 
 
 def derive_annotations(
-    events: Sequence[IncidentEvent], contracts: Contracts, as_of: datetime
+    events: Sequence[IncidentEvent], contracts: ContractSource, as_of: datetime
 ) -> list[list[Annotation]]:
     """Per event (given in position order, all occurred by `as_of`): the derived facts from
     its occurrence up to the next event's (the last one's: up to `as_of`)."""
     out: list[list[Annotation]] = []
     level = 1
+    if not events:
+        return out
+    overrun_ratio = contracts.measuring(events[0].occurred_at).escalation.overrun_ratio
     for index, event in enumerate(events):
         upto = events[: index + 1]
         at = event.occurred_at
@@ -97,7 +100,7 @@ def derive_annotations(
         crossings: list[tuple[datetime, Annotation]] = []
         if end > at:
             at_end = _clocks(upto, end, contracts)
-            crossings = _crossings(after, at_end, contracts.escalation.overrun_ratio)
+            crossings = _crossings(after, at_end, overrun_ratio)
         notes.extend(note for _, note in crossings if note.kind != "overrun")
         level, changes = _escalations(upto, contracts, level, at, end, crossings)
         notes.extend(changes)
@@ -107,7 +110,7 @@ def derive_annotations(
 
 
 def _clocks(
-    events: Sequence[IncidentEvent], as_of: datetime, contracts: Contracts
+    events: Sequence[IncidentEvent], as_of: datetime, contracts: ContractSource
 ) -> IncidentClocks:
     timeline = build_timeline(events, as_of)
     assert timeline is not None, "an incident's history starts with reported"
@@ -229,7 +232,7 @@ def _crossings(
 
 def _escalations(
     upto: Sequence[IncidentEvent],
-    contracts: Contracts,
+    contracts: ContractSource,
     level: int,
     at: datetime,
     end: datetime,

@@ -19,6 +19,9 @@ COMMAND_MODULES = (
     "publish",
     "serve",
     "schema",
+    "contracts",
+    "restatements",
+    "whatif",
 )
 
 

@@ -62,7 +62,7 @@ def run(container: Container, args: argparse.Namespace) -> int:
     if args.customer is not None:
         visible = [e for e in visible if e and e[0].data.get("customer") == args.customer]
     include_resolved = args.all or args.incident is not None
-    contracts = container.contracts
+    contracts = container.contracts_known_at(args.as_known_at)
     view = escalations_view(
         visible, contracts, as_of, level=args.level, include_resolved=include_resolved
     )

@@ -11,6 +11,7 @@ from slatrail.infra.bootstrap import Container
 from slatrail.infra.exports import (
     ExportCounts,
     Selection,
+    contract_records,
     export_header,
     exported_events,
     write_csv,
@@ -53,6 +54,7 @@ def run(container: Container, args: argparse.Namespace) -> int:
     selection = Selection(args.customer, args.start, args.end)
     counts = ExportCounts()
     records = exported_events(container.app, selection, counts)
+    contracts = contract_records(container.app.contract_book())
     with contextlib.ExitStack() as stack:
         try:
             out: IO[str] = (
@@ -63,9 +65,10 @@ def run(container: Container, args: argparse.Namespace) -> int:
         except OSError as error:
             raise cannot_write(args.output, error) from None
         if args.format == "jsonl":
-            write_jsonl(out, records, counts, export_header(selection, container.clock()))
+            header = export_header(selection, container.clock())
+            write_jsonl(out, records, counts, header, contracts)
         else:
-            write_csv(out, records, counts)
+            write_csv(out, records, counts, contracts)
     if args.output is not None:
         echo(
             f"exported {counts.events} events of {counts.incidents} incidents "

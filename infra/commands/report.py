@@ -46,7 +46,9 @@ def register(subparsers: Any) -> None:
 
 
 def write_html(container: Container, reports: list[dict[str, Any]], path: Path) -> Path:
-    page = render_html(reports, generated_at=container.clock(), source=container.contracts.source)
+    page = render_html(
+        reports, generated_at=container.clock(), source=container.contract_book.latest.source
+    )
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(page, encoding="utf-8")
@@ -57,8 +59,10 @@ def write_html(container: Container, reports: list[dict[str, Any]], path: Path) 
 
 def run(container: Container, args: argparse.Namespace) -> int:
     months: list[Month] = args.quarter or [args.month]
-    if args.customer is not None and container.contracts.customer(args.customer) is None:
-        known = ", ".join(sorted(container.contracts.spec.customers))
+    book = container.contracts_known_at(args.as_known_at)
+    contracted = {name for v in book.versions for name in v.contracts.spec.customers}
+    if args.customer is not None and args.customer not in contracted:
+        known = ", ".join(sorted(contracted))
         print(f"slatrail report: unknown customer {args.customer!r} (known: {known})",
               file=sys.stderr)  # fmt: skip
         return 1

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from slatrail.application.service import INCIDENT_TOPICS
 from slatrail.infra.bootstrap import Container
 from slatrail.infra.errors import EmptyStoreError
 from slatrail.infra.exports import AnchorsError, read_anchors
@@ -44,7 +45,8 @@ def run(container: Container, args: argparse.Namespace) -> int:
             echo(f"slatrail verify: {error}", file=sys.stderr)
             return 2
     app = container.app
-    if not app.recorder.max_notification_id():
+    # contract version 1 alone (recorded on a store's first use) is no history to verify
+    if not app.recorder.select_notifications(1, 1, topics=INCIDENT_TOPICS):
         raise EmptyStoreError(
             f"the store {redact_url(container.settings.store)} holds no events: nothing to verify "
             "(check --store / SLATRAIL_STORE)"
@@ -72,6 +74,8 @@ def render(result: Verification) -> str:
         f"verified {s.events} events of {s.incidents} incidents and {s.receipts} message "
         f"receipts: {'OK' if result.ok else f'{len(result.differences)} difference(s)'}",
     ]
+    if s.contract_versions:
+        lines.append(f"verified the chain of {s.contract_versions} contract version(s)")
     if result.read_models:
         lines.append(f"read models compared with a rebuild: {', '.join(result.read_models)}")
     lines.extend(f"note: {note}" for note in result.notes)
