@@ -26,7 +26,7 @@ from slatrail.domain.model import (
     event_to_dict,
     format_instant,
 )
-from slatrail.domain.timeline import build_timeline
+from slatrail.domain.timeline import build_timeline, in_occurred_order
 from slatrail.projections.escalation import escalation_level
 from slatrail.projections.history import known_by
 
@@ -40,8 +40,9 @@ def audit_trail(
     as_of: datetime | None = None,
     as_known_at: datetime | None = None,
 ) -> list[dict[str, Any]]:
-    """The trail as JSON-ready entries, limited to event time `as_of` / knowledge time."""
-    visible = known_by(events, as_known_at)
+    """The trail as JSON-ready entries in occurred order (ties: position), limited to event
+    time `as_of` / knowledge time."""
+    visible = in_occurred_order(known_by(events, as_known_at))
     return [event_to_dict(e) for e in visible if as_of is None or e.occurred_at <= as_of]
 
 
@@ -73,7 +74,9 @@ def annotated_trail(
     """`audit_trail` entries, each with `annotations`: what the event caused, up to the next
     event (or `as_of`) — clock stops, at-risk and breach instants, disputes, escalations."""
     trail = audit_trail(events, as_of=as_of, as_known_at=as_known_at)
-    visible = [e for e in known_by(events, as_known_at) if e.occurred_at <= as_of]
+    visible = [
+        e for e in in_occurred_order(known_by(events, as_known_at)) if e.occurred_at <= as_of
+    ]
     derived = derive_annotations(visible, contracts, as_of)
     for entry, notes in zip(trail, derived, strict=True):
         entry["annotations"] = [note.as_json() for note in notes]
