@@ -11,12 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from slatrail.application.queries import answer_as_of, reports_for
+from slatrail.domain.model import format_instant
 from slatrail.infra.bootstrap import Container
+from slatrail.infra.errors import UsageError
 from slatrail.infra.pathargs import cannot_write, output_file_in_new_dirs
 from slatrail.infra.render import echo, table, to_json
 from slatrail.infra.report_html import render_html
 from slatrail.infra.timearg import instant, month, quarter
 from slatrail.projections.availability import Month
+from slatrail.projections.restatements import restatements
 
 FORMATS = ("table", "json", "csv", "html")
 METRICS = ("response", "workaround", "resolution", "postmortem")
@@ -41,6 +44,13 @@ def register(subparsers: Any) -> None:
         "--as-known-at",
         type=instant,
         help="answer with only what had been recorded by this instant",
+    )
+    parser.add_argument(
+        "--restated-since",
+        type=instant,
+        metavar="T",
+        help="flag every figure that differs from what was known at T (say, when the report "
+        "was sent), with its cause",
     )
     parser.set_defaults(handler=run)
 
@@ -70,6 +80,19 @@ def run(container: Container, args: argparse.Namespace) -> int:
     reports = reports_for(
         container, months, as_of=as_of, as_known_at=args.as_known_at, customer=args.customer
     )
+    if args.restated_since is not None:
+        if args.as_known_at is not None and args.restated_since > args.as_known_at:
+            raise UsageError("report: --restated-since must not be later than --as-known-at")
+        found = restatements(
+            container.app.histories().values(), container.contract_book, months, as_of,
+            args.restated_since, args.as_known_at, customer=args.customer,
+        )  # fmt: skip
+        for report in reports:
+            report["restated"] = [
+                {k: f[k] for k in ("figure", "old", "new", "causes")}
+                for f in found["figures"]
+                if (f["customer"], f["month"]) == (report["customer"], report["month"])
+            ]
     if args.format == "html":
         if args.output is None:
             period = f"{months[0]}_{months[-1]}" if args.quarter else str(months[0])
@@ -86,7 +109,7 @@ def run(container: Container, args: argparse.Namespace) -> int:
     elif args.format == "json":
         text = to_json(reports) + "\n"
     else:
-        text = render_table(reports) + "\n"
+        text = render_table(reports) + _restated_lines(reports, args.restated_since) + "\n"
     if args.output is not None:
         try:
             args.output.parent.mkdir(parents=True, exist_ok=True)
@@ -99,6 +122,26 @@ def run(container: Container, args: argparse.Namespace) -> int:
     else:
         echo(text.rstrip("\n"))
     return 0
+
+
+def _versions_note(reports: list[dict[str, Any]]) -> str:
+    used = sorted({v for r in reports for v in r.get("contract_versions") or []})
+    return f", under contract version(s) {', '.join(map(str, used))}" if used else ""
+
+
+def _restated_lines(reports: list[dict[str, Any]], since: Any) -> str:
+    if since is None:
+        return ""
+    lines = [f"\nrestated since {format_instant(since)}:"]
+    for report in reports:
+        for f in report.get("restated", []):
+            lines.append(
+                f"  {report['customer']} {report['month']} {f['figure']}: {f['old']} → "
+                f"{f['new']} ({'; '.join(f['causes']) or 'no recorded cause'})"
+            )
+    if len(lines) == 1:
+        lines.append("  nothing")
+    return "\n".join(lines)
 
 
 def csv_row(r: dict[str, Any]) -> dict[str, Any]:
@@ -183,7 +226,8 @@ def render_table(reports: list[dict[str, Any]]) -> str:
         return "no report"
     head = reports[0]
     out = [f"Monthly service report as of {head['as_of']}"
-           + (f" (as known at {head['as_known_at']})" if head["as_known_at"] else "")]  # fmt: skip
+           + (f" (as known at {head['as_known_at']})" if head["as_known_at"] else "")
+           + _versions_note(reports)]  # fmt: skip
     rows = []
     for r in reports:
         a = r["availability"]
