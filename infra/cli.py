@@ -63,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--contracts",
         type=Path,
-        help="contracts TOML file (default: the shipped sample)  [SLATRAIL_CONTRACTS]",
+        help="contracts TOML file (default: the shipped sample): version 1 of an empty store; "
+        "once versions are recorded it must be the one in force  [SLATRAIL_CONTRACTS]",
     )
     parser.add_argument(
         "--kafka", help="Kafka bootstrap servers HOST:PORT  [SLATRAIL_KAFKA_BOOTSTRAP]"
