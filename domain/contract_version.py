@@ -11,7 +11,7 @@ import hashlib
 import json
 import tomllib
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, ClassVar, Protocol
 
@@ -227,10 +227,13 @@ class ContractBook:
     """The contract versions known at some instant, in version order (never empty)."""
 
     versions: tuple[ContractVersion, ...]
+    _ordered: tuple[ContractVersion, ...] = field(default=(), init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.versions:
             raise ValueError("a ContractBook needs at least one version")
+        ordered = sorted(self.versions, key=lambda v: (v.effective_from, v.version))
+        object.__setattr__(self, "_ordered", tuple(ordered))
 
     def known_at(self, as_known_at: datetime | None) -> ContractBook:
         """Only the versions recorded by `as_known_at`; version 1 always counts as known (it is
@@ -251,11 +254,12 @@ class ContractBook:
         """The version in force at `at`: the latest `effective_from` not after `at`, and of two
         with the same `effective_from` the later recorded; before every `effective_from`, the
         earliest in force."""
-        ordered = sorted(self.versions, key=lambda v: (v.effective_from, v.version))
+        ordered = self._ordered
         chosen = ordered[0]
-        for candidate in ordered:
-            if candidate.effective_from <= at:
-                chosen = candidate
+        for candidate in ordered[1:]:
+            if candidate.effective_from > at:
+                break
+            chosen = candidate
         return chosen
 
     def measuring_version(self, reported_at: datetime) -> ContractVersion:
