@@ -200,3 +200,20 @@ def test_contracts_diff_names_every_change_by_section() -> None:
         "customers:\n"
         "  customers.dayco.tier: daily → gold"
     )
+
+
+def test_the_html_report_names_the_contract_versions() -> None:
+    from slatrail.infra.report_html import render_html
+
+    book = _book(
+        _app_with(
+            (CONTRACTS_TOML, "1970-01-01T00:00:00Z", "2026-10-01T00:00:00Z"),
+            (UPGRADED, "2026-10-15T00:00:00Z", "2026-10-16T00:00:00Z"),
+        )
+    )
+    reports = monthly_reports(
+        _dayco_month().histories(), book, [Month(2026, 10)], _at("2026-11-01T00:00:00Z"),
+        customer="dayco",
+    )  # fmt: skip
+    page = render_html(reports, generated_at=_at("2026-11-02T00:00:00Z"), source="c.toml")
+    assert "under contract version(s) 1, 2" in page
