@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
+from slatrail.domain.contract_version import ContractBook
 from slatrail.domain.contracts import Contracts
 from slatrail.domain.model import IncidentEvent
 from slatrail.projections.availability import Month
@@ -48,6 +49,8 @@ class Stores(Protocol):
 
     @property
     def contracts(self) -> Contracts: ...
+
+    def contracts_known_at(self, as_known_at: datetime | None) -> ContractBook: ...
 
 
 def answer_as_of(
@@ -97,6 +100,6 @@ def reports_for(
 ) -> list[dict[str, Any]]:
     """The monthly service reports of `months` (per customer), from the event store."""
     return monthly_reports(
-        stores.app.histories().values(), stores.contracts, months, as_of,
+        stores.app.histories().values(), stores.contracts_known_at(as_known_at), months, as_of,
         as_known_at=as_known_at, customer=customer,
     )  # fmt: skip

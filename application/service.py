@@ -20,7 +20,13 @@ from eventsourcing.persistence import DataError, IntegrityError, PersistenceErro
 from eventsourcing.utils import get_topic
 
 from slatrail.application.outcomes import Decoded, Outcome, Status
-from slatrail.domain.contracts import Contracts
+from slatrail.domain.contract_version import (
+    CONTRACTS_ID,
+    ContractBook,
+    ContractHistory,
+    ContractSource,
+    ContractVersion,
+)
 from slatrail.domain.errors import (
     AlreadyReportedError,
     FirstEventNotReportedError,
@@ -57,9 +63,9 @@ class SlatrailApplication(Application[UUID]):
 
     name = "slatrail"
 
-    def __init__(self, contracts: Contracts, env: dict[str, str] | None = None) -> None:
+    def __init__(self, contracts: ContractSource, env: dict[str, str] | None = None) -> None:
         super().__init__(env=env)
-        self.contracts = contracts
+        self.contracts = contracts  # the recorded versions once `use_contract_book` is called
         self._incidents: OrderedDict[UUID, Incident] = OrderedDict()
         self._cache_size = 50_000
 
@@ -226,7 +232,8 @@ class SlatrailApplication(Application[UUID]):
                     f"incident {fact.incident_id!r} was already reported",
                     incident_id=fact.incident_id,
                 )
-            incident = Incident.report(fact, contracts=self.contracts, now=now)
+            contracts = self.contracts.measuring(fact.occurred_at)
+            incident = Incident.report(fact, contracts=contracts, now=now)
         elif incident is None:
             raise FirstEventNotReportedError(
                 f"incident {fact.incident_id!r} does not exist: its first message must be "
@@ -274,6 +281,49 @@ class SlatrailApplication(Application[UUID]):
         self._incidents.move_to_end(aggregate_id)
         while len(self._incidents) > self._cache_size:
             self._incidents.popitem(last=False)
+
+    # -- contract versions ---------------------------------------------------------------
+
+    def contract_book(self) -> ContractBook | None:
+        """Every recorded contract version, in order (None: none recorded yet)."""
+        versions = []
+        for stored in self.recorder.select_events(CONTRACTS_ID):
+            event = self._decode(stored)
+            if not isinstance(event, ContractHistory.Event):
+                raise DamagedStoreError(
+                    f"stored event {stored.originator_id} v{stored.originator_version} is not "
+                    "a contract version; run `slatrail verify`"
+                )
+            versions.append(ContractVersion.from_event(event))
+        return ContractBook(tuple(versions)) if versions else None
+
+    def record_contracts(
+        self, text: str, *, source: str, effective_from: datetime, actor: str, reason: str,
+        now: datetime,
+    ) -> ContractVersion:  # fmt: skip
+        """Record `text` (validated) as the next contract version; version 1 on an empty
+        history. Another writer recording at the same time makes this fail, never fork."""
+        try:
+            history: ContractHistory = self.repository.get(CONTRACTS_ID)
+        except AggregateNotFoundError:
+            history = ContractHistory.start(
+                text, source=source, effective_from=effective_from, actor=actor, reason=reason,
+                now=now,
+            )  # fmt: skip
+        else:
+            history.apply_version(
+                text, source=source, effective_from=effective_from, actor=actor, reason=reason,
+                now=now,
+            )  # fmt: skip
+        self.save(history)
+        book = self.contract_book()
+        assert book is not None
+        self.use_contract_book(book)
+        return book.latest
+
+    def use_contract_book(self, book: ContractBook) -> None:
+        """Judge new incidents (customer, bounds) by the recorded versions."""
+        self.contracts = book
 
     # -- reading -------------------------------------------------------------------------
 

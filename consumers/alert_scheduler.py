@@ -17,7 +17,7 @@ from typing import Any
 import structlog
 
 from slatrail.domain.clocks import IncidentClocks, Metric, evaluate
-from slatrail.domain.contracts import Contracts
+from slatrail.domain.contract_version import ContractSource
 from slatrail.domain.model import EventType, IncidentEvent, Priority, format_instant
 from slatrail.domain.timeline import build_timeline
 from slatrail.projections.escalation import FAR_FUTURE, PlannedAlert, alert_key, planned_alerts
@@ -117,7 +117,7 @@ class AlertTimer:
 
     def __init__(
         self,
-        contracts: Contracts,
+        contracts: ContractSource,
         *,
         late_after: timedelta = timedelta(seconds=60),
         catch_up: timedelta = timedelta(days=7),
@@ -129,6 +129,9 @@ class AlertTimer:
         self.history = history
         self.incidents: dict[str, _Incident] = {}
         self.fired: set[str] = set()
+        self.fired_of: dict[str, set[str]] = {}  # incident_id → its alert keys fired
+        self.crossed: dict[str, datetime] = {}  # alert key → the instant it was fired for
+        self.corrections: list[dict[str, Any]] = []  # `correction` alerts still to publish
         self.stats = TimerStats()
         self._heap: list[_Entry] = []
         self._live = 0  # heap entries of the current generation (for compaction)
@@ -154,7 +157,9 @@ class AlertTimer:
         return len(grouped)
 
     def mark_fired(self, keys: Iterable[str]) -> None:
-        self.fired.update(keys)
+        for key in keys:
+            self.fired.add(key)
+            self.fired_of.setdefault(key.split("/", 1)[0], set()).add(key)
 
     def knows(self, incident_id: str) -> bool:
         return incident_id in self.incidents
@@ -182,7 +187,7 @@ class AlertTimer:
             incident = self.incidents[event.incident_id] = _Incident(
                 events, events[-1].position, generation
             )
-        self._replan(event.incident_id, now)
+        self._replan(event.incident_id, now, cause=event)
         return True
 
     def _reload(self, event: IncidentEvent) -> list[IncidentEvent] | None:
@@ -200,7 +205,9 @@ class AlertTimer:
         self.stats.reloads += 1
         return [slim(e) for e in known] + [slim(event)]
 
-    def _replan(self, incident_id: str, now: datetime) -> None:
+    def _replan(
+        self, incident_id: str, now: datetime, *, cause: IncidentEvent | None = None
+    ) -> None:
         incident = self.incidents[incident_id]
         assert incident.events is not None
         self.stats.replans += 1
@@ -212,7 +219,10 @@ class AlertTimer:
         oldest = now - self.catch_up
         upcoming = 0
         generation = incident.generation
-        for alert in planned_alerts(timeline, self.contracts):
+        plan = planned_alerts(timeline, self.contracts)
+        if cause is not None and incident_id in self.fired_of:
+            self._correct(incident_id, {a.key: a for a in plan}, cause, now)
+        for alert in plan:
             if alert.key in self.fired:
                 continue
             if alert.at < oldest:
@@ -227,6 +237,45 @@ class AlertTimer:
             self._evict(incident)
         if len(self._heap) > 1024 and len(self._heap) > 3 * self._live:
             self._compact()
+
+    def _correct(
+        self, incident_id: str, plan: Mapping[str, PlannedAlert], cause: IncidentEvent,
+        now: datetime,
+    ) -> None:  # fmt: skip
+        """An event (typically a late fact) that removes or moves a crossing already alerted:
+        queue a `correction` naming the original `alert_key` (docs/escalation.md)."""
+        fired = self.fired_of[incident_id]
+        for key in sorted(fired):
+            if CORRECTED in key:
+                continue
+            alert, was = plan.get(key), self.crossed.get(key)
+            if alert is None:
+                moved_to = None
+            elif was is not None and alert.at != was:
+                moved_to = alert.at
+            else:
+                continue
+            own_key = f"{key}{CORRECTED}{format_instant(moved_to) if moved_to else 'removed'}"
+            if own_key in self.fired:
+                continue
+            self.fired.add(own_key)
+            fired.add(own_key)
+            if moved_to is None:  # it may come back with a later fact: it fires again then
+                self.fired.discard(key)
+                fired.discard(key)
+                self.crossed.pop(key, None)
+            else:
+                self.crossed[key] = moved_to
+            self.corrections.append(
+                correction_document(
+                    own_key, key, incident_id, self.incidents[incident_id].customer, was,
+                    moved_to, cause, now,
+                )
+            )  # fmt: skip
+
+    def take_corrections(self) -> list[dict[str, Any]]:
+        out, self.corrections = self.corrections, []
+        return out
 
     def _evict(self, incident: _Incident) -> None:
         """Nothing left to alert until a new event: free the events (reloaded when one comes;
@@ -263,6 +312,8 @@ class AlertTimer:
             key = code_key(incident_id, code)
             if key not in self.fired:
                 self.fired.add(key)
+                self.fired_of.setdefault(incident_id, set()).add(key)
+                self.crossed[key] = entry[0]
                 popped.append((incident_id, code))
         plans: dict[str, dict[int, PlannedAlert]] = {}
         out: list[dict[str, Any]] = []
@@ -292,7 +343,7 @@ class AlertTimer:
         late = now - alert.at > self.late_after
         self.stats.fired += 1
         self.stats.late += late
-        names = self.contracts.escalation.level_names
+        names = self.contracts.measuring(events[0].occurred_at).escalation.level_names
         due_at: datetime | None = None
         priority: str | None = None
         if alert.metric is not None:
@@ -348,6 +399,43 @@ class AlertTimer:
         """(incidents tracked, of which holding events in memory)."""
         held = sum(1 for i in self.incidents.values() if i.events is not None)
         return len(self.incidents), held
+
+
+CORRECTED = "/corrected/"
+
+
+def correction_document(
+    own_key: str, key: str, incident_id: str, customer: str, was: datetime | None,
+    moved_to: datetime | None, cause: IncidentEvent, now: datetime,
+) -> dict[str, Any]:  # fmt: skip
+    """The `incidents.alerts` message correcting an alert already published."""
+    parts = key.split("/")
+    kind = "escalated" if parts[1] == "escalated" else parts[2]
+    change = "removed" if moved_to is None else "moved"
+    what = "no longer happens" if moved_to is None else f"now happens at {format_instant(moved_to)}"
+    return {
+        "schema": ALERT_SCHEMA,
+        "alert_key": own_key,
+        "corrects": key,
+        "incident_id": incident_id,
+        "customer": customer,
+        "kind": "correction",
+        "corrected_kind": kind,
+        "change": change,
+        "was_crossed_at": format_instant(was) if was else None,
+        "crossed_at": format_instant(moved_to) if moved_to else None,
+        "cause": {
+            "type": str(cause.type),
+            "occurred_at": format_instant(cause.occurred_at),
+            "position": cause.position,
+        },
+        "fired_at": format_instant(now),
+        "explanation": (
+            f"{incident_id} ({customer}): the alert {key} {what}: {cause.type} of "
+            f"{format_instant(cause.occurred_at)} (position {cause.position}) changed the "
+            "incident's history in occurred order"
+        ),
+    }
 
 
 def encode_alert(document: Mapping[str, Any]) -> bytes:

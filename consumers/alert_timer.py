@@ -46,7 +46,7 @@ from slatrail.consumers.alert_scheduler import ALERT_SCHEMA, AlertTimer, History
 from slatrail.consumers.ports import EventDecoder
 from slatrail.consumers.runtime import wait_for_flush
 from slatrail.consumers.streams import Outgoing, Partition, Record, Sink, Source
-from slatrail.domain.contracts import Contracts
+from slatrail.domain.contract_version import ContractSource
 from slatrail.domain.model import IncidentEvent, format_instant
 
 log = structlog.get_logger("slatrail.alerts")
@@ -84,7 +84,7 @@ class AlertTimerWorker:
 
     def __init__(
         self,
-        contracts: Contracts,
+        contracts: ContractSource,
         *,
         source_factory: Callable[[], Source],
         sink_factory: Callable[[], Sink],
@@ -219,7 +219,7 @@ class AlertTimerWorker:
 
     def _fire(self, stop: threading.Event) -> int:
         assert self.timer is not None and self.sink is not None
-        documents = self.timer.due(self.clock.now())
+        documents = self.timer.take_corrections() + self.timer.due(self.clock.now())
         if not documents:
             return 0
         for document in documents:
@@ -233,7 +233,8 @@ class AlertTimerWorker:
             )
             log.info(
                 "alert_fired", alert_key=document["alert_key"], kind=document["kind"],
-                level=document["level"], crossed_at=document["crossed_at"], late=document["late"],
+                level=document.get("level"), crossed_at=document["crossed_at"],
+                late=document.get("late"),
             )  # fmt: skip
         # Not acknowledged before a stop: the restart reads the topic back and fires again.
         wait_for_flush(self.sink.flush, stop, worker=self.name, pending=self.sink.pending)

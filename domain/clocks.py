@@ -13,6 +13,7 @@ from fractions import Fraction
 from typing import Any
 
 from slatrail.domain.calendars import Calendar
+from slatrail.domain.contract_version import ContractSource
 from slatrail.domain.contracts import Contracts, Target
 from slatrail.domain.model import Priority, State, format_instant
 from slatrail.domain.timeline import Interval, Timeline
@@ -114,8 +115,10 @@ class IncidentClocks:
     clocks: dict[Metric, Clock] = field(default_factory=dict)
 
 
-def evaluate(timeline: Timeline, contracts: Contracts) -> IncidentClocks:
-    """All four clocks of one incident as of `timeline.as_of`."""
+def evaluate(timeline: Timeline, source: ContractSource) -> IncidentClocks:
+    """All four clocks of one incident as of `timeline.as_of`, under the contract version that
+    measures it (`ContractBook.measuring_version`)."""
+    contracts = source.measuring(timeline.reported_at)
     tier = contracts.tier_of(timeline.customer)
     clocks = {
         Metric.RESPONSE: _response(timeline, contracts),

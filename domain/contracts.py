@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import tomllib
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -250,6 +250,13 @@ class Contracts:
     def max_impact_lead_s(self) -> int:
         return self.spec.limits.max_impact_lead
 
+    def measuring(self, reported_at: datetime) -> Contracts:
+        """One contracts file measures every incident (a `ContractBook` chooses per incident)."""
+        return self
+
+    def for_period(self, at: datetime) -> Contracts:
+        return self
+
     def customer(self, name: str) -> Customer | None:
         return self.spec.customers.get(name)
 
@@ -305,6 +312,12 @@ def load_contracts(text: str, source: str = "<contracts>") -> Contracts:
         raw: dict[str, Any] = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ContractsError(f"{source}: not valid TOML: {error}") from error
+    return load_contracts_data(raw, source)
+
+
+def load_contracts_data(raw: dict[str, Any], source: str = "<contracts>") -> Contracts:
+    """Validate the parsed document of a contracts file (TOML tables, or their canonical JSON
+    as a recorded contract version holds it)."""
     try:
         spec = ContractsSpec.model_validate(raw)
     except ValidationError as error:

@@ -31,6 +31,7 @@ from enum import StrEnum
 
 from slatrail.domain.calendars import AlwaysCalendar, Calendar
 from slatrail.domain.clocks import Metric, ratio_threshold_us
+from slatrail.domain.contract_version import ContractSource
 from slatrail.domain.contracts import Contracts, EscalationPolicy, Target
 from slatrail.domain.model import Priority
 from slatrail.domain.timeline import ManualEscalation, Timeline
@@ -301,7 +302,7 @@ def _goal(contracts: Contracts, customer: str, priority: Priority, metric: str) 
 
 
 def crossings(
-    t: Timeline, contracts: Contracts, *, horizon: datetime | None = None
+    t: Timeline, source: ContractSource, *, horizon: datetime | None = None
 ) -> list[Crossing]:
     """The first crossing of every condition of the incident's clocks, in time order: per
     clock, condition and open cycle, the first instant it holds, and again whenever it is met
@@ -310,6 +311,7 @@ def crossings(
     `horizon=None`: all crossings implied by the known events, future ones included (as if no
     further event came); else only those reached by `horizon` (normally `t.as_of`).
     """
+    contracts = source.measuring(t.reported_at)
     policy = contracts.escalation
     levels = _Levels.of(policy, contracts.at_risk_threshold)
     out: list[Crossing] = []

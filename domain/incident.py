@@ -6,6 +6,7 @@ assigns state, so replaying history never re-runs checks.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -21,9 +22,10 @@ from slatrail.domain.errors import (
     FromTheFutureError,
     InvalidFieldError,
     OutOfOrderError,
+    TransitionNotAllowedError,
     UnknownCustomerError,
 )
-from slatrail.domain.lifecycle import check_transition, next_state
+from slatrail.domain.lifecycle import check_transition, next_state, replay_lifecycle
 from slatrail.domain.model import (
     GENESIS_HASH,
     EventType,
@@ -178,6 +180,8 @@ class Incident(Aggregate):
         self.message_ids: set[str] = set()
         self.reported_at: datetime | None = None
         self.impact_started_at: datetime | None = None
+        # (occurred_at, position, type) of every event, in occurred order (ties: position)
+        self.happened: list[tuple[datetime, int, EventType]] = []
 
     @staticmethod
     def create_id(incident_id: str) -> UUID:
@@ -207,18 +211,39 @@ class Incident(Aggregate):
             )
         _check_not_future(fact, now)
         if self.last_occurred_at is not None and fact.occurred_at < self.last_occurred_at:
-            raise OutOfOrderError(
-                f"occurred_at {format_instant(fact.occurred_at)} is earlier than the incident's "
-                f"previous event ({format_instant(self.last_occurred_at)})",
-                incident_id=self.incident_id,
+            self._check_late(fact)
+        else:
+            check_transition(
+                self.state, fact.type, acknowledged=self.acknowledged, incident_id=self.incident_id
             )
-        check_transition(
-            self.state, fact.type, acknowledged=self.acknowledged, incident_id=self.incident_id
-        )
         if fact.type is EventType.RESOLVED:
             self._check_restoration(fact)
         fields = _chained(fact, position=self.version + 1, now=now, prev_hash=self.head_hash)
         self.trigger_event(EVENT_CLASSES[fact.type], **fields)
+
+    def _check_late(self, fact: Fact) -> None:
+        """A late fact (earlier than the latest event) is accepted when the incident's events in
+        occurred order, with it inserted at its time (after any at the same instant), still
+        form a valid lifecycle (reference/wire.md, *Late facts*); else `out_of_order` naming
+        the rule it would break."""
+        late = format_instant(fact.occurred_at)
+        latest = format_instant(self.last_occurred_at or fact.occurred_at)
+        if self.reported_at is not None and fact.occurred_at < self.reported_at:
+            raise OutOfOrderError(
+                f"occurred_at {late} is earlier than the incident's report "
+                f"({format_instant(self.reported_at)}): nothing happens to an incident before "
+                "it is reported",
+                incident_id=self.incident_id,
+            )
+        ordered = _with_inserted(self.happened, (fact.occurred_at, self.version + 1, fact.type))
+        try:
+            replay_lifecycle(ordered, incident_id=self.incident_id)
+        except TransitionNotAllowedError as broken:
+            raise OutOfOrderError(
+                f"occurred_at {late} is earlier than the incident's latest event ({latest}); "
+                f"inserted there, the events in occurred order break the lifecycle: {broken}",
+                incident_id=self.incident_id,
+            ) from None
 
     def _check_restoration(self, fact: Fact) -> None:
         """`service_restored_at` not before the impact start nor the report (decisions.md, Bounds):
@@ -248,10 +273,16 @@ class Incident(Aggregate):
             self.reported_at = event.occurred_at
             impact = event.data.get("impact_started_at")
             self.impact_started_at = parse_instant(str(impact)) if impact else None
-        self.state = next_state(self.state, kind)
-        if kind is EventType.ACKNOWLEDGED:
-            self.acknowledged = True
-        self.last_occurred_at = event.occurred_at
+        entry = (event.occurred_at, event.originator_version, kind)
+        if self.last_occurred_at is None or event.occurred_at >= self.last_occurred_at:
+            self.happened.append(entry)
+            self.state = next_state(self.state, kind)
+            if kind is EventType.ACKNOWLEDGED:
+                self.acknowledged = True
+            self.last_occurred_at = event.occurred_at
+        else:  # a late fact: the state is the one its place in time leads to
+            self.happened = _with_inserted(self.happened, entry)
+            self.state, self.acknowledged = replay_lifecycle(self.happened)
         self.head_hash = event.hash
         self.message_ids.add(event.message_id)
 
@@ -272,6 +303,13 @@ EVENT_CLASSES: dict[EventType, type[Incident.Event]] = {
         Incident.PostmortemPublished,
     )
 }
+
+
+def _with_inserted(
+    happened: list[tuple[datetime, int, EventType]], entry: tuple[datetime, int, EventType]
+) -> list[tuple[datetime, int, EventType]]:
+    at = bisect.bisect_right(happened, entry[:2], key=lambda item: item[:2])
+    return [*happened[:at], entry, *happened[at:]]
 
 
 def _chained(fact: Fact, *, position: int, now: datetime, prev_hash: str) -> dict[str, Any]:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
+
 from slatrail.domain.errors import TransitionNotAllowedError
-from slatrail.domain.model import EventType, State
+from slatrail.domain.model import EventType, State, format_instant
 
 _ALLOWED: dict[State, frozenset[EventType]] = {
     State.OPEN: frozenset(
@@ -57,3 +60,22 @@ def check_transition(
 
 def next_state(state: State, event: EventType) -> State:
     return _NEXT.get(event, state)
+
+
+def replay_lifecycle(
+    happened: Sequence[tuple[datetime, int, EventType]], *, incident_id: str = ""
+) -> tuple[State, bool]:
+    """Check a whole history in occurred order (`reported` first); return the state and whether
+    it was acknowledged. Raises `TransitionNotAllowedError` naming the first broken rule and
+    the event that breaks it."""
+    state, acknowledged = State.OPEN, False
+    for at, _, event in happened[1:]:
+        try:
+            check_transition(state, event, acknowledged=acknowledged, incident_id=incident_id)
+        except TransitionNotAllowedError as error:
+            raise TransitionNotAllowedError(
+                f"{event} at {format_instant(at)}: {error}", incident_id=incident_id
+            ) from None
+        state = next_state(state, event)
+        acknowledged = acknowledged or event is EventType.ACKNOWLEDGED
+    return state, acknowledged

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -105,8 +106,19 @@ class Timeline:
         return runs
 
 
+def in_occurred_order(events: Iterable[IncidentEvent]) -> list[IncidentEvent]:
+    """An incident's events in the order they happened: by `occurred_at`, ties in recording
+    order (position). Every projection folds them so; a late fact takes its place in time."""
+    ordered = list(events)
+    if any(b.occurred_at < a.occurred_at for a, b in itertools.pairwise(ordered)):
+        ordered.sort(key=lambda e: (e.occurred_at, e.position))
+    return ordered
+
+
 def build_timeline(events: Iterable[IncidentEvent], as_of: datetime) -> Timeline | None:
-    """Fold an incident's events with `occurred_at <= as_of`; None if not reported by then."""
+    """Fold an incident's events with `occurred_at <= as_of`, in occurred order; None if not
+    reported by then."""
+    events = in_occurred_order(events)
     reported: IncidentEvent | None = None
     changes: list[tuple[datetime, Priority]] = []
     first_triage: Priority | None = None

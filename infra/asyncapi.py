@@ -161,7 +161,8 @@ def asyncapi_document() -> dict[str, Any]:
         ),
         "alerts": _channel(
             settings["topic_alerts"],
-            "At-risk, breach and escalation alerts, each at its instant; `alert_key` is stable "
+            "At-risk, breach and escalation alerts, each at its instant, and corrections after "
+            "late facts; `alert_key` is stable "
             "(a restarted or second timer publishes the same key), de-duplicate on it.",
             {
                 "alert": {
@@ -175,7 +176,19 @@ def asyncapi_document() -> dict[str, Any]:
                     },
                     "payload": _payload("alert.schema.json"),
                     "bindings": _key("the alert's incident_id"),
-                }
+                },
+                "alert-correction": {
+                    "name": "alert-correction",
+                    "title": "slatrail.alert/v1 correction",
+                    "contentType": "application/json",
+                    "headers": {
+                        "type": "object",
+                        "required": [SCHEMA_HEADER],
+                        "properties": {SCHEMA_HEADER: _schema_header("slatrail.alert/v1")},
+                    },
+                    "payload": _payload("alert-correction.schema.json"),
+                    "bindings": _key("the alert's incident_id"),
+                },
             },
         ),
         "retry": _channel(
@@ -238,7 +251,9 @@ def asyncapi_document() -> dict[str, Any]:
             "send", "rejected", ["dead-letter"], "The inbound consumer dead-letters a refusal."
         ),
         "sendAlerts": _operation(
-            "send", "alerts", ["alert"], "The alert timer publishes an alert at its instant."
+            "send", "alerts", ["alert", "alert-correction"],
+            "The alert timer publishes an alert at its instant, and a correction when a late "
+            "fact removes or moves a crossing it already alerted.",
         ),
         "sendParked": _operation(
             "send", "retry", ["parked"], "The inbound consumer parks a message of an unknown "

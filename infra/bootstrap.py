@@ -19,8 +19,14 @@ from urllib.parse import quote
 from eventsourcing.persistence import PersistenceError
 
 from slatrail.application.service import SlatrailApplication
+from slatrail.domain.contract_version import (
+    SINCE_EVER,
+    ContractBook,
+    ContractVersion,
+    canonical_content,
+)
 from slatrail.domain.contracts import Contracts, ContractsError, load_contracts
-from slatrail.infra.errors import StoreMissingError, StoreUnavailableError
+from slatrail.infra.errors import StoreMissingError, StoreUnavailableError, UsageError
 from slatrail.infra.read_model_store import ReadModelStore, default_read_model_url
 from slatrail.infra.redact import redact_url
 from slatrail.infra.settings import Settings
@@ -48,8 +54,14 @@ def sample_contracts_text() -> str:
 
 def read_contracts(path: Path | None) -> Contracts:
     """The contracts file at `path`, or the shipped sample."""
+    text, source = read_contracts_text(path)
+    return load_contracts(text, source)
+
+
+def read_contracts_text(path: Path | None) -> tuple[str, str]:
+    """The text of the contracts file at `path` (or of the shipped sample), and its name."""
     if path is None:
-        return load_contracts(sample_contracts_text(), f"<sample {SAMPLE_CONTRACTS}>")
+        return sample_contracts_text(), f"<sample {SAMPLE_CONTRACTS}>"
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
@@ -59,7 +71,7 @@ def read_contracts(path: Path | None) -> Contracts:
             f"{path}: not UTF-8 text (byte {error.start} is {error.object[error.start]:#04x}); "
             "save the contracts file as UTF-8"
         ) from None
-    return load_contracts(text, str(path))
+    return text, str(path)
 
 
 READ_MODEL_TABLE = "rm_audit_events"
@@ -84,6 +96,22 @@ def _has_read_models(location: StoreLocation, target: str) -> bool:
     return row is not None and row[0] is not None
 
 
+def _check_given_contracts(book: ContractBook, text: str, source: str, now: datetime) -> None:
+    """A `--contracts` file is never applied silently: it must be the version in force now (or
+    the latest recorded); else the command is refused, saying how to record it."""
+    _, _, sha256 = canonical_content(text, source)
+    current = book.in_force(now)
+    if sha256 in (current.sha256, book.latest.sha256):
+        return
+    raise UsageError(
+        f"--contracts {source} differs from the recorded contract version {current.version} in "
+        f"force (sha256 {current.sha256[:12]}…, file {sha256[:12]}…): the store measures every "
+        f"incident by its recorded versions. Record the file with `slatrail contracts apply "
+        f"{source} --effective-from T --reason TEXT`, or leave out --contracts (and "
+        "SLATRAIL_CONTRACTS) to use the record"
+    )
+
+
 @dataclass
 class Container:
     settings: Settings
@@ -91,6 +119,8 @@ class Container:
     _contracts: Contracts | None = None
     _app: SlatrailApplication | None = field(default=None, repr=False)
     _read_models: ReadModelStore | None = field(default=None, repr=False)
+    _book: ContractBook | None = field(default=None, repr=False)
+    first_version_from_file: bool = True  # `contracts apply` records its own file instead
     store_read_only: bool = False  # never create the event store (read-only commands)
     read_models_read_only: bool = False  # never create the read-model database
 
@@ -109,7 +139,39 @@ class Container:
                 read_only=self.store_read_only,
                 connect_timeout_s=self.settings.store_connect_timeout_s,
             )
+            if not self.store_read_only and self.first_version_from_file:
+                # a writer judges new incidents by the record
+                self._app.use_contract_book(self.contract_book)
         return self._app
+
+    @property
+    def contract_book(self) -> ContractBook:
+        """The recorded contract versions (docs/reference/contracts.md, *Versions*). A writing
+        command on a store without any records the given (or sample) file as version 1; a
+        read-only one reads such a store under that file, unrecorded."""
+        if self._book is None:
+            app = self.app
+            book = app.contract_book()
+            text, source = read_contracts_text(self.settings.contracts)
+            if book is None:
+                if self.store_read_only:
+                    version = ContractVersion.unrecorded(self.contracts, text, self.clock())
+                    book = ContractBook((version,))
+                else:
+                    app.record_contracts(
+                        text, source=source, effective_from=SINCE_EVER, actor="slatrail",
+                        reason="first use of the store", now=self.clock(),
+                    )  # fmt: skip
+                    book = app.contract_book()
+                    assert book is not None
+            elif self.settings.contracts is not None:
+                _check_given_contracts(book, text, source, self.clock())
+            self._book = book
+        return self._book
+
+    def contracts_known_at(self, as_known_at: datetime | None) -> ContractBook:
+        """The versions recorded by `as_known_at` (all when None)."""
+        return self.contract_book.known_at(as_known_at)
 
     @property
     def read_model_url(self) -> str:

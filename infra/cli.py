@@ -77,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--contracts",
         type=Path,
-        help="contracts TOML file (default: the shipped sample)  [SLATRAIL_CONTRACTS]",
+        help="contracts TOML file (default: the shipped sample): version 1 of an empty store; "
+        "once versions are recorded it must be the one in force  [SLATRAIL_CONTRACTS]",
     )
     parser.add_argument(
         "--kafka", help="Kafka bootstrap servers HOST:PORT  [SLATRAIL_KAFKA_BOOTSTRAP]"
@@ -154,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_logging(settings.log_level, settings.log_format)
         container = Container(
             settings,
-            store_read_only=args.command in STORE_READERS,
+            store_read_only=getattr(args, "store_reader", args.command in STORE_READERS),
             read_models_read_only=args.command in READ_MODEL_READERS,
         )
         code: int = args.handler(container, args)

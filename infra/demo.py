@@ -261,8 +261,9 @@ def _faulty_deliveries(incidents: list[_Incident], end: datetime) -> list[dict[s
     out_of_order = {
         **sample.messages[0],
         "message_id": f"{sample.incident_id}-late",
-        "type": "escalated",
-        "data": {"level": 2, "reason": "late delivery"},
+        # late, and it does not fit: the incident was not awaiting the customer when reported
+        "type": "customer_responded",
+        "data": {"note": "late delivery"},
     }
     stranger = {
         **sample.messages[0],

@@ -17,6 +17,7 @@ from typing import IO, Any
 from uuid import UUID
 
 from slatrail.application.service import SlatrailApplication
+from slatrail.domain.contract_version import ContractBook
 from slatrail.domain.model import (
     GENESIS_HASH,
     EventType,
@@ -55,6 +56,20 @@ def _csv_cell(name: str, record: dict[str, Any]) -> object:
         return canonical_json(value).decode("utf-8")
     if name == "in_range":
         return "true" if value else "false"
+    return "" if value is None else value
+
+
+def _contract_cell(name: str, version: dict[str, Any]) -> object:
+    """A contract version as a CSV row: `position` its number, `occurred_at` its effective_from,
+    `data` the canonical JSON of {content, sha256, reason, source}."""
+    if name == "data":
+        kept = {k: version[k] for k in ("content", "sha256", "reason", "source")}
+        return canonical_json(kept).decode("utf-8")
+    value = {
+        "record": "contract_version", "position": version["version"],
+        "occurred_at": version["effective_from"], "recorded_at": version["recorded_at"],
+        "actor": version["actor"], "prev_hash": version["prev_hash"], "hash": version["hash"],
+    }.get(name)  # fmt: skip
     return "" if value is None else value
 
 
@@ -151,16 +166,35 @@ def json_line(record: dict[str, Any]) -> str:
     return escape_json_text(json.dumps(record, ensure_ascii=False)) + "\n"
 
 
+def contract_records(book: ContractBook | None) -> list[dict[str, Any]]:
+    """Every recorded contract version, content included: with the events, all an auditor
+    needs to recompute every figure (docs/audit.md, *Contract versions*)."""
+    if book is None:
+        return []
+    return [{"record": "contract_version", **v.as_json()} for v in book.versions]
+
+
 def write_jsonl(
-    out: IO[str], records: Iterable[dict[str, Any]], counts: ExportCounts, header: dict[str, Any]
+    out: IO[str],
+    records: Iterable[dict[str, Any]],
+    counts: ExportCounts,
+    header: dict[str, Any],
+    contracts: Iterable[dict[str, Any]] = (),
 ) -> None:
     out.write(json_line(header))
+    for version in contracts:
+        out.write(json_line(version))
     for record in records:
         out.write(json_line(record))
     out.write(json_line(heads_record(counts)))
 
 
-def write_csv(out: IO[str], records: Iterable[dict[str, Any]], counts: ExportCounts) -> None:
+def write_csv(
+    out: IO[str],
+    records: Iterable[dict[str, Any]],
+    counts: ExportCounts,
+    contracts: Iterable[dict[str, Any]] = (),
+) -> None:
     """RFC 4180: rows end in CRLF; a field holding `,` `"` CR or LF is quoted, `"` doubled.
 
     The line terminator must hold both CR and LF: Python's csv module quotes a field for the
@@ -171,6 +205,8 @@ def write_csv(out: IO[str], records: Iterable[dict[str, Any]], counts: ExportCou
     """
     writer = csv.writer(out, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
     writer.writerow(CSV_COLUMNS)
+    for version in contracts:
+        writer.writerow([_contract_cell(name, version) for name in CSV_COLUMNS])
     for record in records:
         writer.writerow([_csv_cell(name, record) for name in CSV_COLUMNS])
     for incident_id, (position, hash_) in sorted(counts.heads.items()):

@@ -71,12 +71,14 @@ def render_html(
     period = months[0] if len(months) == 1 else f"{months[0]} – {months[-1]}" if months else "–"
     as_of = reports[0]["as_of"] if reports else "–"
     known = reports[0]["as_known_at"] if reports else None
+    used = sorted({v for r in reports for v in r.get("contract_versions") or []})
+    versions = f", under contract version(s) {', '.join(map(str, used))}" if used else ""
     page = _environment().get_template("report.html.j2")
     return page.render(
         css=stylesheet(),
         period=period,
         customers=len({r["customer"] for r in reports}),
-        subtitle=f"as of {as_of}" + (f", as known at {known}" if known else ""),
+        subtitle=f"as of {as_of}" + (f", as known at {known}" if known else "") + versions,
         generated=generated_at.strftime("%Y-%m-%d %H:%M UTC"),
         source=source,
         overview=[_overview_row(r, n) for n, r in enumerate(reports, start=1)],

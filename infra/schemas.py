@@ -25,6 +25,7 @@ from slatrail.domain.model import EventType
 from slatrail.infra.stream_models import (
     UTC_INSTANT,
     Alert,
+    AlertCorrection,
     CheckpointMessage,
     EventEnvelope,
     FileDeadLetter,
@@ -276,6 +277,18 @@ SCHEMAS: tuple[SchemaDoc, ...] = (
             "An at-risk, breach or escalation alert on `incidents.alerts` (key: incident_id; "
             "header `slatrail-schema`), published at its instant by the alert timer; "
             "`alert_key` is stable, consumers de-duplicate on it (docs/escalation.md).",
+        ),
+    ),
+    SchemaDoc(
+        "alert-correction",
+        "alert-correction.schema.json",
+        _model_schema(
+            "alert-correction.schema.json",
+            AlertCorrection,
+            "slatrail.alert/v1 correction",
+            "A correction on `incidents.alerts` (key: incident_id; header `slatrail-schema`): a "
+            "late fact removed or moved a crossing already alerted; `corrects` is the original "
+            "`alert_key` (docs/reference/topics.md, incidents.alerts).",
         ),
     ),
     SchemaDoc(

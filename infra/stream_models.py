@@ -281,6 +281,39 @@ class Alert(_Model):
     explanation: str
 
 
+class CorrectionCause(_Model):
+    type: str = Field(description="the event type that changed the history")
+    occurred_at: Instant
+    position: Count
+
+
+class AlertCorrection(_Model):
+    """A correction on `incidents.alerts` (`slatrail.alert/v1`, kind `correction`): a late
+    fact removed or moved a crossing already alerted."""
+
+    model_config = ConfigDict(title="slatrail.alert/v1 correction")
+
+    schema_: Literal["slatrail.alert/v1"] = Field(alias="schema")
+    alert_key: Annotated[str, Field(pattern=r"^[^/]+/.+/corrected/.+$")] = Field(
+        description="the correction's own stable key: `<corrects>/corrected/removed` or "
+        "`<corrects>/corrected/<new crossed_at>`; consumers de-duplicate on it"
+    )
+    corrects: str = Field(description="the `alert_key` of the alert corrected")
+    incident_id: IncidentId
+    customer: str
+    kind: Literal["correction"]
+    corrected_kind: Literal["at_risk", "breached", "escalated"]
+    change: Literal["removed", "moved"]
+    was_crossed_at: Instant | None = Field(
+        description="the instant the corrected alert was published for (null when this timer "
+        "did not publish it itself, e.g. before a restart)"
+    )
+    crossed_at: Instant | None = Field(description="the new instant; null when removed")
+    cause: CorrectionCause
+    fired_at: Instant
+    explanation: str
+
+
 # -- incidents.retry ---------------------------------------------------------------------------
 
 

@@ -22,6 +22,7 @@ from eventsourcing.persistence import Notification, StoredEvent
 from eventsourcing.utils import get_topic
 
 from slatrail.application.service import INCIDENT_TOPICS, SlatrailApplication
+from slatrail.domain.contract_version import ContractHistory
 from slatrail.domain.incident import Incident
 from slatrail.domain.model import IncidentEvent, format_instant, incident_uuid
 from slatrail.domain.receipt import MessageReceipt
@@ -45,9 +46,11 @@ from slatrail.projections.verification import (
     malformed,
     summarise_rows,
 )
+from slatrail.projections.verification.contract_chain import StoredVersion
 
 PAGE = 10_000
 RECEIPT_TOPIC = get_topic(MessageReceipt.Received)
+CONTRACT_TOPICS = frozenset(ContractHistory.EVENT_TOPICS)
 _INCIDENT_TOPICS = frozenset(INCIDENT_TOPICS)
 
 Progress = Callable[[int, int], None]  # (notifications advanced, events in them)
@@ -80,6 +83,21 @@ def decode_incident_event(
         return None, _reason(error)
     problem = malformed(record)
     return (None, problem) if problem else (record, None)
+
+
+def decode_contract_version(
+    app: SlatrailApplication, notification: StoredEvent
+) -> tuple[StoredVersion | None, str | None]:
+    try:
+        event = app.mapper.to_domain_event(notification)
+        if not isinstance(event, ContractHistory.Event):
+            return None, f"topic {notification.topic!r} is not a contract version"
+        return StoredVersion(
+            notification.originator_version, event.content, event.sha256, event.effective_from,
+            event.timestamp, event.actor, event.reason, event.prev_hash, event.hash,
+        ), None  # fmt: skip
+    except Exception as error:
+        return None, _reason(error)
 
 
 def decode_receipt(
@@ -123,6 +141,7 @@ class Verification:
             "incidents": self.summary.incidents,
             "events": self.summary.events,
             "receipts": self.summary.receipts,
+            "contract_versions": self.summary.contract_versions,
             "read_models": self.read_models,
             "notes": self.notes,
             "differences": [d.as_json() for d in self.differences],
@@ -157,6 +176,13 @@ def verify_chains(
                 for observe in observers:
                     observe(notification.id, event)
             counted = 1
+        elif topic in CONTRACT_TOPICS:
+            stored, error = decode_contract_version(app, notification)
+            verifier.contracts.version(
+                originator_id, stored, version=version, notification_id=notification.id,
+                error=error,
+            )  # fmt: skip
+            counted = 0
         elif topic == RECEIPT_TOPIC:
             receipt, error = decode_receipt(app, notification)
             verifier.receipt(
@@ -390,14 +416,14 @@ def sla_effects(
     for incident_id in incidents[:limit]:
         try:
             rebuilt = incident_sla(
-                recorded_events(container.app, incident_id), container.contracts, as_of
+                recorded_events(container.app, incident_id), container.contract_book, as_of
             )
         except (KeyError, TypeError, ValueError):
             continue  # the recorded events themselves are damaged: reported as such already
         want = rebuilt.as_json() if rebuilt else None
         try:
             stored = incident_sla(
-                store.incident_events(incident_id, SLA), container.contracts, as_of
+                store.incident_events(incident_id, SLA), container.contract_book, as_of
             )
         except (KeyError, TypeError, ValueError) as error:  # rows too damaged to evaluate
             changes = [f"cannot be evaluated from the read model ({type(error).__name__}: {error})"]

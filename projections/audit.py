@@ -17,7 +17,7 @@ from slatrail.domain.clocks import (
     evaluate,
     ratio_threshold_us,
 )
-from slatrail.domain.contracts import Contracts
+from slatrail.domain.contract_version import ContractSource
 from slatrail.domain.durations import format_duration
 from slatrail.domain.model import (
     EXCLUDED_CAUSES,
@@ -26,7 +26,7 @@ from slatrail.domain.model import (
     event_to_dict,
     format_instant,
 )
-from slatrail.domain.timeline import build_timeline
+from slatrail.domain.timeline import build_timeline, in_occurred_order
 from slatrail.projections.escalation import escalation_level
 from slatrail.projections.history import known_by
 
@@ -40,8 +40,9 @@ def audit_trail(
     as_of: datetime | None = None,
     as_known_at: datetime | None = None,
 ) -> list[dict[str, Any]]:
-    """The trail as JSON-ready entries, limited to event time `as_of` / knowledge time."""
-    visible = known_by(events, as_known_at)
+    """The trail as JSON-ready entries in occurred order (ties: position), limited to event
+    time `as_of` / knowledge time."""
+    visible = in_occurred_order(known_by(events, as_known_at))
     return [event_to_dict(e) for e in visible if as_of is None or e.occurred_at <= as_of]
 
 
@@ -65,7 +66,7 @@ class Annotation:
 
 def annotated_trail(
     events: Sequence[IncidentEvent],
-    contracts: Contracts,
+    contracts: ContractSource,
     as_of: datetime,
     *,
     as_known_at: datetime | None = None,
@@ -73,7 +74,9 @@ def annotated_trail(
     """`audit_trail` entries, each with `annotations`: what the event caused, up to the next
     event (or `as_of`) — clock stops, at-risk and breach instants, disputes, escalations."""
     trail = audit_trail(events, as_of=as_of, as_known_at=as_known_at)
-    visible = [e for e in known_by(events, as_known_at) if e.occurred_at <= as_of]
+    visible = [
+        e for e in in_occurred_order(known_by(events, as_known_at)) if e.occurred_at <= as_of
+    ]
     derived = derive_annotations(visible, contracts, as_of)
     for entry, notes in zip(trail, derived, strict=True):
         entry["annotations"] = [note.as_json() for note in notes]
@@ -81,12 +84,15 @@ def annotated_trail(
 
 
 def derive_annotations(
-    events: Sequence[IncidentEvent], contracts: Contracts, as_of: datetime
+    events: Sequence[IncidentEvent], contracts: ContractSource, as_of: datetime
 ) -> list[list[Annotation]]:
     """Per event (given in position order, all occurred by `as_of`): the derived facts from
     its occurrence up to the next event's (the last one's: up to `as_of`)."""
     out: list[list[Annotation]] = []
     level = 1
+    if not events:
+        return out
+    overrun_ratio = contracts.measuring(events[0].occurred_at).escalation.overrun_ratio
     for index, event in enumerate(events):
         upto = events[: index + 1]
         at = event.occurred_at
@@ -97,7 +103,7 @@ def derive_annotations(
         crossings: list[tuple[datetime, Annotation]] = []
         if end > at:
             at_end = _clocks(upto, end, contracts)
-            crossings = _crossings(after, at_end, contracts.escalation.overrun_ratio)
+            crossings = _crossings(after, at_end, overrun_ratio)
         notes.extend(note for _, note in crossings if note.kind != "overrun")
         level, changes = _escalations(upto, contracts, level, at, end, crossings)
         notes.extend(changes)
@@ -107,7 +113,7 @@ def derive_annotations(
 
 
 def _clocks(
-    events: Sequence[IncidentEvent], as_of: datetime, contracts: Contracts
+    events: Sequence[IncidentEvent], as_of: datetime, contracts: ContractSource
 ) -> IncidentClocks:
     timeline = build_timeline(events, as_of)
     assert timeline is not None, "an incident's history starts with reported"
@@ -229,7 +235,7 @@ def _crossings(
 
 def _escalations(
     upto: Sequence[IncidentEvent],
-    contracts: Contracts,
+    contracts: ContractSource,
     level: int,
     at: datetime,
     end: datetime,

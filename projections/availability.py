@@ -17,6 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from slatrail.domain.calendars import BusinessCalendar
+from slatrail.domain.contract_version import ContractSource
 from slatrail.domain.contracts import Contracts
 from slatrail.domain.model import Cause, IncidentEvent, Priority, State, format_instant
 from slatrail.domain.timeline import Timeline, build_timeline
@@ -201,14 +202,24 @@ class MonthlyAvailability:
         }
 
 
+def month_contracts(source: ContractSource, customer: str, month: Month) -> Contracts:
+    """The version that decides a month's figures for a customer (its tier, reporting zone,
+    availability target and credits): the one in force at the month's last instant."""
+    first = source.for_period(month.bounds(ZoneInfo("UTC"))[1] - _MICROSECOND)
+    _, end = month.bounds(ZoneInfo(reporting_zone(first, customer)))
+    return source.for_period(end - _MICROSECOND)
+
+
 def availability(
     timelines: Iterable[Timeline],
-    contracts: Contracts,
+    source: ContractSource,
     customer: str,
     month: Month,
     as_of: datetime,
 ) -> MonthlyAvailability:
-    """Availability and credit of `customer` in `month`, from timelines built as of `as_of`."""
+    """Availability and credit of `customer` in `month`, from timelines built as of `as_of`,
+    under the month's contract version (`month_contracts`)."""
+    contracts = month_contracts(source, customer, month)
     tier = contracts.tier_of(customer)
     if tier is None:
         raise ValueError(f"customer {customer!r} is not in the contracts")
@@ -247,7 +258,7 @@ def availability(
 
 def monthly_availability(
     histories: Iterable[Sequence[IncidentEvent]],
-    contracts: Contracts,
+    contracts: ContractSource,
     customer: str,
     month: Month,
     as_of: datetime,

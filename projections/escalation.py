@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from slatrail.domain.clocks import Metric
-from slatrail.domain.contracts import Contracts
+from slatrail.domain.contract_version import ContractSource
 from slatrail.domain.escalation import (
     DEFAULT_REASON,
     Crossing,
@@ -121,10 +121,11 @@ def crossing_json(c: Crossing) -> dict[str, Any]:
     }
 
 
-def state_of(timeline: Timeline, contracts: Contracts) -> EscalationState:
+def state_of(timeline: Timeline, contracts: ContractSource) -> EscalationState:
     """Escalation as of `timeline.as_of` (the timeline holds the events known by then)."""
-    found = crossings(timeline, contracts, horizon=timeline.as_of)
-    steps = level_steps(found, timeline.escalations, contracts.escalation)
+    measured = contracts.measuring(timeline.reported_at)
+    found = crossings(timeline, measured, horizon=timeline.as_of)
+    steps = level_steps(found, timeline.escalations, measured.escalation)
     return EscalationState(
         incident_id=timeline.incident_id,
         customer=timeline.customer,
@@ -133,7 +134,7 @@ def state_of(timeline: Timeline, contracts: Contracts) -> EscalationState:
         as_of=timeline.as_of,
         steps=tuple(steps),
         crossings=tuple(distinct(found)),
-        level_names=tuple(contracts.escalation.level_names),
+        level_names=tuple(measured.escalation.level_names),
     )
 
 
@@ -151,7 +152,7 @@ def distinct(found: Iterable[Crossing]) -> list[Crossing]:
 
 
 def escalation_state(
-    events: Sequence[IncidentEvent], contracts: Contracts, as_of: datetime
+    events: Sequence[IncidentEvent], contracts: ContractSource, as_of: datetime
 ) -> EscalationState | None:
     """None if the incident was not reported by `as_of`."""
     timeline = build_timeline(events, as_of)
@@ -159,7 +160,7 @@ def escalation_state(
 
 
 def escalation_level(
-    events: Sequence[IncidentEvent], contracts: Contracts, as_of: datetime
+    events: Sequence[IncidentEvent], contracts: ContractSource, as_of: datetime
 ) -> Reason:
     """The level as of `as_of` and the reason for it."""
     state = escalation_state(events, contracts, as_of)
@@ -168,7 +169,7 @@ def escalation_level(
 
 def escalations_view(
     histories: Iterable[Sequence[IncidentEvent]],
-    contracts: Contracts,
+    contracts: ContractSource,
     as_of: datetime,
     *,
     level: int | None = None,
@@ -230,11 +231,12 @@ def alert_key(incident_id: str, kind: str, metric: str | None, cycle_or_level: i
     return f"{incident_id}/{metric}/{kind}/{cycle_or_level}"
 
 
-def planned_alerts(timeline: Timeline, contracts: Contracts) -> list[PlannedAlert]:
+def planned_alerts(timeline: Timeline, contracts: ContractSource) -> list[PlannedAlert]:
     """Every alert the known events imply, past and future (as if no further event came),
     in time order. Build `timeline` with `as_of=FAR_FUTURE` to see every known event."""
-    found = crossings(timeline, contracts, horizon=None)
-    steps = level_steps(found, timeline.escalations, contracts.escalation)
+    measured = contracts.measuring(timeline.reported_at)
+    found = crossings(timeline, measured, horizon=None)
+    steps = level_steps(found, timeline.escalations, measured.escalation)
     alerts: dict[str, PlannedAlert] = {}
     for c in found:
         if c.kind is CrossingKind.OVERRUN or not c.running:
@@ -271,7 +273,7 @@ def _cycle(timeline: Timeline, moment: datetime) -> int:
     return sum(1 for at in timeline.reopenings if at <= moment)
 
 
-def next_alert(timeline: Timeline, contracts: Contracts) -> PlannedAlert | None:
+def next_alert(timeline: Timeline, contracts: ContractSource) -> PlannedAlert | None:
     """The first alert still to come after `timeline.as_of` if no further event came."""
     for alert in planned_alerts(timeline, contracts):
         if not (alert.at < timeline.as_of or (alert.inclusive and alert.at == timeline.as_of)):

@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from slatrail.domain.clocks import Clock, IncidentClocks, Metric, Status, evaluate
-from slatrail.domain.contracts import Contracts
+from slatrail.domain.contract_version import ContractBook, ContractSource
 from slatrail.domain.durations import format_duration
 from slatrail.domain.model import IncidentEvent, Priority, State, format_instant
 from slatrail.domain.timeline import Timeline, build_timeline
@@ -22,6 +22,7 @@ from slatrail.projections.availability import (
     Month,
     MonthlyAvailability,
     availability,
+    month_contracts,
     reporting_zone,
 )
 from slatrail.projections.escalation import state_of
@@ -71,7 +72,7 @@ def open_wall_seconds(t: Timeline) -> float:
 
 def monthly_reports(
     histories: Iterable[Sequence[IncidentEvent]],
-    contracts: Contracts,
+    contracts: ContractSource,
     months: Sequence[Month],
     as_of: datetime,
     *,
@@ -80,24 +81,62 @@ def monthly_reports(
 ) -> list[dict[str, Any]]:
     """One report per (customer, month): every contracted customer, or only `customer`;
     ordered by customer, then month."""
-    by_customer: dict[str, list[_Incident]] = {}
+    seen = visible_timelines(histories, as_of, as_known_at=as_known_at, customer=customer)
+    return reports_from(
+        evaluated(seen, contracts), contracts, months, as_of,
+        as_known_at=as_known_at, customer=customer,
+    )  # fmt: skip
+
+
+Seen = tuple[Sequence[IncidentEvent], Timeline]
+
+
+def visible_timelines(
+    histories: Iterable[Sequence[IncidentEvent]],
+    as_of: datetime,
+    *,
+    as_known_at: datetime | None = None,
+    customer: str | None = None,
+) -> list[Seen]:
+    """Each incident's events known by `as_known_at` and its timeline as of `as_of`."""
+    out: list[Seen] = []
     for events in histories:
         visible = known_by(events, as_known_at)
         timeline = build_timeline(visible, as_of)
         if timeline is None or (customer is not None and timeline.customer != customer):
             continue
+        out.append((visible, timeline))
+    return out
+
+
+def evaluated(seen: Iterable[Seen], contracts: ContractSource) -> dict[str, list[_Incident]]:
+    """The incidents evaluated under `contracts`, by customer, in report order."""
+    by_customer: dict[str, list[_Incident]] = {}
+    for visible, timeline in seen:
         by_customer.setdefault(timeline.customer, []).append(
             _Incident(visible, evaluate(timeline, contracts))
         )
-    names = sorted(contracts.spec.customers) if customer is None else [customer]
+    for incidents in by_customer.values():
+        incidents.sort(key=lambda i: (i.timeline.reported_at, i.timeline.incident_id))
+    return by_customer
+
+
+def reports_from(
+    by_customer: dict[str, list[_Incident]],
+    contracts: ContractSource,
+    months: Sequence[Month],
+    as_of: datetime,
+    *,
+    as_known_at: datetime | None = None,
+    customer: str | None = None,
+) -> list[dict[str, Any]]:
+    names = sorted(_customers(contracts, months)) if customer is None else [customer]
     reports = []
     for name in names:
-        if contracts.tier_of(name) is None:
-            raise ValueError(f"customer {name!r} is not in the contracts ({contracts.source})")
-        incidents = sorted(
-            by_customer.get(name, []),
-            key=lambda i: (i.timeline.reported_at, i.timeline.incident_id),
-        )
+        if all(month_contracts(contracts, name, m).tier_of(name) is None for m in months):
+            source = month_contracts(contracts, name, max(months)).source
+            raise ValueError(f"customer {name!r} is not in the contracts ({source})")
+        incidents = by_customer.get(name, [])
         for month in sorted(months):
             reports.append(
                 customer_month_report(incidents, contracts, name, month, as_of, as_known_at)
@@ -105,22 +144,32 @@ def monthly_reports(
     return reports
 
 
+def _customers(source: ContractSource, months: Sequence[Month]) -> set[str]:
+    """Every customer contracted in any of the months (by each month's version)."""
+    names: set[str] = set()
+    for month in months:
+        names.update(source.for_period(month.bounds(ZoneInfo("UTC"))[1]).spec.customers)
+    return names
+
+
 def customer_month_report(
     incidents: Sequence[_Incident],
-    contracts: Contracts,
+    source: ContractSource,
     customer: str,
     month: Month,
     as_of: datetime,
     as_known_at: datetime | None = None,
 ) -> dict[str, Any]:
+    contracts = month_contracts(source, customer, month)
     zone = ZoneInfo(reporting_zone(contracts, customer))
     start, end = month.bounds(zone)
     ours = _of_month(incidents, start, end)
     counted = [i for i in ours if not i.excluded]
-    avail = availability((i.timeline for i in incidents), contracts, customer, month, as_of)
+    avail = availability((i.timeline for i in incidents), source, customer, month, as_of)
     metrics = {str(m): _metric_figures(counted, m) for m in Metric}
     still_running = sum(metrics[str(m)]["running"] for m in Metric)
     spec_customer = contracts.customer(customer)
+    versions = _versions(source, ours, start, end)
     return {
         "customer": customer,
         "customer_name": spec_customer.name if spec_customer else None,
@@ -130,13 +179,14 @@ def customer_month_report(
         "period": {"start": format_instant(start), "end": format_instant(end)},
         "as_of": format_instant(as_of),
         "as_known_at": format_instant(as_known_at) if as_known_at else None,
+        **({"contract_versions": versions} if versions is not None else {}),
         "final": as_of >= end and still_running == 0 and not any(o.ongoing for o in avail.outages),
         "incidents": _incident_counts(ours),
         "metrics": metrics,
         **_means(counted),
         "mttr_by_priority": _mttr_by_priority(counted),
         "disputes": _disputes(ours),
-        "escalations": _escalations(ours, contracts),
+        "escalations": _escalations(ours, source),
         "postmortems": _postmortems(counted),
         "availability": avail.as_json(),
         "breaches": _breaches(counted),
@@ -150,10 +200,25 @@ def customer_month_report(
             if i.excluded and (latest := i.timeline.latest_resolution) is not None
         ],
         "trend": [
-            _trend_point(incidents, contracts, customer, month.shifted(-n), as_of)
+            _trend_point(incidents, source, customer, month.shifted(-n), as_of)
             for n in range(TREND_MONTHS, 0, -1)
         ],
     }
+
+
+def _versions(
+    source: ContractSource, ours: Sequence[_Incident], start: datetime, end: datetime
+) -> list[int] | None:
+    """The recorded contract versions the figures were computed under: the month's, and each
+    incident's (None when measured under a contracts file that is not a recorded version)."""
+    if not isinstance(source, ContractBook):
+        return None
+    used = {source.in_force(end - _INSTANT).version}
+    used.update(source.measuring_version(i.timeline.reported_at).version for i in ours)
+    return sorted(used)
+
+
+_INSTANT = timedelta(microseconds=1)
 
 
 def _of_month(incidents: Sequence[_Incident], start: datetime, end: datetime) -> list[_Incident]:
@@ -248,7 +313,7 @@ def _disputes(ours: Sequence[_Incident]) -> dict[str, Any]:
     }
 
 
-def _escalations(ours: Sequence[_Incident], contracts: Contracts) -> dict[str, Any]:
+def _escalations(ours: Sequence[_Incident], contracts: ContractSource) -> dict[str, Any]:
     levels = {i.timeline.incident_id: state_of(i.timeline, contracts).reason for i in ours}
     counts = Counter(reason.level for reason in levels.values())
     return {
@@ -336,7 +401,7 @@ def explain_breach(metric: Metric, clock: Clock, as_of: datetime) -> str:
 
 def _trend_point(
     incidents: Sequence[_Incident],
-    contracts: Contracts,
+    contracts: ContractSource,
     customer: str,
     month: Month,
     as_of: datetime,

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from slatrail.domain.clocks import IncidentClocks, evaluate
-from slatrail.domain.contracts import Contracts
+from slatrail.domain.contract_version import ContractSource
 from slatrail.domain.model import IncidentEvent, format_instant
 from slatrail.domain.timeline import build_timeline
 from slatrail.projections.escalation import Reason, state_of
@@ -51,7 +51,7 @@ class IncidentSla:
 
 def incident_sla(
     events: Sequence[IncidentEvent],
-    contracts: Contracts,
+    contracts: ContractSource,
     as_of: datetime,
     *,
     as_known_at: datetime | None = None,
@@ -66,7 +66,7 @@ def incident_sla(
 
 def sla_view(
     histories: Iterable[Sequence[IncidentEvent]],
-    contracts: Contracts,
+    contracts: ContractSource,
     as_of: datetime,
     *,
     as_known_at: datetime | None = None,

@@ -25,6 +25,9 @@ COMMAND_MODULES = (
     "checkpoint",
     "prove",
     "witness",
+    "contracts",
+    "restatements",
+    "whatif",
 )
 
 

@@ -29,7 +29,9 @@ def run(container: Container, args: argparse.Namespace) -> int:
         echo(f"slatrail audit: no incident {args.incident!r}")
         return 1
     as_of = answer_as_of(args.as_of, args.as_known_at, container.clock)
-    trail = annotated_trail(events, container.contracts, as_of, as_known_at=args.as_known_at)
+    trail = annotated_trail(
+        events, container.contracts_known_at(args.as_known_at), as_of, as_known_at=args.as_known_at
+    )
     if args.format == "json":
         print(to_json(trail))
         return 0

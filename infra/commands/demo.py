@@ -75,7 +75,7 @@ def run(container: Container, args: argparse.Namespace) -> int:
           f"→ dead letters in {dead_letters}")  # fmt: skip
     _, end = month_bounds(year, month)
     as_of = end
-    view = [s for s in sla_view(container.app.histories().values(), container.contracts, as_of)
+    view = [s for s in sla_view(container.app.histories().values(), container.contract_book, as_of)
             if s.clocks.timeline.reported_at < end]  # fmt: skip
     print()
     print(summary(view, format_instant(as_of)))

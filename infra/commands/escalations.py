@@ -96,7 +96,7 @@ def escalations_answer(
     visible = [known_by(events, as_known_at) for events in histories]
     if customer is not None:
         visible = [e for e in visible if e and e[0].data.get("customer") == customer]
-    contracts = container.contracts
+    contracts = container.contracts_known_at(as_known_at)
     view = escalations_view(
         visible, contracts, as_of, level=level,
         include_resolved=include_resolved or incident is not None,

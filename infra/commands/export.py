@@ -11,6 +11,7 @@ from slatrail.infra.bootstrap import Container
 from slatrail.infra.exports import (
     ExportCounts,
     Selection,
+    contract_records,
     export_header,
     exported_events,
     write_csv,
@@ -57,6 +58,7 @@ def run(container: Container, args: argparse.Namespace) -> int:
     records = with_inclusion(
         container, exported_events(container.app, selection, counts), checkpoint
     )
+    contracts = contract_records(container.app.contract_book())
     with contextlib.ExitStack() as stack:
         try:
             out: IO[str] = (
@@ -70,9 +72,9 @@ def run(container: Container, args: argparse.Namespace) -> int:
             header = export_header(selection, container.clock())
             if checkpoint is not None:
                 header["checkpoint"] = checkpoint.as_json()
-            write_jsonl(out, records, counts, header)
+            write_jsonl(out, records, counts, header, contracts)
         else:
-            write_csv(out, records, counts)
+            write_csv(out, records, counts, contracts)
     if args.output is not None:
         echo(
             f"exported {counts.events} events of {counts.incidents} incidents "

@@ -11,13 +11,16 @@ from pathlib import Path
 from typing import Any
 
 from slatrail.application.queries import answer_as_of, reports_for
+from slatrail.domain.model import format_instant
 from slatrail.infra.bootstrap import Container
+from slatrail.infra.errors import UsageError
 from slatrail.infra.pathargs import cannot_write, output_file_in_new_dirs
 from slatrail.infra.proofs import new_checkpoint
 from slatrail.infra.render import echo, table, to_json
 from slatrail.infra.report_html import render_html
 from slatrail.infra.timearg import instant, month, quarter
 from slatrail.projections.availability import Month
+from slatrail.projections.restatements import restatements
 
 FORMATS = ("table", "json", "csv", "html")
 METRICS = ("response", "workaround", "resolution", "postmortem")
@@ -43,6 +46,13 @@ def register(subparsers: Any) -> None:
         type=instant,
         help="answer with only what had been recorded by this instant",
     )
+    parser.add_argument(
+        "--restated-since",
+        type=instant,
+        metavar="T",
+        help="flag every figure that differs from what was known at T (say, when the report "
+        "was sent), with its cause",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -50,7 +60,7 @@ def write_html(container: Container, reports: list[dict[str, Any]], path: Path) 
     page = render_html(
         reports,
         generated_at=container.clock(),
-        source=container.contracts.source,
+        source=container.contract_book.latest.source,
         checkpoint=reports[0].get("checkpoint") if reports else None,
     )
     try:
@@ -63,8 +73,10 @@ def write_html(container: Container, reports: list[dict[str, Any]], path: Path) 
 
 def run(container: Container, args: argparse.Namespace) -> int:
     months: list[Month] = args.quarter or [args.month]
-    if args.customer is not None and container.contracts.customer(args.customer) is None:
-        known = ", ".join(sorted(container.contracts.spec.customers))
+    book = container.contracts_known_at(args.as_known_at)
+    contracted = {name for v in book.versions for name in v.contracts.spec.customers}
+    if args.customer is not None and args.customer not in contracted:
+        known = ", ".join(sorted(contracted))
         print(f"slatrail report: unknown customer {args.customer!r} (known: {known})",
               file=sys.stderr)  # fmt: skip
         return 1
@@ -72,6 +84,19 @@ def run(container: Container, args: argparse.Namespace) -> int:
     reports = reports_for(
         container, months, as_of=as_of, as_known_at=args.as_known_at, customer=args.customer
     )
+    if args.restated_since is not None:
+        if args.as_known_at is not None and args.restated_since > args.as_known_at:
+            raise UsageError("report: --restated-since must not be later than --as-known-at")
+        found = restatements(
+            container.app.histories().values(), container.contract_book, months, as_of,
+            args.restated_since, args.as_known_at, customer=args.customer,
+        )  # fmt: skip
+        for report in reports:
+            report["restated"] = [
+                {k: f[k] for k in ("figure", "old", "new", "causes")}
+                for f in found["figures"]
+                if (f["customer"], f["month"]) == (report["customer"], report["month"])
+            ]
     # Made after the figures: every event they used is inside it (docs/reports.md).
     checkpoint = report_checkpoint(container)
     for report in reports:
@@ -92,7 +117,7 @@ def run(container: Container, args: argparse.Namespace) -> int:
     elif args.format == "json":
         text = to_json(reports) + "\n"
     else:
-        text = render_table(reports) + "\n"
+        text = render_table(reports) + _restated_lines(reports, args.restated_since) + "\n"
     if args.output is not None:
         try:
             args.output.parent.mkdir(parents=True, exist_ok=True)
@@ -105,6 +130,26 @@ def run(container: Container, args: argparse.Namespace) -> int:
     else:
         echo(text.rstrip("\n"))
     return 0
+
+
+def _versions_note(reports: list[dict[str, Any]]) -> str:
+    used = sorted({v for r in reports for v in r.get("contract_versions") or []})
+    return f", under contract version(s) {', '.join(map(str, used))}" if used else ""
+
+
+def _restated_lines(reports: list[dict[str, Any]], since: Any) -> str:
+    if since is None:
+        return ""
+    lines = [f"\nrestated since {format_instant(since)}:"]
+    for report in reports:
+        for f in report.get("restated", []):
+            lines.append(
+                f"  {report['customer']} {report['month']} {f['figure']}: {f['old']} → "
+                f"{f['new']} ({'; '.join(f['causes']) or 'no recorded cause'})"
+            )
+    if len(lines) == 1:
+        lines.append("  nothing")
+    return "\n".join(lines)
 
 
 def csv_row(r: dict[str, Any]) -> dict[str, Any]:
@@ -193,7 +238,8 @@ def render_table(reports: list[dict[str, Any]]) -> str:
         return "no report"
     head = reports[0]
     out = [f"Monthly service report as of {head['as_of']}"
-           + (f" (as known at {head['as_known_at']})" if head["as_known_at"] else "")]  # fmt: skip
+           + (f" (as known at {head['as_known_at']})" if head["as_known_at"] else "")
+           + _versions_note(reports)]  # fmt: skip
     rows = []
     for r in reports:
         a = r["availability"]

@@ -123,7 +123,7 @@ def build_alert_timer(
     s, kafka = container.settings, container.kafka()
     app = container.app
     return AlertTimerWorker(
-        container.contracts,
+        container.contract_book,
         source_factory=lambda: kafka.assigned_source(
             [s.topic_events], s.group_alerts, s.kafka_batch_size
         ),

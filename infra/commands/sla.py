@@ -39,7 +39,7 @@ def run(container: Container, args: argparse.Namespace) -> int:
         echo(f"slatrail sla: no incident {args.incident!r}")
         return 1
     view = sla_view(
-        histories, container.contracts, as_of,
+        histories, container.contracts_known_at(args.as_known_at), as_of,
         as_known_at=args.as_known_at, customer=args.customer,
     )  # fmt: skip
     if args.format == "json":

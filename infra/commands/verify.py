@@ -10,6 +10,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from slatrail.application.service import INCIDENT_TOPICS
 from slatrail.infra.bootstrap import Container
 from slatrail.infra.errors import EmptyStoreError
 from slatrail.infra.exports import AnchorsError, read_anchors
@@ -60,7 +61,9 @@ def run(container: Container, args: argparse.Namespace) -> int:
     app = container.app
     notes: list[str] = []
     checkpoint = _checkpoint(container, args, notes)
-    if not app.recorder.max_notification_id() and checkpoint is None:
+    # contract version 1 alone (recorded on a store's first use) is no history to verify
+    no_history = not app.recorder.select_notifications(1, 1, topics=INCIDENT_TOPICS)
+    if no_history and checkpoint is None:
         raise EmptyStoreError(
             f"the store {redact_url(container.settings.store)} holds no events: nothing to verify "
             "(check --store / SLATRAIL_STORE)"
@@ -143,6 +146,8 @@ def render(result: Verification) -> str:
         f"verified {s.events} events of {s.incidents} incidents and {s.receipts} message "
         f"receipts: {'OK' if result.ok else f'{len(result.differences)} difference(s)'}",
     ]
+    if s.contract_versions:
+        lines.append(f"verified the chain of {s.contract_versions} contract version(s)")
     if result.read_models:
         lines.append(f"read models compared with a rebuild: {', '.join(result.read_models)}")
     lines.extend(f"note: {note}" for note in result.notes)

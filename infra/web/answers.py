@@ -104,7 +104,11 @@ def incidents_page(
             container, None, from_read_model=from_read_model, customer=customer
         )
         view += sla_view(
-            histories, container.contracts, moment, as_known_at=as_known_at, customer=customer
+            histories,
+            container.contracts_known_at(as_known_at),
+            moment,
+            as_known_at=as_known_at,
+            customer=customer,
         )
     view.sort(key=lambda s: (s.clocks.timeline.reported_at, s.incident_id))
     kept = [s for s in view if filters.keeps(s)]
@@ -142,7 +146,9 @@ def incident(
     histories = histories_for(container, incident_id, from_read_model=from_read_model)
     visible_events(histories[0] if histories else [], principal, incident_id)
     moment = answer_as_of(as_of, as_known_at, container.clock)
-    view = sla_view(histories, container.contracts, moment, as_known_at=as_known_at)
+    view = sla_view(
+        histories, container.contracts_known_at(as_known_at), moment, as_known_at=as_known_at
+    )
     if not view:  # reported after as_of / recorded after as_known_at
         raise Problem("not_found", f"no incident {incident_id!r} as of that instant")
     return sla_command.documents(view, explain=True)[0]
@@ -160,7 +166,9 @@ def audit(
     events = trail_events(container, incident_id, from_read_model=from_read_model)
     visible_events(events, principal, incident_id)
     moment = answer_as_of(as_of, as_known_at, container.clock)
-    return annotated_trail(events, container.contracts, moment, as_known_at=as_known_at)
+    return annotated_trail(
+        events, container.contracts_known_at(as_known_at), moment, as_known_at=as_known_at
+    )
 
 
 def escalations(
@@ -197,7 +205,13 @@ def reports(
     as_of: datetime | None,
     as_known_at: datetime | None,
 ) -> list[dict[str, Any]]:
-    if not principal.sees(customer) or container.contracts.customer(customer) is None:
+    if not principal.sees(customer) or customer not in _contracted(container, as_known_at):
         raise Problem("not_found", f"no customer {customer!r}")
     moment = answer_as_of(as_of, as_known_at, container.clock)
     return reports_for(container, [month], as_of=moment, as_known_at=as_known_at, customer=customer)
+
+
+def _contracted(container: Container, as_known_at: datetime | None) -> set[str]:
+    """Every customer of a contract version known then (as `slatrail report` accepts)."""
+    book = container.contracts_known_at(as_known_at)
+    return {name for version in book.versions for name in version.contracts.spec.customers}

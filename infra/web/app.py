@@ -259,7 +259,9 @@ def create_app(context: WebContext) -> FastAPI:
             return Response(render_csv(documents), media_type="text/csv; charset=utf-8")
         if format == "html":
             page = render_html(
-                documents, generated_at=container.clock(), source=container.contracts.source
+                documents,
+                generated_at=container.clock(),
+                source=container.contract_book.latest.source,
             )
             return HTMLResponse(page)
         return JSONResponse(documents)

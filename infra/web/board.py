@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from slatrail.domain.clocks import Status
-from slatrail.domain.contracts import Contracts
+from slatrail.domain.contract_version import ContractSource
 from slatrail.domain.model import IncidentEvent, format_instant
 from slatrail.infra.web.open_incidents import OpenIncidents
 from slatrail.projections.escalation import next_alert
@@ -89,7 +89,7 @@ MAX_REUSE = timedelta(seconds=60)  # recompute every incident at least once a mi
 
 
 def _compute_row(
-    events: list[IncidentEvent], contracts: Contracts, now: datetime
+    events: list[IncidentEvent], contracts: ContractSource, now: datetime
 ) -> _Computed | None:
     sla = incident_sla(events, contracts, now)
     if sla is None:
@@ -127,7 +127,7 @@ def _moved_on(computed: _Computed, now: datetime) -> Row:
 
 def compute_board(
     histories: list[list[IncidentEvent]],
-    contracts: Contracts,
+    contracts: ContractSource,
     now: datetime,
     generation: int,
     cache: dict[str, _Computed] | None = None,
@@ -176,7 +176,7 @@ class BoardCache:
     def __init__(
         self,
         incidents: OpenIncidents,
-        contracts: Callable[[], Contracts],
+        contracts: Callable[[], ContractSource],
         clock: Callable[[], datetime],
         resolution: timedelta = timedelta(seconds=1),
     ) -> None:

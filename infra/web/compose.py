@@ -48,7 +48,7 @@ def web_context(
     if from_read_model:
         container.read_models  # noqa: B018
     incidents = OpenIncidents(app)
-    board = BoardCache(incidents, lambda: container.contracts, container.clock)
+    board = BoardCache(incidents, lambda: container.contract_book, container.clock)
     if instruments is None:
         instruments = Instruments(CollectorRegistry())
     registry = instruments.registry

@@ -15,6 +15,7 @@ from datetime import datetime
 from uuid import UUID
 
 from slatrail.domain.model import GENESIS_HASH, EventType, IncidentEvent, incident_uuid
+from slatrail.projections.verification.contract_chain import ContractChain
 from slatrail.projections.verification.differences import Anchor, Difference, DifferenceKind
 from slatrail.projections.verification.receipts import ReceiptCheck, ReceiptRecord
 
@@ -33,6 +34,7 @@ class ChainSummary:
     events: int = 0
     receipts: int = 0
     other_records: int = 0
+    contract_versions: int = 0
     heads: dict[str, Anchor] = field(default_factory=dict)
 
 
@@ -80,6 +82,7 @@ class ChainVerifier:
         self._receipts = ReceiptCheck() if receipts else None
         self._anchors = dict(anchors or {})
         self._chains: dict[UUID, _Chain] = {}
+        self.contracts = ContractChain()
 
     # -- feeding ---------------------------------------------------------------------------
 
@@ -186,6 +189,8 @@ class ChainVerifier:
             else d
             for d in self.differences
         ]
+        self.differences.extend(self.contracts.found)
+        self.summary.contract_versions = self.contracts.versions
         if self._receipts is not None:
             self.differences.extend(self._receipts.finish(self.undecodable))
             self.summary.receipts = self._receipts.receipts

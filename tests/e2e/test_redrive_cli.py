@@ -89,15 +89,19 @@ def redrive(run: Run, *args: str) -> tuple[int, dict[str, Any]]:
     return done.returncode, json.loads(done.stdout)
 
 
-def add_globex(contracts_file: Path) -> None:
+def add_globex(run: Run, contracts_file: Path) -> None:
+    """Fix the cause: globex signs; the corrected contracts are recorded as a new version."""
     contracts_file.write_text(CONTRACTS_TOML + GLOBEX, encoding="utf-8")
+    since = ("--effective-from", "1970-01-01T00:00:00Z")
+    done = run("contracts", "apply", str(contracts_file), *since, "--reason", "globex signed")
+    assert done.returncode == 0, done.stderr
 
 
 def test_redrive_after_adding_the_customer_records_the_messages_marked_as_redriven(
     slatrail: Run, dead_letters: Path, contracts_file: Path, tmp_path: Path
 ) -> None:
     before = dead_letters.read_bytes()
-    add_globex(contracts_file)
+    add_globex(slatrail, contracts_file)
     code, counts = redrive(slatrail, "--file", str(dead_letters))
     assert code == 1  # the line that is not JSON is still rejected
     assert counts == {
@@ -149,7 +153,7 @@ def test_redrive_after_adding_the_customer_records_the_messages_marked_as_redriv
 def test_redriving_twice_is_harmless_the_second_time_all_duplicates(
     slatrail: Run, dead_letters: Path, contracts_file: Path, tmp_path: Path
 ) -> None:
-    add_globex(contracts_file)
+    add_globex(slatrail, contracts_file)
     redrive(slatrail, "--file", str(dead_letters))
     audit_before = slatrail("audit", "G-1", "--format", "json").stdout
     code, counts = redrive(slatrail, "--file", str(dead_letters))
@@ -182,7 +186,7 @@ def test_without_the_fix_the_dead_letters_are_still_rejected(
 def test_filters_by_code_incident_and_time(
     slatrail: Run, dead_letters: Path, contracts_file: Path
 ) -> None:
-    add_globex(contracts_file)
+    add_globex(slatrail, contracts_file)
     code, counts = redrive(slatrail, "--file", str(dead_letters), "--code", "unknown_customer")
     assert code == 0
     assert (counts["read"], counts["accepted"], counts["skipped_by_filter"]) == (4, 1, 3)

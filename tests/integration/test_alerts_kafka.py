@@ -288,3 +288,33 @@ def test_the_read_back_finds_every_published_key_even_in_a_multi_record_last_bat
     read = kafka_fired_reader(clients.config(), topic)
     assert read(lambda incident: True) == set(keys)
     assert read(lambda incident: incident == "B") == {k for k in keys if k.startswith("B/")}
+
+
+def test_a_late_acknowledged_publishes_a_correction_of_the_breach_alert(day: Day) -> None:
+    # P2 (response 1h): at risk 08:45, breached 09:00 (both published); the acknowledged of
+    # 08:30 arrives at 09:10 from a publisher replaying its outbox
+    with running(day.start()):
+        day.step(at(7.5))
+        day.record(at(8), "L", "reported", reported_data(priority="P2"))
+        day.step(at(9 + 5 / 60))
+        day.wait_consumed()
+        assert wait_until(lambda: len(day.alerts(timeout=2)) >= 4, 30, 0.1)  # 2 clocks, 2 levels
+        day.set_clock(at(9 + 10 / 60))
+        day.now = at(9 + 10 / 60)
+        from slatrail.infra.wire import decode
+
+        late = wire("acknowledged", at(8.5), None, incident_id="L", message_id="L-ack-late")
+        (outcome,) = day.app.record([decode(json.dumps(late))], now=at(9 + 10 / 60))
+        assert outcome.status == "accepted", outcome
+        day.recorded += 1
+        day.wait_consumed()
+
+        def corrections() -> list[dict[str, Any]]:
+            return [a for a in day.alerts(timeout=2) if a["kind"] == "correction"]
+
+        assert wait_until(lambda: len(corrections()) >= 2, 30, 0.1), day.alerts(timeout=2)
+    by_key = {c["corrects"]: c for c in corrections()}
+    breach = by_key["L/response/breached/0"]
+    assert breach["alert_key"] == "L/response/breached/0/corrected/removed"
+    assert (breach["change"], breach["was_crossed_at"]) == ("removed", "2026-03-02T09:00:00Z")
+    assert breach["cause"]["type"] == "acknowledged"

@@ -54,7 +54,8 @@ def incident_a_and_c_with_faults() -> tuple[list[dict[str, Any] | str], dict[int
         msg("workaround_provided", "2026-10-05T08:20:00", {"description": "d"}),  # 6 naive
         msg("awaiting_customer", "2026-10-05T08:30:00Z", {"reason": "SDK logs"}),  # 7
         msg("customer_responded", "2026-10-05T09:30:00Z"),  # 8
-        msg("escalated", "2026-10-05T09:00:00Z", {"level": 2, "reason": "late"}),  # 9 earlier
+        # 9: late (earlier than line 8), and it does not fit: A was not awaiting at 08:20
+        msg("customer_responded", "2026-10-05T08:20:00Z"),
         msg("reported", "2026-10-05T09:35:00Z", reported_data("globex", "P2"), incident_id="B"),
         msg("acknowledged", "2026-10-05T09:40:00Z"),  # 11 second acknowledgement
         msg("workaround_provided", "2026-10-05T10:00:00Z", {"description": "backup cluster"}),
@@ -415,7 +416,8 @@ class TwoWritersContract:
         self.send(second, msg("acknowledged", "2026-03-02T09:01:00Z"))
         [again] = self.send(first, msg("acknowledged", "2026-03-02T09:02:00Z"))
         assert again.code == "transition_not_allowed"
-        [late] = self.send(first, msg("triaged", "2026-03-02T09:00:30Z", {"priority": "P1"}))
+        # late, and not awaiting the customer at 09:00:30: the stored history refuses it
+        [late] = self.send(first, msg("customer_responded", "2026-03-02T09:00:30Z"))
         assert late.code == "out_of_order"
         events = first.incident_events("A")
         assert [e.position for e in events] == [1, 2]

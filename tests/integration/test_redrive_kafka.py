@@ -43,6 +43,10 @@ def newco_stream() -> list[dict[str, Any]]:
 
 
 def redrive(pipe: PipelineEnv, contracts: Path, *args: str) -> tuple[int, dict[str, Any]]:
+    """Record the corrected contracts as a version (unchanged when it already is), redrive."""
+    since = ("--effective-from", "1970-01-01T00:00:00Z")
+    applied = pipe.cli("contracts", "apply", str(contracts), *since, "--reason", "newco signed")
+    assert applied.returncode == 0, applied.stderr.decode()
     done = pipe.cli("--contracts", str(contracts), "redrive", "--format", "json", *args)
     assert done.stdout, done.stderr.decode()
     return done.returncode, json.loads(done.stdout)

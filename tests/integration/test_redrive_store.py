@@ -83,6 +83,8 @@ class RedriveStoreContract:
         ]), encoding="utf-8")  # fmt: skip
         assert cli("ingest", str(source))[0] == 1
         contracts.write_text(CONTRACTS_TOML + '\n[customers.globex]\ntier = "gold"\n')
+        since = ("--effective-from", "1970-01-01T00:00:00Z")
+        assert cli("contracts", "apply", str(contracts), *since, "--reason", "globex")[0] == 0
         dead = tmp_path / "in.rejected.jsonl"
         code, out = cli("redrive", "--file", str(dead), "--format", "json")
         assert code == 0, out

@@ -200,10 +200,36 @@ def test_reported_for_an_existing_incident_is_already_reported(way, msg) -> None
     assert_rejected(outcome, "already_reported", "INC-1", "already reported")
 
 
-def test_an_event_earlier_than_the_previous_one_is_out_of_order(way, msg) -> None:
+def test_a_late_fact_that_fits_the_lifecycle_in_occurred_order_is_accepted(way, msg) -> None:
     send_all(way, msg("reported", 0), msg("triaged", 10))
-    outcome = way.send(msg("acknowledged", 9))
-    assert_rejected(outcome, "out_of_order", "occurred_at", "earlier")
+    (late,) = send_all(way, msg("acknowledged", 9))
+    assert late.position == 3  # the chain keeps recording order
+
+
+def test_a_late_acknowledged_before_the_recorded_one_is_out_of_order(way, msg) -> None:
+    send_all(way, msg("reported", 0), msg("acknowledged", 10), msg("triaged", 20))
+    outcome = way.send(msg("acknowledged", 5, message_id="ack-again"))
+    assert_rejected(outcome, "out_of_order", "earlier", "already acknowledged")
+
+
+def test_a_late_customer_responded_while_not_awaiting_is_out_of_order(way, msg) -> None:
+    send_all(
+        way, msg("reported", 0), msg("awaiting_customer", 30), msg("customer_responded", 40),
+        msg("triaged", 50),
+    )  # fmt: skip
+    outcome = way.send(msg("customer_responded", 20, message_id="early-answer"))
+    assert_rejected(outcome, "out_of_order", "customer_responded", "while the incident is open")
+    # inside the wait it is a second answer: the first one closed the wait
+    outcome = way.send(msg("customer_responded", 35, message_id="in-wait"))
+    assert_rejected(outcome, "out_of_order", "customer_responded", "while the incident is open")
+
+
+def test_a_late_fact_changes_the_state_it_leads_to(way, msg) -> None:
+    send_all(way, msg("reported", 0), msg("triaged", 10), msg("resolved", 60))
+    send_all(way, msg("awaiting_customer", 20))  # late: the incident waited from 20 to 60
+    # resolved stays the latest: the incident is resolved, so a reopening is allowed
+    send_all(way, msg("reopened", 70))
+    assert_rejected(way.send(msg("customer_responded", 80)), "transition_not_allowed")
 
 
 def test_an_event_earlier_than_the_report_is_out_of_order(way, msg) -> None:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from eventsourcing.utils import get_topic, resolve_topic
 
+from slatrail.domain.contract_version import ContractHistory
 from slatrail.domain.incident import EVENT_CLASSES, Incident
 from slatrail.domain.receipt import MessageReceipt
 
@@ -25,6 +26,10 @@ STORED = {
     "domain.incident:Incident.PostmortemPublished": Incident.PostmortemPublished,
     "domain.receipt:MessageReceipt": MessageReceipt,
     "domain.receipt:MessageReceipt.Received": MessageReceipt.Received,
+    "domain.contract_version:ContractHistory": ContractHistory,
+    "domain.contract_version:ContractHistory.Created": ContractHistory.Created,
+    "domain.contract_version:ContractHistory.Started": ContractHistory.Started,
+    "domain.contract_version:ContractHistory.VersionRecorded": ContractHistory.VersionRecorded,
 }
 
 
