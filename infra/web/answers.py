@@ -20,6 +20,7 @@ from slatrail.application.queries import answer_as_of, histories_for, reports_fo
 from slatrail.domain.model import IncidentEvent
 from slatrail.infra.bootstrap import Container
 from slatrail.infra.commands import escalations as escalations_command
+from slatrail.infra.commands import report as report_command
 from slatrail.infra.commands import sla as sla_command
 from slatrail.infra.web.problems import Problem
 from slatrail.infra.web.tokens import Principal
@@ -208,7 +209,14 @@ def reports(
     if not principal.sees(customer) or customer not in _contracted(container, as_known_at):
         raise Problem("not_found", f"no customer {customer!r}")
     moment = answer_as_of(as_of, as_known_at, container.clock)
-    return reports_for(container, [month], as_of=moment, as_known_at=as_known_at, customer=customer)
+    documents = reports_for(
+        container, [month], as_of=moment, as_known_at=as_known_at, customer=customer
+    )
+    # As `slatrail report`: the checkpoint made right after the figures (docs/reports.md).
+    checkpoint = report_command.report_checkpoint(container)
+    for document in documents:
+        document["checkpoint"] = checkpoint
+    return documents
 
 
 def _contracted(container: Container, as_known_at: datetime | None) -> set[str]:

@@ -262,6 +262,7 @@ def create_app(context: WebContext) -> FastAPI:
                 documents,
                 generated_at=container.clock(),
                 source=container.contract_book.latest.source,
+                checkpoint=documents[0].get("checkpoint") if documents else None,
             )
             return HTMLResponse(page)
         return JSONResponse(documents)
