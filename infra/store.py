@@ -15,6 +15,7 @@ from eventsourcing.persistence import PersistenceError
 
 from slatrail.application.service import DamagedStoreError, SlatrailApplication
 from slatrail.domain.contracts import Contracts
+from slatrail.infra.batch_reads import stored_events_of
 from slatrail.infra.errors import StoreMissingError, StoreUnavailableError, UsageError
 from slatrail.infra.redact import redact_url
 
@@ -158,7 +159,7 @@ def open_application(
     env = persistence_env(store_url, connect_timeout_s)
     env["CREATE_TABLE"] = "n" if read_only else "y"
     try:
-        return SlatrailApplication(contracts, env=env)
+        return SlatrailApplication(contracts, env=env, stored_events_of=stored_events_of)
     except (PersistenceError, sqlite3.Error) as error:  # unwritable file, server gone, …
         raise StoreUnavailableError(
             f"cannot open the store {shown}: {store_error_text(error, location)}"
