@@ -15,7 +15,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 from uuid import UUID
 
 import structlog
@@ -36,6 +36,7 @@ from eventsourcing.persistence import (
 from eventsourcing.utils import get_topic
 
 from slatrail.application.outcomes import Decoded, Outcome, Status
+from slatrail.application.selection import INDEX_ROWS, IndexQuery
 from slatrail.domain.contracts import Contracts
 from slatrail.domain.errors import (
     AlreadyReportedError,
@@ -46,8 +47,9 @@ from slatrail.domain.errors import (
 )
 from slatrail.domain.incident import EVENT_CLASSES, Fact, Incident
 from slatrail.domain.messages import fingerprint, to_fact
-from slatrail.domain.model import EventType, IncidentEvent, incident_uuid, receipt_uuid
+from slatrail.domain.model import EventType, IncidentEvent, State, incident_uuid, receipt_uuid
 from slatrail.domain.receipt import MessageReceipt
+from slatrail.projections.incident_index import EntryBuilder, IndexEntry, starts_from
 
 log = structlog.get_logger("slatrail.store")
 
@@ -232,13 +234,21 @@ class SlatrailApplication(Application[UUID]):
         if kwargs or not all(isinstance(obj, _OWN) for obj in objs):
             return super().save(*objs, **kwargs)
         processing: ProcessingEvent[UUID] = ProcessingEvent()
+        entries: list[IndexEntry] = []
         for obj in objs:
             if isinstance(obj, MessageReceipt.Received):
                 processing.events.append(obj)
-            else:
-                assert isinstance(obj, Incident | MessageReceipt)
+            elif isinstance(obj, Incident):
+                pending = obj.collect_events()
+                processing.events.extend(pending)
+                processing.aggregates[obj.id] = obj
+                if pending:
+                    entries.append(_index_entry(obj, pending))
+            elif isinstance(obj, MessageReceipt):
                 processing.events.extend(obj.collect_events())
                 processing.aggregates[obj.id] = obj
+        if entries:  # the recorder writes them in the events' transaction (docs/scale.md)
+            processing.saved_kwargs[INDEX_ROWS] = entries
         recordings = self._record(processing)
         self._take_snapshots(processing)
         self._notify(recordings)
@@ -405,6 +415,54 @@ class SlatrailApplication(Application[UUID]):
                 yield notification.id, event.to_record()
             position = notifications[-1].id + 1
 
+    # -- the incident index (docs/scale.md) ---------------------------------------------------
+
+    def select_incident_ids(self, query: IndexQuery) -> Iterator[str] | None:
+        """The ids of the incidents `query` admits, in report order; None without an index."""
+        recorder = self.recorder
+        if not isinstance(recorder, IndexedRecorder) or not recorder.has_index():
+            return None
+        return recorder.select_incident_ids(query)
+
+    def histories_of(self, incident_ids: Sequence[str]) -> list[list[IncidentEvent]]:
+        """The events of each of `incident_ids` that exists (one query), in the order given."""
+        ids = [incident_uuid(i) for i in incident_ids]
+        found = self._stored_events_of(self.recorder, ids)
+        out = []
+        for aggregate_id in ids:
+            records = []
+            for stored in found.get(aggregate_id, ()):
+                event = self._decode(stored)
+                if isinstance(event, Incident.Event):
+                    records.append(event.to_record())
+            if records:
+                out.append(records)
+        return out
+
+    def index_is_stale(self) -> bool:
+        """The store has an index table that is empty while incidents are recorded (a store
+        written before the index existed)."""
+        recorder = self.recorder
+        if not isinstance(recorder, IndexedRecorder) or not recorder.has_index():
+            return False
+        if next(recorder.select_incident_ids(IndexQuery()), None) is not None:
+            return False
+        return bool(self.recorder.select_notifications(1, 1, topics=INCIDENT_TOPICS))
+
+    def rebuild_index(self) -> int:
+        """Write the index afresh from every recorded event (streamed; one small row of
+        state per incident). Returns the number of incidents indexed."""
+        recorder = self.recorder
+        if not isinstance(recorder, IndexedRecorder):
+            return 0
+        builders: dict[str, EntryBuilder] = {}
+        for _, event in self.all_events():
+            builders.setdefault(event.incident_id, EntryBuilder()).add(event)
+        entries = [e for b in builders.values() if (e := b.entry()) is not None]
+        recorder.replace_index(entries)
+        log.info("incident_index_rebuilt", incidents=len(entries))
+        return len(entries)
+
     def _decode(self, stored: StoredEvent) -> object:
         try:
             return self.mapper.to_domain_event(stored)
@@ -420,6 +478,39 @@ class SlatrailApplication(Application[UUID]):
         for _, event in self.all_events():
             grouped.setdefault(event.incident_id, []).append(event)
         return grouped
+
+
+@runtime_checkable
+class IndexedRecorder(Protocol):
+    """A recorder that keeps the incident index (infra/incident_index.py)."""
+
+    def has_index(self) -> bool: ...
+
+    def select_incident_ids(self, query: IndexQuery) -> Iterator[str]: ...
+
+    def replace_index(self, entries: Sequence[IndexEntry]) -> None: ...
+
+
+def _index_entry(incident: Incident, pending: Sequence[Any]) -> IndexEntry:
+    """The index row of `incident` after its `pending` events: the upsert keeps the earliest
+    start and the latest occurred_at of everything recorded (infra/incident_index.py)."""
+    reported_at = incident.reported_at
+    assert reported_at is not None
+    starts = min([reported_at] + [starts_from(reported_at, e.data) for e in pending])
+    if incident.impact_started_at is not None:
+        starts = min(starts, incident.impact_started_at)
+    priority = next(
+        (str(e.data["priority"]) for e in reversed(pending) if "priority" in e.data), None
+    )
+    return IndexEntry(
+        incident_id=incident.incident_id,
+        customer=incident.customer,
+        reported_at=reported_at,
+        starts_at=starts,
+        last_occurred_at=max(e.occurred_at for e in pending),
+        open=incident.state is not State.RESOLVED,
+        priority=priority,
+    )
 
 
 def _redrive_refs(

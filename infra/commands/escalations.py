@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from slatrail.application.queries import answer_as_of, histories_for
-from slatrail.domain.model import format_instant
+from slatrail.application.selection import selected_histories, sla_query
+from slatrail.domain.model import IncidentEvent, format_instant
 from slatrail.domain.timeline import build_timeline
 from slatrail.infra.bootstrap import Container
 from slatrail.infra.commands.options import add_read_model_option, add_time_options
@@ -52,16 +54,25 @@ def register(subparsers: Any) -> None:
 
 def run(container: Container, args: argparse.Namespace) -> int:
     as_of = answer_as_of(args.as_of, args.as_known_at, container.clock)
-    histories = histories_for(
-        container, args.incident, from_read_model=args.from_read_model, customer=args.customer
-    )
-    if args.incident and not histories:
-        echo(f"slatrail escalations: no incident {args.incident!r}")
-        return 1
+    include_resolved = args.all or args.incident is not None
+    histories: Iterable[Sequence[IncidentEvent]]
+    if args.incident is not None or args.from_read_model:
+        histories = histories_for(
+            container, args.incident, from_read_model=args.from_read_model,
+            customer=args.customer,
+        )  # fmt: skip
+        if args.incident and not histories:
+            echo(f"slatrail escalations: no incident {args.incident!r}")
+            return 1
+    else:  # from the incident index: the open incidents only, unless --all
+        wanted = None if include_resolved else "open"
+        query = sla_query(
+            as_of=as_of, as_known_at=args.as_known_at, customer=args.customer, state=wanted
+        )
+        histories = selected_histories(container.app, query)
     visible = [known_by(events, args.as_known_at) for events in histories]
     if args.customer is not None:
         visible = [e for e in visible if e and e[0].data.get("customer") == args.customer]
-    include_resolved = args.all or args.incident is not None
     contracts = container.contracts
     view = escalations_view(
         visible, contracts, as_of, level=args.level, include_resolved=include_resolved

@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from slatrail.application.queries import answer_as_of, reports_for
+from slatrail.application.queries import answer_as_of
+from slatrail.application.selection import selected_reports
 from slatrail.infra.bootstrap import Container
 from slatrail.infra.pathargs import cannot_write, output_file_in_new_dirs
 from slatrail.infra.render import echo, table, to_json
@@ -63,9 +64,10 @@ def run(container: Container, args: argparse.Namespace) -> int:
               file=sys.stderr)  # fmt: skip
         return 1
     as_of = answer_as_of(args.as_of, args.as_known_at, container.clock)
-    reports = reports_for(
-        container, months, as_of=as_of, as_known_at=args.as_known_at, customer=args.customer
-    )
+    reports = selected_reports(
+        container.app, container.contracts, months,
+        as_of=as_of, as_known_at=args.as_known_at, customer=args.customer,
+    )  # fmt: skip
     if args.format == "html":
         if args.output is None:
             period = f"{months[0]}_{months[-1]}" if args.quarter else str(months[0])

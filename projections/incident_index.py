@@ -1,0 +1,94 @@
+"""The incident index: one row per incident, enough to pre-select the incidents a question may
+concern without decoding the others (docs/scale.md).
+
+The index never decides an answer. It only excludes incidents that *cannot* matter; the
+selected ones are folded as before and the fold decides (state as of an instant, clock status,
+the month an incident counts in). So every column is either fixed at the report
+(`customer`, `reported_at`) or a bound that holds whatever order facts were recorded in:
+`starts_at` the earliest instant the incident may count from (the report, or an impact start
+before it), `last_occurred_at` the latest occurred_at of any event (after it nothing changes),
+`open` whether the incident is unresolved now, `priority` the latest priority recorded (shown,
+never used to exclude).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from slatrail.domain.lifecycle import next_state
+from slatrail.domain.model import EventType, IncidentEvent, State, parse_instant
+
+
+@dataclass(frozen=True, slots=True)
+class IndexEntry:
+    incident_id: str
+    customer: str
+    reported_at: datetime
+    starts_at: datetime
+    last_occurred_at: datetime
+    open: bool
+    priority: str | None
+
+
+def starts_from(reported_at: datetime, data: Mapping[str, Any]) -> datetime:
+    """The earliest instant an event's data lets the incident count from."""
+    impact = data.get("impact_started_at")
+    if impact is None:
+        return reported_at
+    try:
+        return min(reported_at, parse_instant(str(impact)))
+    except ValueError:
+        return reported_at
+
+
+class EntryBuilder:
+    """The index row of one incident, folded event by event (any order of recording)."""
+
+    __slots__ = ("customer", "incident_id", "last", "priority", "reported_at", "starts", "state")
+
+    def __init__(self) -> None:
+        self.incident_id: str | None = None
+        self.customer: str | None = None
+        self.reported_at: datetime | None = None
+        self.starts: datetime | None = None
+        self.last: datetime | None = None
+        self.state = State.OPEN
+        self.priority: str | None = None
+
+    def add(self, event: IncidentEvent) -> None:
+        if event.type is EventType.REPORTED:
+            self.incident_id = event.incident_id
+            self.customer = str(event.data.get("customer"))
+            self.reported_at = event.occurred_at
+        self.state = next_state(self.state, event.type)
+        if "priority" in event.data:
+            self.priority = str(event.data["priority"])
+        occurred = event.occurred_at
+        self.last = occurred if self.last is None else max(self.last, occurred)
+        start = starts_from(self.reported_at or occurred, event.data)
+        self.starts = start if self.starts is None else min(self.starts, start)
+
+    def entry(self) -> IndexEntry | None:
+        if self.incident_id is None or self.customer is None or self.reported_at is None:
+            return None
+        assert self.last is not None and self.starts is not None
+        return IndexEntry(
+            incident_id=self.incident_id,
+            customer=self.customer,
+            reported_at=self.reported_at,
+            starts_at=min(self.starts, self.reported_at),
+            last_occurred_at=self.last,
+            open=self.state is not State.RESOLVED,
+            priority=self.priority,
+        )
+
+
+def entry_of(events: Iterable[IncidentEvent]) -> IndexEntry | None:
+    """The index row of one incident's recorded events (None without a report)."""
+    builder = EntryBuilder()
+    for event in events:
+        builder.add(event)
+    return builder.entry()
