@@ -42,6 +42,8 @@ class IndexQuery:
     open_or_changed_after: datetime | None = None  # open now, or last_occurred_at > this
     resolved_or_changed_after: datetime | None = None  # resolved now, or last_occurred_at > this
     open_or_ended_since: datetime | None = None  # open now, or last_occurred_at >= this
+    # open, or a post-mortem pending, or changed since this (the alert timer's start-up)
+    unsettled_or_changed_since: datetime | None = None
 
     def admits(self, entry: IndexEntry) -> bool:
         """The same conditions in Python (the store without an index; tests)."""
@@ -61,6 +63,11 @@ class IndexQuery:
                 self.resolved_or_changed_after is not None
                 and entry.open
                 and last <= self.resolved_or_changed_after
+            )
+            or (
+                self.unsettled_or_changed_since is not None
+                and not entry.unsettled
+                and last < self.unsettled_or_changed_since
             )
             or (
                 self.open_or_ended_since is not None
@@ -204,3 +211,13 @@ def selected_reports(
             as_known_at=as_known_at, customer=name,
         )  # fmt: skip
     return reports
+
+
+def unsettled_events(store: IndexedHistories, *, since: datetime) -> Iterator[IncidentEvent]:
+    """The events of every incident an alert may still come from: open, or a post-mortem
+    pending, or changed since `since` (the timer's catch-up horizon: a settled incident's
+    alerts all lie before its last event). What the alert timer plans at start-up; the others
+    are reloaded from the store if an event of theirs arrives later (`AlertTimer.apply`)."""
+    query = IndexQuery(unsettled_or_changed_since=since)
+    for events in selected_histories(store, query):
+        yield from events

@@ -502,6 +502,10 @@ def _index_entry(incident: Incident, pending: Sequence[Any]) -> IndexEntry:
     priority = next(
         (str(e.data["priority"]) for e in reversed(pending) if "priority" in e.data), None
     )
+
+    def latest(kind: EventType) -> datetime | None:
+        return max((e.occurred_at for e in pending if e.type_name is kind), default=None)
+
     return IndexEntry(
         incident_id=incident.incident_id,
         customer=incident.customer,
@@ -510,6 +514,8 @@ def _index_entry(incident: Incident, pending: Sequence[Any]) -> IndexEntry:
         last_occurred_at=max(e.occurred_at for e in pending),
         open=incident.state is not State.RESOLVED,
         priority=priority,
+        resolved_at=latest(EventType.RESOLVED),
+        postmortem_at=latest(EventType.POSTMORTEM_PUBLISHED),
     )
 
 

@@ -28,7 +28,8 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 COLUMNS = (
     "incident_id TEXT PRIMARY KEY, customer TEXT NOT NULL, reported_us BIGINT NOT NULL, "
-    "starts_us BIGINT NOT NULL, last_us BIGINT NOT NULL, open SMALLINT NOT NULL, priority TEXT"
+    "starts_us BIGINT NOT NULL, last_us BIGINT NOT NULL, open SMALLINT NOT NULL, priority TEXT, "
+    "resolved_us BIGINT, postmortem_us BIGINT"
 )
 INDEXES = (
     ("customer_reported", "customer, reported_us, incident_id"),
@@ -37,11 +38,17 @@ INDEXES = (
 )
 UPSERT = (
     "INSERT INTO {table} (incident_id, customer, reported_us, starts_us, last_us, open, "
-    "priority) VALUES ({marks}) ON CONFLICT (incident_id) DO UPDATE SET "
+    "priority, resolved_us, postmortem_us) VALUES ({marks}) "
+    "ON CONFLICT (incident_id) DO UPDATE SET "
     "starts_us = {least}({table}.starts_us, excluded.starts_us), "
     "last_us = {greatest}({table}.last_us, excluded.last_us), open = excluded.open, "
-    "priority = coalesce(excluded.priority, {table}.priority)"
+    "priority = coalesce(excluded.priority, {table}.priority), "
+    "resolved_us = {greatest}(coalesce({table}.resolved_us, excluded.resolved_us), "
+    "coalesce(excluded.resolved_us, {table}.resolved_us)), "
+    "postmortem_us = {greatest}(coalesce({table}.postmortem_us, excluded.postmortem_us), "
+    "coalesce(excluded.postmortem_us, {table}.postmortem_us))"
 )
+MARKS = 9
 
 
 def to_us(moment: datetime) -> int:
@@ -52,7 +59,12 @@ def row_params(entry: IndexEntry) -> tuple[Any, ...]:
     return (
         entry.incident_id, entry.customer, to_us(entry.reported_at), to_us(entry.starts_at),
         to_us(entry.last_occurred_at), 1 if entry.open else 0, entry.priority,
+        _us_or_none(entry.resolved_at), _us_or_none(entry.postmortem_at),
     )  # fmt: skip
+
+
+def _us_or_none(moment: datetime | None) -> int | None:
+    return None if moment is None else to_us(moment)
 
 
 def where(query: IndexQuery, mark: str) -> tuple[str, list[Any]]:
@@ -78,6 +90,12 @@ def where(query: IndexQuery, mark: str) -> tuple[str, list[Any]]:
         add("(open = 1 OR last_us > ?)", to_us(query.open_or_changed_after))
     if query.resolved_or_changed_after is not None:
         add("(open = 0 OR last_us > ?)", to_us(query.resolved_or_changed_after))
+    if query.unsettled_or_changed_since is not None:
+        add(
+            "(open = 1 OR postmortem_us IS NULL OR (resolved_us IS NOT NULL "
+            "AND postmortem_us < resolved_us) OR last_us >= ?)",
+            to_us(query.unsettled_or_changed_since),
+        )
     if query.open_or_ended_since is not None:
         add("(open = 1 OR last_us >= ?)", to_us(query.open_or_ended_since))
     return (" WHERE " + " AND ".join(parts)) if parts else "", params
@@ -103,7 +121,7 @@ class IndexedSQLiteRecorder(SQLiteApplicationRecorder):
         entries: Sequence[IndexEntry] = kwargs.get(INDEX_ROWS) or ()
         if entries:
             statement = UPSERT.format(
-                table=INDEX_TABLE, marks=",".join("?" * 7), least="min", greatest="max"
+                table=INDEX_TABLE, marks=",".join("?" * MARKS), least="min", greatest="max"
             )
             c.executemany(statement, [row_params(e) for e in entries])
         return returning
@@ -141,7 +159,7 @@ class IndexedSQLiteRecorder(SQLiteApplicationRecorder):
     def replace_index(self, entries: Sequence[IndexEntry]) -> None:
         """Write `entries` as the whole index (backfill and `replay`)."""
         statement = UPSERT.format(
-            table=INDEX_TABLE, marks=",".join("?" * 7), least="min", greatest="max"
+            table=INDEX_TABLE, marks=",".join("?" * MARKS), least="min", greatest="max"
         )
         with self.datastore.transaction(commit=True) as c:
             c.execute(f"DELETE FROM {INDEX_TABLE}")

@@ -15,6 +15,7 @@ from slatrail.infra.incident_index import (
     COLUMNS,
     INDEX_TABLE,
     INDEXES,
+    MARKS,
     PAGE,
     UPSERT,
     row_params,
@@ -45,7 +46,7 @@ class IndexedPostgresRecorder(PostgresApplicationRecorder):
             )
         self._upsert = UPSERT.format(
             table=f'"{self.datastore.schema}"."{INDEX_TABLE}"',
-            marks=",".join(["%s"] * 7), least="least", greatest="greatest",
+            marks=",".join(["%s"] * MARKS), least="least", greatest="greatest",
         )  # fmt: skip
 
     def _insert_stored_events(

@@ -7,8 +7,10 @@ the month an incident counts in). So every column is either fixed at the report
 (`customer`, `reported_at`) or a bound that holds whatever order facts were recorded in:
 `starts_at` the earliest instant the incident may count from (the report, or an impact start
 before it), `last_occurred_at` the latest occurred_at of any event (after it nothing changes),
-`open` whether the incident is unresolved now, `priority` the latest priority recorded (shown,
-never used to exclude).
+`open` whether the incident is unresolved now, `resolved_at`/`postmortem_at` the latest
+occurred_at of a resolution / of a published post-mortem (a post-mortem is pending while the
+first is later than the second), `priority` the latest priority recorded (shown, never used to
+exclude).
 """
 
 from __future__ import annotations
@@ -31,6 +33,17 @@ class IndexEntry:
     last_occurred_at: datetime
     open: bool
     priority: str | None
+    resolved_at: datetime | None = None
+    postmortem_at: datetime | None = None
+
+    @property
+    def unsettled(self) -> bool:
+        """Open, or resolved without a post-mortem published since: alerts may still come."""
+        return (
+            self.open
+            or self.postmortem_at is None
+            or (self.resolved_at is not None and self.postmortem_at < self.resolved_at)
+        )
 
 
 def starts_from(reported_at: datetime, data: Mapping[str, Any]) -> datetime:
@@ -47,7 +60,10 @@ def starts_from(reported_at: datetime, data: Mapping[str, Any]) -> datetime:
 class EntryBuilder:
     """The index row of one incident, folded event by event (any order of recording)."""
 
-    __slots__ = ("customer", "incident_id", "last", "priority", "reported_at", "starts", "state")
+    __slots__ = (
+        "customer", "incident_id", "last", "postmortem", "priority", "reported_at", "resolved",
+        "starts", "state",
+    )  # fmt: skip
 
     def __init__(self) -> None:
         self.incident_id: str | None = None
@@ -57,6 +73,8 @@ class EntryBuilder:
         self.last: datetime | None = None
         self.state = State.OPEN
         self.priority: str | None = None
+        self.resolved: datetime | None = None
+        self.postmortem: datetime | None = None
 
     def add(self, event: IncidentEvent) -> None:
         if event.type is EventType.REPORTED:
@@ -67,6 +85,11 @@ class EntryBuilder:
         if "priority" in event.data:
             self.priority = str(event.data["priority"])
         occurred = event.occurred_at
+        if event.type is EventType.RESOLVED:
+            self.resolved = occurred if self.resolved is None else max(self.resolved, occurred)
+        if event.type is EventType.POSTMORTEM_PUBLISHED:
+            known = self.postmortem
+            self.postmortem = occurred if known is None else max(known, occurred)
         self.last = occurred if self.last is None else max(self.last, occurred)
         start = starts_from(self.reported_at or occurred, event.data)
         self.starts = start if self.starts is None else min(self.starts, start)
@@ -83,6 +106,8 @@ class EntryBuilder:
             last_occurred_at=self.last,
             open=self.state is not State.RESOLVED,
             priority=self.priority,
+            resolved_at=self.resolved,
+            postmortem_at=self.postmortem,
         )
 
 

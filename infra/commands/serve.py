@@ -24,6 +24,7 @@ from typing import Any
 import structlog
 from pydantic import SecretStr
 
+from slatrail.application.selection import unsettled_events
 from slatrail.consumers.alert_clock import SystemClock, TimerClock
 from slatrail.consumers.alert_timer import AlertTimerWorker
 from slatrail.consumers.inbound import InboundConsumer
@@ -103,7 +104,7 @@ def build_alert_timer(container: Container, *, clock: TimerClock | None = None) 
         clock = FileClock(Path(path)) if path else SystemClock()
     s, kafka = container.settings, container.kafka()
     app = container.app
-    return AlertTimerWorker(
+    worker = AlertTimerWorker(
         container.contracts,
         source_factory=lambda: kafka.assigned_source(
             [s.topic_events], s.group_alerts, s.kafka_batch_size
@@ -113,10 +114,12 @@ def build_alert_timer(container: Container, *, clock: TimerClock | None = None) 
         decode_event=decode_envelope,
         alerts_topic=s.topic_alerts,
         clock=clock,
-        store_events=lambda: (event for _, event in app.all_events()),
         history=app.incident_events,
         batch_size=s.kafka_batch_size,
     )
+    # start-up plans only what may still alert, from the incident index (docs/scale.md)
+    worker.store_events = lambda: unsettled_events(app, since=worker.clock.now() - worker.catch_up)
+    return worker
 
 
 def _unreachable_after(container: Container) -> float:

@@ -19,8 +19,10 @@ from slatrail.application.selection import (
     selected_reports,
     sla_answers,
     sla_query,
+    unsettled_events,
 )
 from slatrail.application.service import SlatrailApplication
+from slatrail.consumers.alert_scheduler import AlertTimer
 from slatrail.domain.model import State
 from slatrail.infra.store import open_application
 from slatrail.infra.wire import decode
@@ -137,6 +139,13 @@ def test_index_selected_answers_equal_the_whole_store(
         assert selected_reports(
             app, CONTRACTS, [month], as_of=NOW, customer=customer
         ) == monthly_reports(every(app), CONTRACTS, [month], NOW, customer=customer)
+        # the alert timer planned from the unsettled incidents only plans the same alerts
+        full, lean = AlertTimer(CONTRACTS), AlertTimer(CONTRACTS)
+        full.load((e for h in every(app) for e in h), now=as_of)
+        lean.load(unsettled_events(app, since=as_of - full.catch_up), now=as_of)
+        assert lean.pending() == full.pending()
+        assert lean.next_deadline() == full.next_deadline()
+        assert lean.due(NOW) == full.due(NOW)
         # a store without the index gives the same selection (the fallback path)
         rq = report_query([month], as_of=NOW, as_known_at=None)
         indexed = [h[0].incident_id for h in selected_histories(app, rq)]
