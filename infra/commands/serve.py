@@ -26,12 +26,13 @@ from pydantic import SecretStr
 
 from slatrail.application.selection import unsettled_events
 from slatrail.consumers.alert_clock import SystemClock, TimerClock
+from slatrail.consumers.alert_leader import LeaderGatedTimer
 from slatrail.consumers.alert_timer import AlertTimerWorker
 from slatrail.consumers.inbound import InboundConsumer
 from slatrail.consumers.projections import ProjectionConsumer
 from slatrail.consumers.relay import EventRelay
 from slatrail.consumers.runtime import Backoff, Supervisor, Worker
-from slatrail.consumers.streams import OnAssign
+from slatrail.consumers.streams import OnAssign, Source
 from slatrail.infra.alert_drivers import CLOCK_FILE_ENV, FileClock, kafka_fired_reader
 from slatrail.infra.bootstrap import Container
 from slatrail.infra.kafka import KafkaNotConfiguredError, quiet_kafka_logging, redact_config
@@ -119,7 +120,20 @@ def build_alert_timer(container: Container, *, clock: TimerClock | None = None) 
     )
     # start-up plans only what may still alert, from the incident index (docs/scale.md)
     worker.store_events = lambda: unsettled_events(app, since=worker.clock.now() - worker.catch_up)
-    return worker
+    lease = lease_topic(s.topic_alerts)
+
+    def lease_source() -> Source:
+        if s.topic_create:
+            kafka.ensure_topics([lease])
+        return kafka.source([lease], f"{s.group_alerts}-leader")
+
+    # one timer across every serve process: the holder of the lease (consumers/alert_leader.py)
+    return LeaderGatedTimer(worker, lease_factory=lease_source, lease_topic=lease)
+
+
+def lease_topic(alerts_topic: str) -> str:
+    """The alert timer's lease topic: partition 0's holder runs the timer."""
+    return f"{alerts_topic}.leader"
 
 
 def _unreachable_after(container: Container) -> float:
