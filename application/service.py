@@ -439,6 +439,13 @@ class SlatrailApplication(Application[UUID]):
                 out.append(records)
         return out
 
+    def index_entries(self) -> Iterator[IndexEntry] | None:
+        """Every row of the incident index, by incident id; None without an index."""
+        recorder = self.recorder
+        if not isinstance(recorder, IndexedRecorder) or not recorder.has_index():
+            return None
+        return recorder.index_entries()
+
     def index_is_stale(self) -> bool:
         """The store has an index table that is empty while incidents are recorded (a store
         written before the index existed)."""
@@ -489,6 +496,8 @@ class IndexedRecorder(Protocol):
     def select_incident_ids(self, query: IndexQuery) -> Iterator[str]: ...
 
     def replace_index(self, entries: Sequence[IndexEntry]) -> None: ...
+
+    def index_entries(self) -> Iterator[IndexEntry]: ...
 
 
 def _index_entry(incident: Incident, pending: Sequence[Any]) -> IndexEntry:

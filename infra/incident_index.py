@@ -67,6 +67,27 @@ def _us_or_none(moment: datetime | None) -> int | None:
     return None if moment is None else to_us(moment)
 
 
+def from_us(us: int | None) -> datetime | None:
+    return None if us is None else _EPOCH + timedelta(microseconds=int(us))
+
+
+SELECT_ENTRIES = (
+    "SELECT incident_id, customer, reported_us, starts_us, last_us, open, priority, "
+    "resolved_us, postmortem_us FROM {table} ORDER BY incident_id"
+)
+
+
+def entry_from_row(row: Any) -> IndexEntry:
+    reported, starts, last = (from_us(row[k]) for k in ("reported_us", "starts_us", "last_us"))
+    assert reported is not None and starts is not None and last is not None
+    return IndexEntry(
+        incident_id=str(row["incident_id"]), customer=str(row["customer"]), reported_at=reported,
+        starts_at=starts, last_occurred_at=last, open=bool(row["open"]),
+        priority=row["priority"], resolved_at=from_us(row["resolved_us"]),
+        postmortem_at=from_us(row["postmortem_us"]),
+    )  # fmt: skip
+
+
 def where(query: IndexQuery, mark: str) -> tuple[str, list[Any]]:
     """The query's conditions as SQL (`mark`: the driver's placeholder)."""
     parts: list[str] = []
@@ -155,6 +176,14 @@ class IndexedSQLiteRecorder(SQLiteApplicationRecorder):
             if len(rows) < PAGE:
                 return
             after = (int(rows[-1]["reported_us"]), str(rows[-1]["incident_id"]))
+
+    def index_entries(self) -> Iterator[IndexEntry]:
+        """Every row of the index, by incident id (`slatrail verify`)."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(SELECT_ENTRIES.format(table=INDEX_TABLE))
+            rows = c.fetchall()
+        for row in rows:
+            yield entry_from_row(row)
 
     def replace_index(self, entries: Sequence[IndexEntry]) -> None:
         """Write `entries` as the whole index (backfill and `replay`)."""

@@ -17,7 +17,9 @@ from slatrail.infra.incident_index import (
     INDEXES,
     MARKS,
     PAGE,
+    SELECT_ENTRIES,
     UPSERT,
+    entry_from_row,
     row_params,
     where,
 )
@@ -87,6 +89,14 @@ class IndexedPostgresRecorder(PostgresApplicationRecorder):
             if len(rows) < PAGE:
                 return
             after = (int(rows[-1]["reported_us"]), str(rows[-1]["incident_id"]))
+
+    def index_entries(self) -> Iterator[IndexEntry]:
+        table = f'"{self.datastore.schema}"."{INDEX_TABLE}"'
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(SELECT_ENTRIES.format(table=table).encode())
+            rows = curs.fetchall()
+        for row in rows:
+            yield entry_from_row(row)
 
     def replace_index(self, entries: Sequence[IndexEntry]) -> None:
         table = f'"{self.datastore.schema}"."{INDEX_TABLE}"'

@@ -25,6 +25,7 @@ class DifferenceKind(StrEnum):
     ANCHOR_MISMATCH = "anchor_mismatch"
     ANCHOR_MISSING = "anchor_missing"
     READ_MODEL_DRIFT = "read_model_drift"
+    INDEX_DRIFT = "index_drift"
 
 
 @dataclass(frozen=True, slots=True)

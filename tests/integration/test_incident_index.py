@@ -56,3 +56,49 @@ def test_the_index_follows_recording_and_is_rebuilt_for_an_old_store(store_url: 
         assert list(again.select_incident_ids(IndexQuery()) or ()) == [f"I-{n}" for n in range(6)]
     finally:
         again.close()
+
+
+def test_verify_finds_an_index_row_that_differs_from_the_events(
+    store_url: str, tmp_path: Path
+) -> None:
+    from slatrail.infra.bootstrap import Container
+    from slatrail.infra.settings import Settings
+    from slatrail.infra.verify import verify_store
+
+    contracts_path = tmp_path / "contracts.toml"
+    from tests.builders import CONTRACTS_TOML
+
+    contracts_path.write_text(CONTRACTS_TOML)
+    app = open_application(store_url, contracts_from())
+    try:
+        messages = [wire("reported", T0, reported_data("acme"), incident_id="V-1"),
+                    wire("reported", T0, reported_data("dayco"), incident_id="V-2"),
+                    wire("resolved", T0 + timedelta(hours=1), {"resolution": "x"},
+                         incident_id="V-2")]  # fmt: skip
+        assert {
+            str(o.status) for o in app.record([decode(line(m)) for m in messages], now=NOW)
+        } == {"accepted"}
+        entries = list(app.index_entries() or ())
+    finally:
+        app.close()
+
+    def findings() -> list[tuple[str, str | None]]:
+        container = Container(
+            Settings(store=store_url, contracts=contracts_path), store_read_only=True
+        )
+        try:
+            result = verify_store(container, read_models=False)
+        finally:
+            container.close()
+        return [(str(d.kind), d.incident_id) for d in result.differences]
+
+    assert findings() == []
+    app = open_application(store_url, contracts_from())
+    try:  # V-2 indexed as still open, V-1 missing from the index
+        reopened = [e for e in entries if e.incident_id == "V-2"]
+        from dataclasses import replace
+
+        app.recorder.replace_index([replace(reopened[0], open=True)])  # type: ignore[attr-defined]
+    finally:
+        app.close()
+    assert sorted(findings()) == [("index_drift", "V-1"), ("index_drift", "V-2")]
