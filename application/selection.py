@@ -11,7 +11,6 @@ from the whole store, filtered by the same conditions.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -19,62 +18,14 @@ from zoneinfo import ZoneInfo
 from slatrail.domain.contracts import Contracts
 from slatrail.domain.model import IncidentEvent, State
 from slatrail.projections.availability import Month
-from slatrail.projections.incident_index import IndexEntry, entry_of
+from slatrail.projections.incident_index import IndexQuery, entry_of
 from slatrail.projections.report import TREND_MONTHS, monthly_reports
 from slatrail.projections.sla import IncidentSla, incident_sla
 
 UTC_ZONE = ZoneInfo("UTC")
-INDEX_ROWS = "incident_index"  # the save() keyword carrying index rows to the recorder
 CHUNK = 256  # incidents whose events are read in one query
 # Month bounds are in each customer's reporting zone: a day either side covers every zone.
 ZONE_MARGIN = timedelta(days=1)
-
-
-@dataclass(frozen=True, slots=True)
-class IndexQuery:
-    """Conditions on index rows, all of which must hold (None: no condition)."""
-
-    customer: str | None = None
-    reported_by: datetime | None = None  # reported_at <= this
-    reported_since: datetime | None = None  # reported_at >= this
-    reported_until: datetime | None = None  # reported_at < this
-    starts_before: datetime | None = None  # starts_at < this
-    open_or_changed_after: datetime | None = None  # open now, or last_occurred_at > this
-    resolved_or_changed_after: datetime | None = None  # resolved now, or last_occurred_at > this
-    open_or_ended_since: datetime | None = None  # open now, or last_occurred_at >= this
-    # open, or a post-mortem pending, or changed since this (the alert timer's start-up)
-    unsettled_or_changed_since: datetime | None = None
-
-    def admits(self, entry: IndexEntry) -> bool:
-        """The same conditions in Python (the store without an index; tests)."""
-        last = entry.last_occurred_at
-        return not (
-            (self.customer is not None and entry.customer != self.customer)
-            or (self.reported_by is not None and entry.reported_at > self.reported_by)
-            or (self.reported_since is not None and entry.reported_at < self.reported_since)
-            or (self.reported_until is not None and entry.reported_at >= self.reported_until)
-            or (self.starts_before is not None and entry.starts_at >= self.starts_before)
-            or (
-                self.open_or_changed_after is not None
-                and not entry.open
-                and last <= self.open_or_changed_after
-            )
-            or (
-                self.resolved_or_changed_after is not None
-                and entry.open
-                and last <= self.resolved_or_changed_after
-            )
-            or (
-                self.unsettled_or_changed_since is not None
-                and not entry.unsettled
-                and last < self.unsettled_or_changed_since
-            )
-            or (
-                self.open_or_ended_since is not None
-                and not entry.open
-                and last < self.open_or_ended_since
-            )
-        )
 
 
 class IndexedHistories(Protocol):

@@ -36,7 +36,6 @@ from eventsourcing.persistence import (
 from eventsourcing.utils import get_topic
 
 from slatrail.application.outcomes import Decoded, Outcome, Status
-from slatrail.application.selection import INDEX_ROWS, IndexQuery
 from slatrail.domain.contracts import Contracts
 from slatrail.domain.errors import (
     AlreadyReportedError,
@@ -49,7 +48,13 @@ from slatrail.domain.incident import EVENT_CLASSES, Fact, Incident
 from slatrail.domain.messages import fingerprint, to_fact
 from slatrail.domain.model import EventType, IncidentEvent, State, incident_uuid, receipt_uuid
 from slatrail.domain.receipt import MessageReceipt
-from slatrail.projections.incident_index import EntryBuilder, IndexEntry, starts_from
+from slatrail.projections.incident_index import (
+    INDEX_ROWS,
+    EntryBuilder,
+    IndexEntry,
+    IndexQuery,
+    starts_from,
+)
 
 log = structlog.get_logger("slatrail.store")
 

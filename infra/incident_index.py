@@ -19,8 +19,7 @@ from typing import Any
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 
-from slatrail.application.selection import INDEX_ROWS, IndexQuery
-from slatrail.projections.incident_index import IndexEntry
+from slatrail.projections.incident_index import INDEX_ROWS, IndexEntry, IndexQuery
 
 INDEX_TABLE = "slatrail_incident_index"
 PAGE = 1000

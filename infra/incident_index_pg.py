@@ -10,7 +10,6 @@ from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from psycopg.sql import SQL, Identifier
 
-from slatrail.application.selection import INDEX_ROWS, IndexQuery
 from slatrail.infra.incident_index import (
     COLUMNS,
     INDEX_TABLE,
@@ -23,7 +22,7 @@ from slatrail.infra.incident_index import (
     row_params,
     where,
 )
-from slatrail.projections.incident_index import IndexEntry
+from slatrail.projections.incident_index import INDEX_ROWS, IndexEntry, IndexQuery
 
 
 class IndexedPostgresRecorder(PostgresApplicationRecorder):
