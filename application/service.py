@@ -1,7 +1,10 @@
 """The application service: an eventsourcing Application that records incident facts.
 
 Write side: `record` applies a batch of decoded messages to their incidents and saves the
-accepted ones with their receipts in one transaction (an LRU cache keeps recent incidents).
+accepted ones with their receipts in one transaction. The incidents a batch touches are read
+in one query (`StoredEventsOf`, given by the composition root); an LRU cache keeps recent
+incidents, and a second one the incident ids known to be absent, so a stream of new incidents
+costs no lookup per message.
 Read side: the recorded events, per incident or in store order. Its persistence (SQLite or
 PostgreSQL) is the eventsourcing environment the composition root builds (`infra/store.py`).
 """
@@ -9,14 +12,27 @@ PostgreSQL) is the eventsourcing environment the composition root builds (`infra
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
 from uuid import UUID
 
 import structlog
-from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import DataError, IntegrityError, PersistenceError, StoredEvent
+from eventsourcing.application import (
+    AggregateNotFoundError,
+    Application,
+    ProcessingEvent,
+)
+from eventsourcing.domain import DomainEventProtocol, MutableOrImmutableAggregate
+from eventsourcing.persistence import (
+    AggregateRecorder,
+    DataError,
+    IntegrityError,
+    PersistenceError,
+    Recording,
+    StoredEvent,
+)
 from eventsourcing.utils import get_topic
 
 from slatrail.application.outcomes import Decoded, Outcome, Status
@@ -36,12 +52,26 @@ from slatrail.domain.errors import (
 )
 from slatrail.domain.incident import EVENT_CLASSES, Fact, Incident
 from slatrail.domain.messages import fingerprint, to_fact
-from slatrail.domain.model import EventType, IncidentEvent, incident_uuid, receipt_uuid
+from slatrail.domain.model import EventType, IncidentEvent, State, incident_uuid, receipt_uuid
 from slatrail.domain.receipt import MessageReceipt
+from slatrail.projections.incident_index import (
+    INDEX_ROWS,
+    EntryBuilder,
+    IndexEntry,
+    IndexQuery,
+    starts_from,
+)
 
 log = structlog.get_logger("slatrail.store")
 
 INCIDENT_TOPICS: tuple[str, ...] = tuple(get_topic(cls) for cls in EVENT_CLASSES.values())
+
+StoredEventsOf = Callable[[AggregateRecorder, Sequence[UUID]], Mapping[UUID, Sequence[StoredEvent]]]
+"""The stored events of each given aggregate that exists, read through the application's
+recorder (in one query: `infra/batch_reads.py`)."""
+
+Receipt = MessageReceipt | MessageReceipt.Received  # a stored receipt, or one of this batch
+_OWN = (Incident, MessageReceipt, MessageReceipt.Received)
 
 
 class DamagedStoreError(RuntimeError):
@@ -63,11 +93,19 @@ class SlatrailApplication(Application[UUID]):
 
     name = "slatrail"
 
-    def __init__(self, contracts: ContractSource, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        contracts: ContractSource,
+        env: dict[str, str] | None = None,
+        *,
+        stored_events_of: StoredEventsOf | None = None,
+    ) -> None:
         super().__init__(env=env)
         self.contracts = contracts  # the recorded versions once `use_contract_book` is called
         self._incidents: OrderedDict[UUID, Incident] = OrderedDict()
+        self._absent: OrderedDict[UUID, None] = OrderedDict()  # known not to exist
         self._cache_size = 50_000
+        self._stored_events_of = stored_events_of or self._one_query_each
 
     def record(
         self,
@@ -98,13 +136,13 @@ class SlatrailApplication(Application[UUID]):
             log.warning("batch_conflict_retrying_singly", batch_size=len(batch))
         except Exception as error:
             if _store_trouble(error):
-                self._incidents.clear()
+                self._forget()
                 raise
             log.error(
                 "batch_failed_retrying_singly", batch_size=len(batch),
                 error_class=type(error).__name__,
             )  # fmt: skip
-        self._incidents.clear()  # it may hold incidents changed by the failed attempt
+        self._forget()  # the caches may hold incidents changed by the failed attempt
         return [self._record_one(item, now, refs, traces) for item in batch]
 
     def _record_one(
@@ -118,11 +156,11 @@ class SlatrailApplication(Application[UUID]):
             try:
                 return self._record_batch([item], now, careful=True, refs=refs, traces=traces)[0]
             except IntegrityError:
-                self._incidents.clear()
+                self._forget()
                 if attempt == 2:
                     raise
             except Exception as error:
-                self._incidents.clear()
+                self._forget()
                 if _store_trouble(error):
                     raise
                 return self._unprocessable(item, error)
@@ -156,23 +194,25 @@ class SlatrailApplication(Application[UUID]):
         """One transaction for the batch. Receipts are read only when needed: when `careful`,
         when the incident already holds the message_id, or to explain a rejection."""
         touched: dict[UUID, Incident] = {}
-        receipts: dict[str, MessageReceipt] = {}
+        receipts: dict[str, Receipt] = {}
         outcomes: list[Outcome] = []
-        for message, obj in batch:
-            fact = to_fact(message)
+        facts = [(to_fact(message), message, obj) for message, obj in batch]
+        ids = [incident_uuid(fact.incident_id) for fact, _, _ in facts]
+        self._look_up(ids)
+        for (fact, message, obj), aggregate_id in zip(facts, ids, strict=True):
             if refs and id(message) in refs:
                 fact = replace(fact, redrive=refs[id(message)])
             if traces and id(message) in traces:
                 fact = replace(fact, traceparent=traces[id(message)])
             print_ = fingerprint(obj)
             prior = receipts.get(fact.message_id)
-            if prior is None and (careful or self._holds(fact, touched)):
+            if prior is None and (careful or self._holds(fact, aggregate_id, touched)):
                 prior = self._receipt(fact.message_id)
             if prior is not None:
                 outcomes.append(self._repeat(fact, prior, print_))
                 continue
             try:
-                incident = self._apply(fact, touched, now)
+                incident = self._apply(fact, aggregate_id, touched, now)
             except Rejection as error:
                 earlier = None if careful else self._receipt(fact.message_id)
                 if earlier is not None:
@@ -181,7 +221,7 @@ class SlatrailApplication(Application[UUID]):
                 error.incident_id = error.incident_id or fact.incident_id
                 outcomes.append(Outcome.rejected(error, fact.message_id))
                 continue
-            receipts[fact.message_id] = MessageReceipt.issue(
+            receipts[fact.message_id] = MessageReceipt.received(
                 message_id=fact.message_id,
                 incident_id=fact.incident_id,
                 fingerprint=print_,
@@ -204,22 +244,89 @@ class SlatrailApplication(Application[UUID]):
                 self._remember(aggregate_id, incident)
         return outcomes
 
-    def _holds(self, fact: Fact, touched: dict[UUID, Incident]) -> bool:
-        aggregate_id = incident_uuid(fact.incident_id)
+    def save(
+        self,
+        *objs: MutableOrImmutableAggregate[UUID] | DomainEventProtocol[UUID] | None,
+        **kwargs: Any,
+    ) -> list[Recording[UUID]]:
+        """`Application.save`, without its runtime protocol checks per object (a third of the
+        save's cost) when given only incidents and receipts: the same `_record`, snapshots and
+        notifications, events in the order given."""
+        if kwargs or not all(isinstance(obj, _OWN) for obj in objs):
+            return super().save(*objs, **kwargs)
+        processing: ProcessingEvent[UUID] = ProcessingEvent()
+        entries: list[IndexEntry] = []
+        for obj in objs:
+            if isinstance(obj, MessageReceipt.Received):
+                processing.events.append(obj)
+            elif isinstance(obj, Incident):
+                pending = obj.collect_events()
+                processing.events.extend(pending)
+                processing.aggregates[obj.id] = obj
+                if pending:
+                    entries.append(_index_entry(obj, pending))
+            elif isinstance(obj, MessageReceipt):
+                processing.events.extend(obj.collect_events())
+                processing.aggregates[obj.id] = obj
+        if entries:  # the recorder writes them in the events' transaction (docs/scale.md)
+            processing.saved_kwargs[INDEX_ROWS] = entries
+        recordings = self._record(processing)
+        self._take_snapshots(processing)
+        self._notify(recordings)
+        return recordings
+
+    def _look_up(self, ids: Sequence[UUID]) -> None:
+        """Read every incident of `ids` that is in neither cache, in one query; remember the
+        ones found and the ones absent."""
+        wanted = list(dict.fromkeys(i for i in ids if i not in self._incidents))
+        wanted = [i for i in wanted if i not in self._absent]
+        if not wanted:
+            return
+        found = self._stored_events_of(self.recorder, wanted)
+        for aggregate_id in wanted:
+            stored = found.get(aggregate_id)
+            if not stored:
+                self._remember_absent(aggregate_id)
+                continue
+            incident: Incident | None = None
+            for record in stored:
+                event = self._decode(record)
+                if not isinstance(event, Incident.Event):
+                    raise DamagedStoreError(
+                        f"stored record {record.originator_id} v{record.originator_version} "
+                        f"belongs to an incident but decodes to {type(event).__name__}; "
+                        "run `slatrail verify`"
+                    )
+                incident = event.mutate(incident)
+            if incident is not None:
+                self._remember(aggregate_id, incident)
+
+    @staticmethod
+    def _one_query_each(
+        recorder: AggregateRecorder, ids: Sequence[UUID]
+    ) -> dict[UUID, Sequence[StoredEvent]]:
+        return {i: found for i in ids if (found := recorder.select_events(i))}
+
+    def _holds(self, fact: Fact, aggregate_id: UUID, touched: dict[UUID, Incident]) -> bool:
         incident = touched.get(aggregate_id) or self._load_incident(aggregate_id)
         return incident is not None and fact.message_id in incident.message_ids
 
-    def _apply(self, fact: Fact, touched: dict[UUID, Incident], now: datetime) -> Incident:
-        aggregate_id = incident_uuid(fact.incident_id)
-        cached = aggregate_id not in touched and aggregate_id in self._incidents
+    def _apply(
+        self, fact: Fact, aggregate_id: UUID, touched: dict[UUID, Incident], now: datetime
+    ) -> Incident:
+        cached = aggregate_id not in touched and (
+            aggregate_id in self._incidents or aggregate_id in self._absent
+        )
         try:
             return self._apply_to(fact, aggregate_id, touched, now)
         except Rejection:
             if not cached:
                 raise
-            # The cached incident may be stale (another writer went on with it): a refusal
-            # must be judged on the stored history. (A stale acceptance fails at save instead.)
+            # The cached incident (or its absence) may be stale (another writer went on with
+            # it): a refusal must be judged on the stored history. (A stale acceptance fails
+            # at save instead: the version or the receipt is already there.)
             self._incidents.pop(aggregate_id, None)
+            self._absent.pop(aggregate_id, None)
             return self._apply_to(fact, aggregate_id, touched, now)
 
     def _apply_to(
@@ -245,7 +352,7 @@ class SlatrailApplication(Application[UUID]):
         touched[aggregate_id] = incident
         return incident
 
-    def _repeat(self, fact: Fact, prior: MessageReceipt, print_: str) -> Outcome:
+    def _repeat(self, fact: Fact, prior: Receipt, print_: str) -> Outcome:
         if prior.fingerprint == print_:
             return Outcome(
                 Status.DUPLICATE, fact.message_id, fact.incident_id, position=prior.position
@@ -269,14 +376,18 @@ class SlatrailApplication(Application[UUID]):
         if cached is not None:
             self._incidents.move_to_end(aggregate_id)
             return cached
+        if aggregate_id in self._absent:
+            return None
         try:
             incident: Incident = self.repository.get(aggregate_id)
         except AggregateNotFoundError:
+            self._remember_absent(aggregate_id)
             return None
         self._remember(aggregate_id, incident)
         return incident
 
     def _remember(self, aggregate_id: UUID, incident: Incident) -> None:
+        self._absent.pop(aggregate_id, None)
         self._incidents[aggregate_id] = incident
         self._incidents.move_to_end(aggregate_id)
         while len(self._incidents) > self._cache_size:
@@ -325,6 +436,16 @@ class SlatrailApplication(Application[UUID]):
         """Judge new incidents (customer, bounds) by the recorded versions."""
         self.contracts = book
 
+    def _remember_absent(self, aggregate_id: UUID) -> None:
+        self._absent[aggregate_id] = None
+        self._absent.move_to_end(aggregate_id)
+        while len(self._absent) > self._cache_size:
+            self._absent.popitem(last=False)
+
+    def _forget(self) -> None:
+        self._incidents.clear()
+        self._absent.clear()
+
     # -- reading -------------------------------------------------------------------------
 
     def incident_events(self, incident_id: str) -> list[IncidentEvent]:
@@ -359,6 +480,61 @@ class SlatrailApplication(Application[UUID]):
                 yield notification.id, event.to_record()
             position = notifications[-1].id + 1
 
+    # -- the incident index (docs/scale.md) ---------------------------------------------------
+
+    def select_incident_ids(self, query: IndexQuery) -> Iterator[str] | None:
+        """The ids of the incidents `query` admits, in report order; None without an index."""
+        recorder = self.recorder
+        if not isinstance(recorder, IndexedRecorder) or not recorder.has_index():
+            return None
+        return recorder.select_incident_ids(query)
+
+    def histories_of(self, incident_ids: Sequence[str]) -> list[list[IncidentEvent]]:
+        """The events of each of `incident_ids` that exists (one query), in the order given."""
+        ids = [incident_uuid(i) for i in incident_ids]
+        found = self._stored_events_of(self.recorder, ids)
+        out = []
+        for aggregate_id in ids:
+            records = []
+            for stored in found.get(aggregate_id, ()):
+                event = self._decode(stored)
+                if isinstance(event, Incident.Event):
+                    records.append(event.to_record())
+            if records:
+                out.append(records)
+        return out
+
+    def index_entries(self) -> Iterator[IndexEntry] | None:
+        """Every row of the incident index, by incident id; None without an index."""
+        recorder = self.recorder
+        if not isinstance(recorder, IndexedRecorder) or not recorder.has_index():
+            return None
+        return recorder.index_entries()
+
+    def index_is_stale(self) -> bool:
+        """The store has an index table that is empty while incidents are recorded (a store
+        written before the index existed)."""
+        recorder = self.recorder
+        if not isinstance(recorder, IndexedRecorder) or not recorder.has_index():
+            return False
+        if next(recorder.select_incident_ids(IndexQuery()), None) is not None:
+            return False
+        return bool(self.recorder.select_notifications(1, 1, topics=INCIDENT_TOPICS))
+
+    def rebuild_index(self) -> int:
+        """Write the index afresh from every recorded event (streamed; one small row of
+        state per incident). Returns the number of incidents indexed."""
+        recorder = self.recorder
+        if not isinstance(recorder, IndexedRecorder):
+            return 0
+        builders: dict[str, EntryBuilder] = {}
+        for _, event in self.all_events():
+            builders.setdefault(event.incident_id, EntryBuilder()).add(event)
+        entries = [e for b in builders.values() if (e := b.entry()) is not None]
+        recorder.replace_index(entries)
+        log.info("incident_index_rebuilt", incidents=len(entries))
+        return len(entries)
+
     def _decode(self, stored: StoredEvent) -> object:
         try:
             return self.mapper.to_domain_event(stored)
@@ -374,6 +550,47 @@ class SlatrailApplication(Application[UUID]):
         for _, event in self.all_events():
             grouped.setdefault(event.incident_id, []).append(event)
         return grouped
+
+
+@runtime_checkable
+class IndexedRecorder(Protocol):
+    """A recorder that keeps the incident index (infra/incident_index.py)."""
+
+    def has_index(self) -> bool: ...
+
+    def select_incident_ids(self, query: IndexQuery) -> Iterator[str]: ...
+
+    def replace_index(self, entries: Sequence[IndexEntry]) -> None: ...
+
+    def index_entries(self) -> Iterator[IndexEntry]: ...
+
+
+def _index_entry(incident: Incident, pending: Sequence[Any]) -> IndexEntry:
+    """The index row of `incident` after its `pending` events: the upsert keeps the earliest
+    start and the latest occurred_at of everything recorded (infra/incident_index.py)."""
+    reported_at = incident.reported_at
+    assert reported_at is not None
+    starts = min([reported_at] + [starts_from(reported_at, e.data) for e in pending])
+    if incident.impact_started_at is not None:
+        starts = min(starts, incident.impact_started_at)
+    priority = next(
+        (str(e.data["priority"]) for e in reversed(pending) if "priority" in e.data), None
+    )
+
+    def latest(kind: EventType) -> datetime | None:
+        return max((e.occurred_at for e in pending if e.type_name is kind), default=None)
+
+    return IndexEntry(
+        incident_id=incident.incident_id,
+        customer=incident.customer,
+        reported_at=reported_at,
+        starts_at=starts,
+        last_occurred_at=max(e.occurred_at for e in pending),
+        open=incident.state is not State.RESOLVED,
+        priority=priority,
+        resolved_at=latest(EventType.RESOLVED),
+        postmortem_at=latest(EventType.POSTMORTEM_PUBLISHED),
+    )
 
 
 def _redrive_refs(

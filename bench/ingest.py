@@ -1,16 +1,27 @@
-"""Ingest throughput: `slatrail ingest` of N events vs naive `Application.save()` per aggregate.
+"""Ingest throughput: `slatrail ingest` of N events as a ratio to eventsourcing's own saves.
 
-Usage: python bench/ingest.py [EVENTS]   (default 100000)
-Prints events/s of both on SQLite files in the same temp dir, and the ratio (target ≥ 1.0).
+Usage: python bench/ingest.py [EVENTS] [--postgres]   (default 100000 events, SQLite)
+
+Same run, same database engine, same machine:
+- slatrail: `slatrail ingest FILE` as a whole process (start-up included), 10 messages per
+  incident interleaved like a live stream; every message is decoded, checked, hash-chained,
+  and stored as an incident event plus its receipt;
+- batched: eventsourcing `Application.save()` of 250 new one-event aggregates per call
+  (no decoding, no rules: the library's own pace on this database);
+- per-save: `Application.save()` of one new aggregate per call.
+Prints events/s of each and the ratios slatrail ÷ batched (target ≥ 0.5) and slatrail ÷
+per-save (keep ≥ 2). `--postgres` runs on a throwaway PostgreSQL (tests/servers.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from eventsourcing.application import Application
@@ -18,6 +29,8 @@ from eventsourcing.domain import Aggregate, event
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._data import jsonl
+
+BATCH = 250
 
 
 class Probe(Aggregate):
@@ -27,24 +40,22 @@ class Probe(Aggregate):
         self.payload = payload
 
 
-def naive_saves(db: Path, count: int) -> float:
-    """events/s of one `Application.save()` per new aggregate (one event each)."""
-    app = Application(env={"PERSISTENCE_MODULE": "eventsourcing.sqlite",
-                           "SQLITE_DBNAME": str(db), "CREATE_TABLE": "y"})  # fmt: skip
+def library_saves(env: dict[str, str], count: int, per_save: int) -> float:
+    """events/s of `Application.save()` of `per_save` new one-event aggregates per call."""
+    app = Application(env={**env, "CREATE_TABLE": "y"})
     payload = "x" * 200
     started = time.perf_counter()
-    for n in range(count):
-        app.save(Probe(n, payload))
+    for first in range(0, count, per_save):
+        app.save(*(Probe(n, payload) for n in range(first, min(count, first + per_save))))
     elapsed = time.perf_counter() - started
     app.close()
     return count / elapsed
 
 
-def slatrail_ingest(workdir: Path, events: int) -> tuple[float, str]:
+def slatrail_ingest(workdir: Path, events: int, store: str) -> tuple[float, str]:
     source = workdir / "bench.jsonl"
     source.write_text(jsonl(events))
-    env = {**os.environ, "SLATRAIL_STORE": f"sqlite:///{workdir / 'slatrail.db'}",
-           "SLATRAIL_LOG_LEVEL": "error"}  # fmt: skip
+    env = {**os.environ, "SLATRAIL_STORE": store, "SLATRAIL_LOG_LEVEL": "error"}
     started = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-m", "slatrail.infra.cli", "ingest", str(source)],
@@ -56,17 +67,46 @@ def slatrail_ingest(workdir: Path, events: int) -> tuple[float, str]:
     return events / elapsed, done.stdout.strip()
 
 
+@contextlib.contextmanager
+def stores(workdir: Path, postgres: bool) -> Iterator[tuple[str, dict[str, str], dict[str, str]]]:
+    """(slatrail store URL, env of the batched baseline, env of the per-save baseline)."""
+    if not postgres:
+        yield (
+            f"sqlite:///{workdir / 'slatrail.db'}",
+            {"PERSISTENCE_MODULE": "eventsourcing.sqlite",
+             "SQLITE_DBNAME": str(workdir / "batched.db")},
+            {"PERSISTENCE_MODULE": "eventsourcing.sqlite",
+             "SQLITE_DBNAME": str(workdir / "single.db")},
+        )  # fmt: skip
+        return
+    from tests.servers import postgres_env_from_url, start_postgres
+
+    with start_postgres() as pg:
+        yield (
+            pg.create_database("bench_slatrail"),
+            postgres_env_from_url(pg.create_database("bench_batched")),
+            postgres_env_from_url(pg.create_database("bench_single")),
+        )
+
+
 def main() -> None:
-    events = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
-    with tempfile.TemporaryDirectory() as tmp:
-        workdir = Path(tmp)
-        ingest_rate, summary = slatrail_ingest(workdir, events)
-        baseline_count = min(events, 20_000)
-        baseline = naive_saves(workdir / "naive.db", baseline_count)
-    print(f"slatrail ingest: {events} events, {ingest_rate:,.0f} events/s ({summary})")
-    print(f"baseline eventsourcing Application.save() one aggregate per call "
-          f"({baseline_count} saves): {baseline:,.0f} events/s")  # fmt: skip
-    print(f"ratio ingest/baseline: {ingest_rate / baseline:.2f} (target >= 1.0)")
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    postgres = "--postgres" in sys.argv
+    events = int(args[0]) if args else 100_000
+    single_count = min(events, 10_000)
+    with tempfile.TemporaryDirectory() as tmp, stores(Path(tmp), postgres) as urls:
+        store, batched_env, single_env = urls
+        ingest_rate, summary = slatrail_ingest(Path(tmp), events, store)
+        batched = library_saves(batched_env, events, BATCH)
+        single = library_saves(single_env, single_count, 1)
+    engine = "PostgreSQL" if postgres else "SQLite"
+    print(f"engine: {engine}")
+    print(f"slatrail ingest (whole process): {events} events, {ingest_rate:,.0f} events/s "
+          f"({summary})")  # fmt: skip
+    print(f"eventsourcing save, {BATCH} aggregates per call ({events}): {batched:,.0f} events/s")
+    print(f"eventsourcing save, one aggregate per call ({single_count}): {single:,.0f} events/s")
+    print(f"ratio slatrail / batched save: {ingest_rate / batched:.2f} (target >= 0.5)")
+    print(f"ratio slatrail / one-per-save: {ingest_rate / single:.2f} (keep >= 2)")
 
 
 if __name__ == "__main__":

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
+from eventsourcing.utils import get_topic
 
 from slatrail.domain.model import receipt_uuid
 
@@ -48,3 +50,21 @@ class MessageReceipt(Aggregate):
             fingerprint=fingerprint,
             position=position,
         )
+
+    @classmethod
+    def received(
+        cls, *, message_id: str, incident_id: str, fingerprint: str, position: int, now: datetime
+    ) -> MessageReceipt.Received:
+        """The event `issue` would record, without building the aggregate (the record path
+        never reads a receipt it has just written; stored exactly as `issue` stores it)."""
+        fields: dict[str, Any] = {
+            "originator_id": receipt_uuid(message_id),
+            "originator_version": cls.INITIAL_VERSION,
+            "timestamp": now,
+            "originator_topic": get_topic(cls),
+            "message_id": message_id,
+            "incident_id": incident_id,
+            "fingerprint": fingerprint,
+            "position": position,
+        }
+        return cls.Received(**fields)

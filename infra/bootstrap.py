@@ -27,7 +27,6 @@ from slatrail.domain.contract_version import (
 )
 from slatrail.domain.contracts import Contracts, ContractsError, load_contracts
 from slatrail.infra.errors import StoreMissingError, StoreUnavailableError, UsageError
-from slatrail.infra.read_model_store import ReadModelStore, default_read_model_url
 from slatrail.infra.redact import redact_url
 from slatrail.infra.settings import Settings
 from slatrail.infra.store import (
@@ -38,8 +37,9 @@ from slatrail.infra.store import (
     store_error_text,
 )
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # imported when first used: a command that never asks them never loads them
     from slatrail.infra.kafka import KafkaClients
+    from slatrail.infra.read_model_store import ReadModelStore
 
 SAMPLE_CONTRACTS = "contracts.sample.toml"
 
@@ -176,6 +176,8 @@ class Container:
     @property
     def read_model_url(self) -> str:
         """settings.read_model, else next to a SQLite store (`x.db` → `x-read.db`)."""
+        from slatrail.infra.read_model_store import default_read_model_url
+
         return self.settings.read_model or default_read_model_url(self.settings.store)
 
     @property
@@ -209,6 +211,8 @@ class Container:
                     f"no read models at {shown}: run `slatrail serve` or `slatrail replay` "
                     "first (check SLATRAIL_READ_MODEL)"
                 )
+            from slatrail.infra.read_model_store import ReadModelStore
+
             return ReadModelStore(target)
         except Exception as error:
             if not isinstance(error, sqlite3.Error | PersistenceError) and not type(

@@ -15,16 +15,11 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import structlog
-from eventsourcing.persistence import PersistenceError
-from pydantic import ValidationError
 
-from slatrail.application.service import DamagedStoreError
-from slatrail.domain.contracts import ContractsError
-from slatrail.infra.bootstrap import Container
-from slatrail.infra.commands import command_modules
+from slatrail.infra.commands import COMMANDS, command_module
 from slatrail.infra.errors import (
     EXIT_FINDING,
     EXIT_INTERNAL,
@@ -33,9 +28,11 @@ from slatrail.infra.errors import (
     OperatorError,
 )
 from slatrail.infra.logging import LOG_FORMATS, configure_logging
-from slatrail.infra.read_model_store import ReadModelURLError
 from slatrail.infra.redact import Scrubber
-from slatrail.infra.settings import Settings
+
+if TYPE_CHECKING:  # start-up imports only what the command being run needs
+    from slatrail.infra.bootstrap import Container
+    from slatrail.infra.settings import Settings
 
 # Commands that only read the event store: they never create it (a missing store is exit 1).
 STORE_READERS = frozenset(
@@ -64,7 +61,26 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+# Global options that take a value (to find the command in argv without parsing it).
+_VALUED = frozenset({"--store", "--contracts", "--kafka", "--log-level", "--log-format"})
+
+
+def command_in(arguments: Sequence[str]) -> str | None:
+    """The command named in `arguments` (the first word after the global options), if any."""
+    skip = False
+    for argument in arguments:
+        if skip:
+            skip = False
+        elif argument in _VALUED:
+            skip = True
+        elif not argument.startswith("-"):
+            return argument if argument in COMMANDS else None
+    return None
+
+
+def build_parser(command: str | None = None, *, every: bool = False) -> argparse.ArgumentParser:
+    """The parser with `command`'s own options (all of them with `every`); the other
+    commands are listed with their help line only, so their modules are not imported."""
     parser = Parser(
         prog="slatrail",
         description="Event-sourced incident lifecycle and SLA compliance.",
@@ -92,12 +108,19 @@ def build_parser() -> argparse.ArgumentParser:
         "terminal  [SLATRAIL_LOG_FORMAT]",
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in command_modules():
-        module.register(subparsers)
+    for name, line in COMMANDS.items():
+        if every or name == command:
+            command_module(name).register(subparsers)
+        else:
+            subparsers.add_parser(name, help=line, add_help=False)
     return parser
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
+    from pydantic import ValidationError
+
+    from slatrail.infra.settings import Settings
+
     overrides = {
         key: value
         for key, value in (
@@ -148,11 +171,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     log = structlog.get_logger("slatrail")
     container: Container | None = None
     try:
-        args = build_parser().parse_args(arguments)
+        args = build_parser(command_in(arguments)).parse_args(arguments)
+        if not hasattr(args, "handler"):  # the command was not where command_in looked
+            args = build_parser(args.command).parse_args(arguments)
         settings = settings_from(args)
         scrub = _scrubber(arguments, settings)
         debug = settings.log_level.lower() == "debug"
         configure_logging(settings.log_level, settings.log_format)
+        from slatrail.infra.bootstrap import Container
+
         container = Container(
             settings,
             store_read_only=getattr(args, "store_reader", args.command in STORE_READERS),
@@ -160,42 +187,83 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         code: int = args.handler(container, args)
         return code
-    except (OperatorError, DamagedStoreError, ContractsError, ReadModelURLError) as error:
-        exit_code = getattr(error, "exit_code", EXIT_USAGE)
-        message = scrub(getattr(error, "prefix", "") + str(error))
-        log.error("operator_error", error=message, exit_code=exit_code)
-        print(f"slatrail: {message}", file=sys.stderr)
-        return exit_code
-    except (PersistenceError, sqlite3.Error) as error:  # the store failed while in use
-        text = scrub(str(error).strip().splitlines()[0] if str(error).strip() else repr(error))
-        damaged = "malformed" in text or "not a database" in text
-        message = f"the store is damaged: {text}" if damaged else f"the store failed: {text}"
-        log.error("store_error", error=message)
-        print(f"slatrail: {message}", file=sys.stderr)
-        return EXIT_FINDING if damaged else EXIT_USAGE
+    except OperatorError as error:
+        return _operator_error(error, scrub, log)
     except KeyboardInterrupt:
         print("slatrail: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         return 0
-    except Exception as error:  # last resort: a bug in slatrail, still one line, no secret
-        text = scrub(str(error).strip().splitlines()[0] if str(error).strip() else "")[:300]
-        what = type(error).__name__ + (f": {text}" if text else "")
-        log.error("internal_error", error=what)
-        if debug:
-            print(scrub(traceback.format_exc()), file=sys.stderr, end="")
-        print(
-            f"slatrail: internal error ({what}); "
-            + ("the traceback is above" if debug else "rerun with --log-level debug for details"),
-            file=sys.stderr,
-        )
-        return EXIT_INTERNAL
+    except Exception as error:
+        if _is_operator_error(error):
+            return _operator_error(error, scrub, log)
+        if _is_store_error(error):
+            return _store_error(error, scrub, log)
+        return _internal_error(error, scrub, log, debug)
     finally:
         if container is not None:
             try:
                 container.close()
             except Exception as error:  # closing must not turn an answer into a traceback
                 log.warning("close_failed", error=scrub(repr(error)))
+
+
+def _loaded(module: str, name: str) -> type[BaseException] | None:
+    """An exception class of `module` if that module was imported (else nothing there raised
+    it): the error handling itself must not import the store or the domain."""
+    found = sys.modules.get(module)
+    return getattr(found, name, None) if found is not None else None
+
+
+def _is_operator_error(error: Exception) -> bool:
+    kinds = [
+        _loaded("slatrail.application.service", "DamagedStoreError"),
+        _loaded("slatrail.domain.contracts", "ContractsError"),
+        _loaded("slatrail.infra.read_model_store", "ReadModelURLError"),
+    ]
+    return any(kind is not None and isinstance(error, kind) for kind in kinds)
+
+
+def _is_store_error(error: Exception) -> bool:
+    persistence = _loaded("eventsourcing.persistence", "PersistenceError")
+    return isinstance(error, sqlite3.Error) or (
+        persistence is not None and isinstance(error, persistence)
+    )
+
+
+def _operator_error(error: Exception, scrub: Scrubber, log: structlog.BoundLogger) -> int:
+    exit_code: int = getattr(error, "exit_code", EXIT_USAGE)
+    message = scrub(getattr(error, "prefix", "") + str(error))
+    log.error("operator_error", error=message, exit_code=exit_code)
+    print(f"slatrail: {message}", file=sys.stderr)
+    return exit_code
+
+
+def _store_error(error: Exception, scrub: Scrubber, log: structlog.BoundLogger) -> int:
+    """The store failed while in use."""
+    text = scrub(str(error).strip().splitlines()[0] if str(error).strip() else repr(error))
+    damaged = "malformed" in text or "not a database" in text
+    message = f"the store is damaged: {text}" if damaged else f"the store failed: {text}"
+    log.error("store_error", error=message)
+    print(f"slatrail: {message}", file=sys.stderr)
+    return EXIT_FINDING if damaged else EXIT_USAGE
+
+
+def _internal_error(
+    error: Exception, scrub: Scrubber, log: structlog.BoundLogger, debug: bool
+) -> int:
+    """Last resort: a bug in slatrail, still one line, no secret."""
+    text = scrub(str(error).strip().splitlines()[0] if str(error).strip() else "")[:300]
+    what = type(error).__name__ + (f": {text}" if text else "")
+    log.error("internal_error", error=what)
+    if debug:
+        print(scrub(traceback.format_exc()), file=sys.stderr, end="")
+    print(
+        f"slatrail: internal error ({what}); "
+        + ("the traceback is above" if debug else "rerun with --log-level debug for details"),
+        file=sys.stderr,
+    )
+    return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import IO, Any
 
 # C0 controls (incl. TAB, LF, CR), DEL, C1 controls, the line and paragraph separators, and the
@@ -75,3 +75,15 @@ def escape_json_text(text: str) -> str:
 def to_json(value: Any) -> str:
     """Indented JSON; strings exact, the characters a terminal acts on written as escapes."""
     return escape_json_text(json.dumps(value, ensure_ascii=False, indent=2))
+
+
+def write_json_list(items: Iterable[Any], *, file: IO[str] | None = None) -> None:
+    """`print(to_json(list(items)))`, written item by item (the same text, byte for byte):
+    a long answer is never held whole in memory."""
+    out = sys.stdout if file is None else file
+    first = True
+    for item in items:
+        text = escape_json_text(json.dumps(item, ensure_ascii=False, indent=2))
+        out.write(("[\n" if first else ",\n") + "  " + text.replace("\n", "\n  "))
+        first = False
+    out.write("[]\n" if first else "\n]\n")

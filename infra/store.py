@@ -11,12 +11,16 @@ import sqlite3
 from dataclasses import dataclass
 from urllib.parse import quote, unquote, urlsplit
 
+import structlog
 from eventsourcing.persistence import PersistenceError
 
 from slatrail.application.service import DamagedStoreError, SlatrailApplication
 from slatrail.domain.contracts import Contracts
+from slatrail.infra.batch_reads import stored_events_of
 from slatrail.infra.errors import StoreMissingError, StoreUnavailableError, UsageError
 from slatrail.infra.redact import redact_url
+
+log = structlog.get_logger("slatrail.store")
 
 
 class StoreURLError(UsageError, ValueError):
@@ -27,6 +31,9 @@ STORE_TABLE = "stored_events"  # eventsourcing's SQLite table (PostgreSQL: slatr
 PG_TABLE = "slatrail_events"
 DEFAULT_CONNECT_TIMEOUT_S = 5.0
 URL_HINT = "use sqlite:///relative/path, sqlite:////absolute/path or postgresql://user:password@host:port/db"
+# eventsourcing's recorders, keeping the incident index too (infra/incident_index.py)
+SQLITE_RECORDER_TOPIC = "slatrail.infra.incident_index:IndexedSQLiteRecorder"
+POSTGRES_RECORDER_TOPIC = "slatrail.infra.incident_index_pg:IndexedPostgresRecorder"
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 
 
@@ -117,9 +124,14 @@ def persistence_env(
     """eventsourcing environment for `sqlite:///path` or `postgresql://user:pw@host:port/db`."""
     location = parse_store_url(store_url)
     if location.scheme == "sqlite":
-        return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": location.path}
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "SQLITE_DBNAME": location.path,
+            "APPLICATION_RECORDER_TOPIC": SQLITE_RECORDER_TOPIC,
+        }
     return {
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "APPLICATION_RECORDER_TOPIC": POSTGRES_RECORDER_TOPIC,
         "POSTGRES_DBNAME": location.dbname,
         "POSTGRES_HOST": location.host,
         "POSTGRES_PORT": str(location.port),
@@ -158,7 +170,11 @@ def open_application(
     env = persistence_env(store_url, connect_timeout_s)
     env["CREATE_TABLE"] = "n" if read_only else "y"
     try:
-        return SlatrailApplication(contracts, env=env)
+        app = SlatrailApplication(contracts, env=env, stored_events_of=stored_events_of)
+        if not read_only and app.index_is_stale():
+            log.warning("incident_index_building", store=shown)
+            app.rebuild_index()
+        return app
     except (PersistenceError, sqlite3.Error) as error:  # unwritable file, server gone, …
         raise StoreUnavailableError(
             f"cannot open the store {shown}: {store_error_text(error, location)}"

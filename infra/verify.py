@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import multiprocessing
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
@@ -31,6 +31,7 @@ from slatrail.infra.errors import StoreMissingError
 from slatrail.infra.read_model_store import ReadModelStore
 from slatrail.infra.redact import redact_url
 from slatrail.infra.store import open_application, sqlite_path
+from slatrail.projections.incident_index import EntryBuilder, IndexEntry
 from slatrail.projections.read_models import READ_MODELS, SLA, STORE_SOURCE
 from slatrail.projections.sla import incident_sla
 from slatrail.projections.verification import (
@@ -271,6 +272,15 @@ def verify_store(
                 last[event.incident_id] = event.position
 
     app = container.app
+    builders: dict[str, EntryBuilder] = {}
+
+    def note_index(notification_id: int, event: IncidentEvent) -> None:
+        builders.setdefault(event.incident_id, EntryBuilder()).add(event)
+
+    stored_index = app.index_entries()
+    observers: list[Callable[[int, IncidentEvent], None]] = [note_tracked] if tracked_last else []
+    if stored_index is not None:
+        observers.append(note_index)
     parallel = (app.recorder.max_notification_id() or 0) >= PARALLEL_FROM
     with contextlib.ExitStack() as stack:
         rows: Future[list[ReadModelRows]] | None = None
@@ -286,7 +296,7 @@ def verify_store(
             app,
             anchors=anchors,
             progress=progress,
-            observers=[note_tracked] if tracked_last else [],
+            observers=observers,
             receipts=receipts is None,
         )
         if receipts is not None:
@@ -301,6 +311,10 @@ def verify_store(
         else:
             summaries = []  # no read-model database: verifying never creates one
     result = Verification(verifier.summary, list(verifier.differences), notes=notes)
+    if stored_index is not None:  # for incidents whose events verify (else that is the finding)
+        damaged = {d.incident_id for d in result.differences}
+        drift = index_drift(builders, stored_index)
+        result.differences.extend(d for d in drift if d.incident_id not in damaged)
     for plan, summary in zip(plans, summaries, strict=True):
         assert store is not None
         drift, lagging = compare_read_model(
@@ -324,6 +338,34 @@ def verify_store(
             )
     result.differences.sort(key=_by_place)
     return result
+
+
+def index_drift(
+    builders: Mapping[str, EntryBuilder], stored: Iterable[IndexEntry]
+) -> list[Difference]:
+    """Rows of the incident index that are not what the verified events give (docs/scale.md)."""
+    found: list[Difference] = []
+    seen: set[str] = set()
+    for entry in stored:
+        seen.add(entry.incident_id)
+        builder = builders.get(entry.incident_id)
+        want = builder.entry() if builder is not None else None
+        if want is None:
+            found.append(Difference(DifferenceKind.INDEX_DRIFT, "indexed but never reported",
+                                    incident_id=entry.incident_id))  # fmt: skip
+        elif want != entry:
+            changed = [f for f in want.__slots__ if getattr(want, f) != getattr(entry, f)]
+            found.append(Difference(
+                DifferenceKind.INDEX_DRIFT,
+                f"index row differs from the events in {', '.join(changed)} (rebuild it: "
+                "empty the table and open the store with a writing command)",
+                incident_id=entry.incident_id,
+            ))  # fmt: skip
+    for incident_id, builder in builders.items():
+        if incident_id not in seen and builder.entry() is not None:
+            found.append(Difference(DifferenceKind.INDEX_DRIFT, "reported but not indexed",
+                                    incident_id=incident_id))  # fmt: skip
+    return found
 
 
 _KIND_ORDER = {kind: n for n, kind in enumerate(DifferenceKind)}

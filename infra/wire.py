@@ -107,17 +107,6 @@ def _readable_incident_id(value: object) -> str | None:
 _MAY_HOLD_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
-def strict_loads(text: str) -> Any:
-    """`json.loads` for an audit trail: no NaN/Infinity, no number beyond a float, no repeated
-    key (raises `ValueError`; `_DuplicateKeyError` for a repeated key)."""
-    return json.loads(
-        text,
-        object_pairs_hook=_unique_keys,
-        parse_constant=_no_constant,
-        parse_float=_finite_float,
-    )
-
-
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON (RFC 8259 has no NaN or Infinity)")
 
@@ -127,6 +116,14 @@ def _finite_float(text: str) -> float:
     if not math.isfinite(value):
         raise ValueError(f"number {text[:40]} is out of range")
     return value
+
+
+def strict_loads(text: str) -> Any:
+    """`json.loads` for an audit trail: no NaN/Infinity, no number beyond a float, no repeated
+    key (raises `ValueError`; `_DuplicateKeyError` for a repeated key)."""
+    if text.startswith("\ufeff"):  # what json.loads refuses before decoding
+        raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+    return _STRICT_DECODER.decode(text)
 
 
 def _is_unicode(text: str) -> bool:
@@ -206,3 +203,9 @@ def _message(problem: Any) -> str:
         return "unknown field (not in slatrail.incident/v1)"
     msg = str(problem["msg"])
     return msg.removeprefix("Value error, ")
+
+
+# One decoder for every message (json.loads builds a new one per call when given hooks).
+_STRICT_DECODER = json.JSONDecoder(
+    object_pairs_hook=_unique_keys, parse_constant=_no_constant, parse_float=_finite_float
+)

@@ -130,7 +130,7 @@ def reports_from(
     as_known_at: datetime | None = None,
     customer: str | None = None,
 ) -> list[dict[str, Any]]:
-    names = sorted(_customers(contracts, months)) if customer is None else [customer]
+    names = sorted(contracted_customers(contracts, months)) if customer is None else [customer]
     reports = []
     for name in names:
         if all(month_contracts(contracts, name, m).tier_of(name) is None for m in months):
@@ -144,7 +144,7 @@ def reports_from(
     return reports
 
 
-def _customers(source: ContractSource, months: Sequence[Month]) -> set[str]:
+def contracted_customers(source: ContractSource, months: Sequence[Month]) -> set[str]:
     """Every customer contracted in any of the months (by each month's version)."""
     names: set[str] = set()
     for month in months:

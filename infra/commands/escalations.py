@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
 from slatrail.application.queries import answer_as_of, histories_for
-from slatrail.domain.model import format_instant
+from slatrail.application.selection import selected_histories, sla_query
+from slatrail.domain.model import IncidentEvent, format_instant
 from slatrail.domain.timeline import build_timeline
 from slatrail.infra.bootstrap import Container
 from slatrail.infra.commands.options import add_read_model_option, add_time_options
@@ -88,19 +90,25 @@ def escalations_answer(
     from_read_model: bool = False,
 ) -> tuple[list[EscalationState], Upcoming] | None:
     """The incidents by level with each one's next planned alert (None: `incident` unknown)."""
-    histories = histories_for(
-        container, incident, from_read_model=from_read_model, customer=customer
-    )
-    if incident and not histories:
-        return None
+    include = include_resolved or incident is not None
+    histories: Iterable[Sequence[IncidentEvent]]
+    if incident is not None or from_read_model:
+        histories = histories_for(
+            container, incident, from_read_model=from_read_model, customer=customer
+        )
+        if incident and not histories:
+            return None
+    else:  # from the incident index: the open incidents only, unless resolved ones are asked
+        query = sla_query(
+            as_of=as_of, as_known_at=as_known_at, customer=customer,
+            state=None if include else "open",
+        )  # fmt: skip
+        histories = selected_histories(container.app, query)
     visible = [known_by(events, as_known_at) for events in histories]
     if customer is not None:
         visible = [e for e in visible if e and e[0].data.get("customer") == customer]
     contracts = container.contracts_known_at(as_known_at)
-    view = escalations_view(
-        visible, contracts, as_of, level=level,
-        include_resolved=include_resolved or incident is not None,
-    )  # fmt: skip
+    view = escalations_view(visible, contracts, as_of, level=level, include_resolved=include)
     by_id = {events[0].incident_id: events for events in visible if events}
     upcoming: Upcoming = {}
     for state in view:

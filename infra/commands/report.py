@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from slatrail.application.queries import answer_as_of, reports_for
+from slatrail.application.queries import answer_as_of
+from slatrail.application.selection import selected_reports
 from slatrail.domain.model import format_instant
 from slatrail.infra.bootstrap import Container
 from slatrail.infra.errors import UsageError
@@ -81,9 +82,10 @@ def run(container: Container, args: argparse.Namespace) -> int:
               file=sys.stderr)  # fmt: skip
         return 1
     as_of = answer_as_of(args.as_of, args.as_known_at, container.clock)
-    reports = reports_for(
-        container, months, as_of=as_of, as_known_at=args.as_known_at, customer=args.customer
-    )
+    reports = selected_reports(
+        container.app, book, months,
+        as_of=as_of, as_known_at=args.as_known_at, customer=args.customer,
+    )  # fmt: skip
     if args.restated_since is not None:
         if args.as_known_at is not None and args.restated_since > args.as_known_at:
             raise UsageError("report: --restated-since must not be later than --as-known-at")

@@ -25,14 +25,16 @@ from typing import Any
 import structlog
 from pydantic import SecretStr
 
+from slatrail.application.selection import unsettled_events
 from slatrail.consumers.alert_clock import SystemClock, TimerClock
+from slatrail.consumers.alert_leader import LeaderGatedTimer
 from slatrail.consumers.alert_timer import AlertTimerWorker
 from slatrail.consumers.checkpoints import CheckpointWorker
 from slatrail.consumers.inbound import InboundConsumer
 from slatrail.consumers.projections import ProjectionConsumer
 from slatrail.consumers.relay import EventRelay
 from slatrail.consumers.runtime import Backoff, Supervisor, Worker
-from slatrail.consumers.streams import OnAssign
+from slatrail.consumers.streams import OnAssign, Source
 from slatrail.infra.alert_drivers import CLOCK_FILE_ENV, FileClock, kafka_fired_reader
 from slatrail.infra.bootstrap import Container
 from slatrail.infra.cloudevents import CloudEventsSink
@@ -122,7 +124,7 @@ def build_alert_timer(
         clock = FileClock(Path(path)) if path else SystemClock()
     s, kafka = container.settings, container.kafka()
     app = container.app
-    return AlertTimerWorker(
+    worker = AlertTimerWorker(
         container.contract_book,
         source_factory=lambda: kafka.assigned_source(
             [s.topic_events], s.group_alerts, s.kafka_batch_size
@@ -132,10 +134,25 @@ def build_alert_timer(
         decode_event=decode_envelope,
         alerts_topic=s.topic_alerts,
         clock=clock,
-        store_events=lambda: (event for _, event in app.all_events()),
         history=app.incident_events,
         batch_size=s.kafka_batch_size,
     )
+    # start-up plans only what may still alert, from the incident index (docs/scale.md)
+    worker.store_events = lambda: unsettled_events(app, since=worker.clock.now() - worker.catch_up)
+    lease = lease_topic(s.topic_alerts)
+
+    def lease_source() -> Source:
+        if s.topic_create:
+            kafka.ensure_topics([lease])
+        return kafka.source([lease], f"{s.group_alerts}-leader")
+
+    # one timer across every serve process: the holder of the lease (consumers/alert_leader.py)
+    return LeaderGatedTimer(worker, lease_factory=lease_source, lease_topic=lease)
+
+
+def lease_topic(alerts_topic: str) -> str:
+    """The alert timer's lease topic: partition 0's holder runs the timer."""
+    return f"{alerts_topic}.leader"
 
 
 def build_checkpoints(container: Container) -> Worker:

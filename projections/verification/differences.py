@@ -30,6 +30,7 @@ class DifferenceKind(StrEnum):
     LOG_TRUNCATED = "log_truncated"
     LEAF_MISMATCH = "leaf_mismatch"
     BACKDATED_APPEND = "backdated_append"
+    INDEX_DRIFT = "index_drift"
 
 
 @dataclass(frozen=True, slots=True)

@@ -264,3 +264,23 @@ def test_an_unreachable_postgresql_store_is_a_clear_error_without_the_password(s
     assert "cannot open the store postgresql://ops:***@127.0.0.1:9/slatrail" in done.stderr
     assert "s3cret" not in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_sla_selects_by_state_status_and_report_window(ingested) -> None:
+    """`--state`, `--status`, `--since/--until` (reported window) select from the index."""
+    as_of = ("--as-of", "2026-03-02T13:00:00Z", "--format", "json")
+
+    def ids(*options: str) -> list[str]:
+        done = ingested("sla", *as_of, *options)
+        assert done.returncode == 0, done.stderr
+        return [item["incident_id"] for item in json.loads(done.stdout)]
+
+    assert ids() == ["P2-1", "P3-1"]  # report order
+    assert ids("--state", "open") == ["P2-1", "P3-1"]
+    assert ids("--state", "resolved") == []
+    assert ids("--status", "breached") == ["P2-1"]  # its response clock: 4 h of 15 min
+    assert ids("--since", "2026-03-02T09:30:00Z") == ["P3-1"]
+    assert ids("--until", "2026-03-02T09:30:00Z") == ["P2-1"]
+    assert ids("--customer", "dayco") == []
+    bad = ingested("sla", "--state", "closed")
+    assert bad.returncode == 2 and "--state" in bad.stderr

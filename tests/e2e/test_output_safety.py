@@ -86,6 +86,8 @@ def rewrite_history(store: Path, incident_id: str, change: Callable[[IncidentEve
             (json.dumps(body).encode(), *key),
         )
         prev = changed.hash
+    # Such a store predates the incident index (docs/scale.md): queries read it whole.
+    conn.execute("DROP TABLE IF EXISTS slatrail_incident_index")
     conn.commit()
     conn.close()
 

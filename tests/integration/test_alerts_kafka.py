@@ -318,3 +318,40 @@ def test_a_late_acknowledged_publishes_a_correction_of_the_breach_alert(day: Day
     assert breach["alert_key"] == "L/response/breached/0/corrected/removed"
     assert (breach["change"], breach["was_crossed_at"]) == ("removed", "2026-03-02T09:00:00Z")
     assert breach["cause"]["type"] == "acknowledged"
+
+
+def leader_of(timers: list[ServeProcess], timeout: float = 30) -> ServeProcess:
+    """The serve whose alert timer holds the lease (its log says so)."""
+    found: list[ServeProcess] = []
+
+    def look() -> bool:
+        found[:] = [t for t in timers if "alert_timer_leader_acquired" in t.log_text()]
+        return len(found) == 1
+
+    assert wait_until(look, timeout, 0.1), [t.log_text()[-2000:] for t in timers]
+    return found[0]
+
+
+def test_two_serves_fire_each_alert_once_and_a_kill_9_hands_the_timer_over(
+    day: Day,
+) -> None:
+    """Two `serve --workers alerts` (a third runs the relay): one timer leads; killed -9 at
+    13:00, the other takes over and the day's alerts all come, each once, at their instants."""
+    env = {"SLATRAIL_ALERT_CLOCK_FILE": str(day.clock_file),
+           "SLATRAIL_CONTRACTS": str(day.contracts_file)}  # fmt: skip
+    relay = day.pipe.serve("relay", "--workers", "relay", **env)
+    timers = [day.pipe.serve(f"timer{n}", "--workers", "alerts", **env) for n in (1, 2)]
+    with running(relay), running(timers[0]), running(timers[1]):
+        first = leader_of(timers)
+        day.serve = first
+        day.run(at(13))
+        first.kill9()
+        survivor = next(t for t in timers if t is not first)
+        day.serve = survivor
+        assert wait_until(lambda: "alert_timer_leader_acquired" in survivor.log_text(), 30, 0.1)
+        day.run(at(17))
+        time.sleep(1.0)  # anything doubled would have time to show up
+        due = [e for e in expected() if e[0] <= format_instant(at(17))]
+        alerts = day.alerts(expect=len(due))
+    assert summary(alerts) == due
+    assert len({a["alert_key"] for a in alerts}) == len(alerts), "an alert was published twice"

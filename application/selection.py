@@ -1,0 +1,174 @@
+"""Selecting incidents from the incident index, and folding them one chunk at a time.
+
+A question (`sla`, `escalations`, `report`) turns its options into an `IndexQuery`: conditions
+that only exclude incidents which cannot be part of the answer (projections/incident_index.py
+says why each column is a safe bound). The selected incidents' events are read a chunk at a
+time, in report order, so memory holds one chunk however large the store is. A store without
+an index (recorded before it existed, or by a recorder without one) gives the same answers
+from the whole store, filtered by the same conditions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+from slatrail.domain.contract_version import ContractSource
+from slatrail.domain.model import IncidentEvent, State
+from slatrail.projections.availability import Month
+from slatrail.projections.incident_index import IndexQuery, entry_of
+from slatrail.projections.report import TREND_MONTHS, contracted_customers, monthly_reports
+from slatrail.projections.sla import IncidentSla, incident_sla
+
+UTC_ZONE = ZoneInfo("UTC")
+CHUNK = 256  # incidents whose events are read in one query
+# Month bounds are in each customer's reporting zone: a day either side covers every zone.
+ZONE_MARGIN = timedelta(days=1)
+
+
+class IndexedHistories(Protocol):
+    """The event store's read side with its incident index (`SlatrailApplication`)."""
+
+    def select_incident_ids(self, query: IndexQuery) -> Iterator[str] | None: ...
+
+    def histories_of(self, incident_ids: Sequence[str]) -> list[list[IncidentEvent]]: ...
+
+    def histories(self) -> dict[str, list[IncidentEvent]]: ...
+
+
+def sla_query(
+    *,
+    as_of: datetime,
+    as_known_at: datetime | None,
+    customer: str | None = None,
+    state: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> IndexQuery:
+    """The incidents `sla`/`escalations` may show as of `as_of` in `state` (open|resolved).
+
+    Open as of `as_of` but resolved now means a resolution occurred after `as_of` (and
+    resolved then but open now, a reopening after it). Answers as known at an earlier
+    moment may have seen fewer events: the state condition is left to the fold."""
+    knowing = as_known_at is None
+    return IndexQuery(
+        customer=customer,
+        reported_by=as_of,
+        reported_since=since,
+        reported_until=until,
+        open_or_changed_after=as_of if knowing and state == "open" else None,
+        resolved_or_changed_after=as_of if knowing and state == "resolved" else None,
+    )
+
+
+def report_query(
+    months: Sequence[Month],
+    *,
+    as_of: datetime,
+    as_known_at: datetime | None,
+    customer: str | None = None,
+) -> IndexQuery:
+    """The incidents a report of `months` (and its trend months before them) may count: they
+    may count from before the period ends, and were still open or changed within it."""
+    first = min(months).shifted(-TREND_MONTHS).bounds(UTC_ZONE)[0] - ZONE_MARGIN
+    last = max(months).bounds(UTC_ZONE)[1] + ZONE_MARGIN
+    return IndexQuery(
+        customer=customer,
+        reported_by=as_of,
+        starts_before=last,
+        open_or_ended_since=first if as_known_at is None else None,
+    )
+
+
+def selected_histories(
+    store: IndexedHistories, query: IndexQuery, *, chunk: int = CHUNK
+) -> Iterator[list[IncidentEvent]]:
+    """The events of every incident `query` admits, in report order, a chunk at a time."""
+    ids = store.select_incident_ids(query)
+    if ids is None:
+        yield from _filtered(store.histories().values(), query)
+        return
+    batch: list[str] = []
+    for incident_id in ids:
+        batch.append(incident_id)
+        if len(batch) >= chunk:
+            yield from store.histories_of(batch)
+            batch = []
+    if batch:
+        yield from store.histories_of(batch)
+
+
+def _filtered(
+    histories: Iterable[list[IncidentEvent]], query: IndexQuery
+) -> Iterator[list[IncidentEvent]]:
+    chosen = []
+    for events in histories:
+        entry = entry_of(events)
+        if entry is not None and query.admits(entry):
+            chosen.append((entry.reported_at, entry.incident_id, events))
+    chosen.sort(key=lambda item: (item[0], item[1]))
+    for _, _, events in chosen:
+        yield events
+
+
+def sla_answers(
+    histories: Iterable[Sequence[IncidentEvent]],
+    contracts: ContractSource,
+    as_of: datetime,
+    *,
+    as_known_at: datetime | None = None,
+    customer: str | None = None,
+    state: str | None = None,
+    status: str | None = None,
+) -> Iterator[IncidentSla]:
+    """`sla_view` one incident at a time, for histories already in report order (what
+    `selected_histories` yields), keeping those in `state` (open|resolved as of `as_of`) with
+    a clock in `status`."""
+    for events in histories:
+        if customer is not None and events and events[0].data.get("customer") != customer:
+            continue
+        sla = incident_sla(events, contracts, as_of, as_known_at=as_known_at)
+        if sla is None:
+            continue
+        resolved = sla.clocks.timeline.state is State.RESOLVED
+        if state is not None and resolved != (state == "resolved"):
+            continue
+        if status is not None and not any(
+            str(c.status) == status for c in sla.clocks.clocks.values()
+        ):
+            continue
+        yield sla
+
+
+def selected_reports(
+    store: IndexedHistories,
+    contracts: ContractSource,
+    months: Sequence[Month],
+    *,
+    as_of: datetime,
+    as_known_at: datetime | None = None,
+    customer: str | None = None,
+) -> list[dict[str, Any]]:
+    """`monthly_reports` from the incidents the index selects for those months, one customer
+    at a time (memory holds one customer's incidents of the period, not the store's)."""
+    names = sorted(contracted_customers(contracts, months)) if customer is None else [customer]
+    reports: list[dict[str, Any]] = []
+    for name in names:
+        query = report_query(months, as_of=as_of, as_known_at=as_known_at, customer=name)
+        reports += monthly_reports(
+            selected_histories(store, query), contracts, months, as_of,
+            as_known_at=as_known_at, customer=name,
+        )  # fmt: skip
+    return reports
+
+
+def unsettled_events(store: IndexedHistories, *, since: datetime) -> Iterator[IncidentEvent]:
+    """The events of every incident an alert may still come from: open, or a post-mortem
+    pending, or changed since `since` (the timer's catch-up horizon: a settled incident's
+    alerts all lie before its last event). What the alert timer plans at start-up; the others
+    are reloaded from the store if an event of theirs arrives later (`AlertTimer.apply`)."""
+    query = IndexQuery(unsettled_or_changed_since=since)
+    for events in selected_histories(store, query):
+        yield from events

@@ -1,0 +1,194 @@
+"""The incident index in the event store's own database, written in the same transaction as
+the events (docs/scale.md).
+
+eventsourcing passes the keyword arguments of `Application.save` down to the recorder's
+`_insert_events`, inside the transaction that inserts the events: the application service
+hands the index rows of the incidents it saves there (`INDEX_ROWS`), and these recorder
+subclasses upsert them. The store URL's environment names them
+(`APPLICATION_RECORDER_TOPIC`: infra/store.py; PostgreSQL's in incident_index_pg.py).
+Queries read the table through the recorder's own connection and return incident ids in
+report order, streamed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
+
+from slatrail.projections.incident_index import INDEX_ROWS, IndexEntry, IndexQuery
+
+INDEX_TABLE = "slatrail_incident_index"
+PAGE = 1000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+COLUMNS = (
+    "incident_id TEXT PRIMARY KEY, customer TEXT NOT NULL, reported_us BIGINT NOT NULL, "
+    "starts_us BIGINT NOT NULL, last_us BIGINT NOT NULL, open SMALLINT NOT NULL, priority TEXT, "
+    "resolved_us BIGINT, postmortem_us BIGINT"
+)
+INDEXES = (
+    ("customer_reported", "customer, reported_us, incident_id"),
+    ("open_reported", "open, reported_us, incident_id"),
+    ("reported", "reported_us, incident_id"),
+)
+UPSERT = (
+    "INSERT INTO {table} (incident_id, customer, reported_us, starts_us, last_us, open, "
+    "priority, resolved_us, postmortem_us) VALUES ({marks}) "
+    "ON CONFLICT (incident_id) DO UPDATE SET "
+    "starts_us = {least}({table}.starts_us, excluded.starts_us), "
+    "last_us = {greatest}({table}.last_us, excluded.last_us), open = excluded.open, "
+    "priority = coalesce(excluded.priority, {table}.priority), "
+    "resolved_us = {greatest}(coalesce({table}.resolved_us, excluded.resolved_us), "
+    "coalesce(excluded.resolved_us, {table}.resolved_us)), "
+    "postmortem_us = {greatest}(coalesce({table}.postmortem_us, excluded.postmortem_us), "
+    "coalesce(excluded.postmortem_us, {table}.postmortem_us))"
+)
+MARKS = 9
+
+
+def to_us(moment: datetime) -> int:
+    return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
+def row_params(entry: IndexEntry) -> tuple[Any, ...]:
+    return (
+        entry.incident_id, entry.customer, to_us(entry.reported_at), to_us(entry.starts_at),
+        to_us(entry.last_occurred_at), 1 if entry.open else 0, entry.priority,
+        _us_or_none(entry.resolved_at), _us_or_none(entry.postmortem_at),
+    )  # fmt: skip
+
+
+def _us_or_none(moment: datetime | None) -> int | None:
+    return None if moment is None else to_us(moment)
+
+
+def from_us(us: int | None) -> datetime | None:
+    return None if us is None else _EPOCH + timedelta(microseconds=int(us))
+
+
+SELECT_ENTRIES = (
+    "SELECT incident_id, customer, reported_us, starts_us, last_us, open, priority, "
+    "resolved_us, postmortem_us FROM {table} ORDER BY incident_id"
+)
+
+
+def entry_from_row(row: Any) -> IndexEntry:
+    reported, starts, last = (from_us(row[k]) for k in ("reported_us", "starts_us", "last_us"))
+    assert reported is not None and starts is not None and last is not None
+    return IndexEntry(
+        incident_id=str(row["incident_id"]), customer=str(row["customer"]), reported_at=reported,
+        starts_at=starts, last_occurred_at=last, open=bool(row["open"]),
+        priority=row["priority"], resolved_at=from_us(row["resolved_us"]),
+        postmortem_at=from_us(row["postmortem_us"]),
+    )  # fmt: skip
+
+
+def where(query: IndexQuery, mark: str) -> tuple[str, list[Any]]:
+    """The query's conditions as SQL (`mark`: the driver's placeholder)."""
+    parts: list[str] = []
+    params: list[Any] = []
+
+    def add(sql: str, *values: Any) -> None:
+        parts.append(sql.replace("?", mark))
+        params.extend(values)
+
+    if query.customer is not None:
+        add("customer = ?", query.customer)
+    if query.reported_by is not None:
+        add("reported_us <= ?", to_us(query.reported_by))
+    if query.reported_since is not None:
+        add("reported_us >= ?", to_us(query.reported_since))
+    if query.reported_until is not None:
+        add("reported_us < ?", to_us(query.reported_until))
+    if query.starts_before is not None:
+        add("starts_us < ?", to_us(query.starts_before))
+    if query.open_or_changed_after is not None:
+        add("(open = 1 OR last_us > ?)", to_us(query.open_or_changed_after))
+    if query.resolved_or_changed_after is not None:
+        add("(open = 0 OR last_us > ?)", to_us(query.resolved_or_changed_after))
+    if query.unsettled_or_changed_since is not None:
+        add(
+            "(open = 1 OR postmortem_us IS NULL OR (resolved_us IS NOT NULL "
+            "AND postmortem_us < resolved_us) OR last_us >= ?)",
+            to_us(query.unsettled_or_changed_since),
+        )
+    if query.open_or_ended_since is not None:
+        add("(open = 1 OR last_us >= ?)", to_us(query.open_or_ended_since))
+    return (" WHERE " + " AND ".join(parts)) if parts else "", params
+
+
+class IndexedSQLiteRecorder(SQLiteApplicationRecorder):
+    """eventsourcing's SQLite application recorder, keeping the incident index too."""
+
+    def construct_create_table_statements(self) -> list[str]:
+        return [
+            *super().construct_create_table_statements(),
+            f"CREATE TABLE IF NOT EXISTS {INDEX_TABLE} ({COLUMNS})",
+            *(
+                f"CREATE INDEX IF NOT EXISTS {INDEX_TABLE}_{name} ON {INDEX_TABLE} ({columns})"
+                for name, columns in INDEXES
+            ),
+        ]
+
+    def _insert_events(
+        self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        returning = super()._insert_events(c, stored_events, **kwargs)
+        entries: Sequence[IndexEntry] = kwargs.get(INDEX_ROWS) or ()
+        if entries:
+            statement = UPSERT.format(
+                table=INDEX_TABLE, marks=",".join("?" * MARKS), least="min", greatest="max"
+            )
+            c.executemany(statement, [row_params(e) for e in entries])
+        return returning
+
+    def has_index(self) -> bool:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (INDEX_TABLE,)
+            )
+            return c.fetchone() is not None
+
+    def select_incident_ids(self, query: IndexQuery) -> Iterator[str]:
+        """Incident ids in report order, a page at a time (keyset pagination: no cursor is
+        held open between pages, so a writer is never blocked by a slow reader)."""
+        clause, params = where(query, "?")
+        after: tuple[int, str] | None = None
+        while True:
+            statement = f"SELECT incident_id, reported_us FROM {INDEX_TABLE}{clause}"
+            page_params = list(params)
+            if after is not None:
+                statement += (" AND " if clause else " WHERE ") + (
+                    "(reported_us > ? OR (reported_us = ? AND incident_id > ?))"
+                )
+                page_params += [after[0], after[0], after[1]]
+            statement += f" ORDER BY reported_us, incident_id LIMIT {PAGE}"
+            with self.datastore.transaction(commit=False) as c:
+                c.execute(statement, page_params)
+                rows = c.fetchall()
+            for row in rows:
+                yield str(row["incident_id"])
+            if len(rows) < PAGE:
+                return
+            after = (int(rows[-1]["reported_us"]), str(rows[-1]["incident_id"]))
+
+    def index_entries(self) -> Iterator[IndexEntry]:
+        """Every row of the index, by incident id (`slatrail verify`)."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(SELECT_ENTRIES.format(table=INDEX_TABLE))
+            rows = c.fetchall()
+        for row in rows:
+            yield entry_from_row(row)
+
+    def replace_index(self, entries: Sequence[IndexEntry]) -> None:
+        """Write `entries` as the whole index (backfill and `replay`)."""
+        statement = UPSERT.format(
+            table=INDEX_TABLE, marks=",".join("?" * MARKS), least="min", greatest="max"
+        )
+        with self.datastore.transaction(commit=True) as c:
+            c.execute(f"DELETE FROM {INDEX_TABLE}")
+            c.executemany(statement, [row_params(e) for e in entries])
