@@ -2,7 +2,7 @@
 
 `COMMANDS` names every command with its one-line help, so `slatrail --help` lists them
 without importing any (start-up imports only the module of the command being run;
-`tests/unit/test_cli_startup.py` checks the lines equal what each module registers)."""
+`tests/e2e/test_cli_startup.py` checks the lines equal what each module registers)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,10 @@ COMMANDS: dict[str, str] = {
     "report": "monthly service report per customer (SLA attainment, availability)",
     "escalations": "open incidents by escalation level, with the reason",
     "publish": "publish JSON Lines messages to incidents.inbound (FILE or -)",
-    "serve": "run the Kafka workers: inbound consumer, event relay, projections, alert timer",
+    "serve": (
+        "run the Kafka workers: inbound consumer, event relay, projections, alert timer, "
+        "checkpoints"
+    ),
     "schema": "print a message's JSON Schema or the AsyncAPI document (--list: their names)",
     "web": "read API, live SLA board, metrics and health over HTTP",
     "tokens": "bearer tokens of the web API",
