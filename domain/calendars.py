@@ -101,7 +101,7 @@ class CalendarError(ValueError):
 
 def _to_us(moment: datetime) -> int:
     """Microseconds since the Unix epoch of an aware datetime."""
-    if moment.tzinfo is None or moment.utcoffset() is None:
+    if moment.tzinfo is not UTC and (moment.tzinfo is None or moment.utcoffset() is None):
         raise ValueError(f"datetime must be timezone-aware, got naive {moment.isoformat()}")
     return (moment - _EPOCH) // _ONE_US
 
