@@ -81,6 +81,15 @@ ZONE_RULES_FROM_YEAR = 2200
 years)."""
 _CHANGE_STEP_US = 2 * _DAY_US
 
+# Cumulative working time (docs/reference/clocks.md, "Prefix sums"). UTC time is cut into blocks
+# of _BLOCK_DAYS days; each block keeps its working intervals (clipped to it, sorted, merged) with
+# the working time before and through each one, so counting up to an instant or finding the
+# instant a working time is reached inside a block is one bisect. Spans of more than
+# _NEAR_BLOCKS blocks go to the per-year sums above.
+_BLOCK_DAYS = 16
+_BLOCK_US = _BLOCK_DAYS * _DAY_US
+_NEAR_BLOCKS = 8
+
 _HOURS_RE = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
 
 _Interval = tuple[int, int]
@@ -92,7 +101,7 @@ class CalendarError(ValueError):
 
 def _to_us(moment: datetime) -> int:
     """Microseconds since the Unix epoch of an aware datetime."""
-    if moment.tzinfo is None or moment.utcoffset() is None:
+    if moment.tzinfo is not UTC and (moment.tzinfo is None or moment.utcoffset() is None):
         raise ValueError(f"datetime must be timezone-aware, got naive {moment.isoformat()}")
     return (moment - _EPOCH) // _ONE_US
 
@@ -336,6 +345,32 @@ class _Year:
     total: int
 
 
+@dataclass(frozen=True, slots=True)
+class _Block:
+    """Working time of one block of UTC time: merged intervals (starts[i], ends[i]) in order,
+    ``before[i]`` / ``through[i]`` the block's working µs before / through interval i."""
+
+    starts: tuple[int, ...]
+    ends: tuple[int, ...]
+    before: tuple[int, ...]
+    through: tuple[int, ...]
+    total: int
+
+    def counted_before(self, t: int) -> int:
+        """Working µs of the block before instant ``t``."""
+        i = bisect.bisect_right(self.starts, t) - 1
+        if i < 0:
+            return 0
+        end = self.ends[i]
+        return self.before[i] + (end if end < t else t) - self.starts[i]
+
+    def reached_at(self, counted: int) -> int:
+        """The earliest instant at which the block's working µs reach ``counted``
+        (0 < counted <= total)."""
+        i = bisect.bisect_left(self.through, counted)
+        return self.starts[i] + counted - self.before[i]
+
+
 def _merge_into(buffer: list[_Interval], a: int, b: int) -> None:
     """Insert [a, b) into a sorted list of disjoint, non-adjacent intervals, merging."""
     if not buffer or a > buffer[-1][1]:
@@ -410,6 +445,7 @@ class BusinessCalendar(Calendar):
             else None
         )
         self._years: dict[int, _Year] = {}
+        self._blocks: dict[int, _Block] = {}
         self._cumulative: dict[int, int] = {}  # year -> working time of [periodic_from, year)
 
     def __repr__(self) -> str:
@@ -569,11 +605,31 @@ class BusinessCalendar(Calendar):
         _check_need(need_us)
         if need_us == 0:
             return _from_us(s)
+        found = self._instant_after(s, need_us)
+        return None if found is None else _from_us(found)
+
+    def _instant_after(self, s: int, need: int) -> int | None:
+        """The earliest instant (µs) at which ``need`` > 0 working µs are counted from s, or
+        None: block by block from s's block (a bisect in the block that reaches it), then from
+        the per-year sums."""
+        k = s // _BLOCK_US
+        block = self._block(k)
+        counted = block.counted_before(s) + need
+        for _ in range(_NEAR_BLOCKS + 1):
+            if counted <= block.total:
+                return block.reached_at(counted)
+            counted -= block.total
+            k += 1
+            block = self._block(k)
+        return self._instant_after_by_dates(k * _BLOCK_US, counted)
+
+    def _instant_after_by_dates(self, s: int, need_us: int) -> int | None:
+        """`_instant_after` by walking dates and bisecting the per-year sums (no blocks)."""
         # Near targets: walk the dates from the start.
         cut = _cut(max(_ordinal_of(s), _FIRST_ORD) + _WALK_DAYS)
         found, need = self._reach(s, cut, need_us)
         if found is not None:
-            return _from_us(found)
+            return found
         # Far ones: find the last date boundary before the target is reached, walk from there.
         top = _LAST_ORD + 3  # _cut(top) is after every working interval
         if self._count(cut, _cut(top)) < need:
@@ -587,7 +643,7 @@ class BusinessCalendar(Calendar):
                 high = middle
         found, _ = self._reach(_cut(low), _cut(high), need - self._count(cut, _cut(low)))
         assert found is not None
-        return _from_us(found)
+        return found
 
     def _reach(self, s: int, e: int, need: int) -> tuple[int | None, int]:
         """The instant in [s, e] at which ``need`` µs are counted from s, or (None, the need
@@ -602,7 +658,55 @@ class BusinessCalendar(Calendar):
     # -- counting -----------------------------------------------------------------------------
 
     def _count(self, s: int, e: int) -> int:
-        """Working µs in [s, e)."""
+        """Working µs in [s, e): from the blocks of s and e (and those between), or the
+        per-year sums for spans of more than _NEAR_BLOCKS blocks."""
+        if e <= s:
+            return 0
+        first, last = s // _BLOCK_US, e // _BLOCK_US
+        if last - first > _NEAR_BLOCKS:
+            return self._count_by_dates(s, e)
+        block = self._block(first)
+        if first == last:
+            return block.counted_before(e) - block.counted_before(s)
+        total = block.total - block.counted_before(s)
+        for k in range(first + 1, last):
+            total += self._block(k).total
+        return total + self._block(last).counted_before(e)
+
+    def _block(self, k: int) -> _Block:
+        cached = self._blocks.get(k)
+        if cached is None:
+            cached = self._blocks[k] = self._build_block(k)
+        return cached
+
+    def _build_block(self, k: int) -> _Block:
+        lo = k * _BLOCK_US
+        hi = lo + _BLOCK_US
+        first = max((lo - _DAY_US - _MAX_OFFSET_US) // _DAY_US + _EPOCH_ORD, _FIRST_ORD)
+        last = min((hi + _MAX_OFFSET_US) // _DAY_US + _EPOCH_ORD, _LAST_ORD)
+        found: list[_Interval] = []
+        for ordinal in range(first, last + 1):
+            for a, b in self._intervals_of(ordinal):
+                a, b = max(a, lo), min(b, hi)
+                if b > a:
+                    found.append((a, b))
+        merged: list[_Interval] = []
+        for a, b in sorted(found):
+            _merge_into(merged, a, b)
+        before: list[int] = []
+        through: list[int] = []
+        total = 0
+        for a, b in merged:
+            before.append(total)
+            total += b - a
+            through.append(total)
+        return _Block(
+            tuple(a for a, _ in merged), tuple(b for _, b in merged),
+            tuple(before), tuple(through), total,
+        )  # fmt: skip
+
+    def _count_by_dates(self, s: int, e: int) -> int:
+        """Working µs in [s, e) by walking dates and the per-year sums (no blocks)."""
         if e <= s:
             return 0
         first = max((s - _DAY_US - _MAX_OFFSET_US) // _DAY_US + _EPOCH_ORD, _FIRST_ORD)

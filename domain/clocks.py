@@ -217,10 +217,13 @@ def _measure(
     segments = active_segments(runs, pauses, horizon)
     paused = _paused_at(pauses, horizon)
     calendar = target.calendar
-    elapsed_us = sum(calendar.counted_us(a, b) for a, b in segments)
+    counted = [calendar.counted_us(a, b) for a, b in segments]
+    elapsed_us = sum(counted)
     due = None
     if target.seconds is not None:
-        due = due_instant_us(calendar, segments, None if paused else horizon, target.seconds * _US)
+        due = due_instant_us(
+            calendar, segments, None if paused else horizon, target.seconds * _US, counted=counted
+        )
     status = _status(
         target.seconds, elapsed_us, stopped=stop is not None, paused=paused, ratio=threshold
     )
@@ -282,16 +285,22 @@ def due_instant(
 
 
 def due_instant_us(
-    calendar: Calendar, segments: Sequence[Segment], tail_from: datetime | None, target_us: int
+    calendar: Calendar,
+    segments: Sequence[Segment],
+    tail_from: datetime | None,
+    target_us: int,
+    *,
+    counted: Sequence[int] | None = None,
 ) -> datetime | None:
     """Earliest instant counted time reaches `target_us` microseconds: over the known segments,
-    then (unless paused) onwards from `tail_from` with no further pause (clocks.md, Figures)."""
+    then (unless paused) onwards from `tail_from` with no further pause (clocks.md, Figures).
+    `counted`: each segment's counted µs, if already known."""
     remaining = target_us
-    for start, end in segments:
-        counted = calendar.counted_us(start, end)
-        if counted >= remaining:
+    for index, (start, end) in enumerate(segments):
+        counted_us = calendar.counted_us(start, end) if counted is None else counted[index]
+        if counted_us >= remaining:
             return calendar.instant_after_us(start, remaining)
-        remaining -= counted
+        remaining -= counted_us
     if tail_from is None:
         return None
     return calendar.instant_after_us(tail_from, remaining)

@@ -8,6 +8,10 @@ resolved (the level it reached stays on record), not when it is reopened (it kee
 The same computation, run with no horizon over every known event, gives the alerts a running
 service must publish (`planned_alerts`): one per at-risk and breach crossing per clock and open
 cycle, one per level change, each with a stable key.
+
+`sweep` runs that computation once per incident; the state as of `as_of` is then the crossings
+reached by `as_of` (`state_of(..., swept=)`), so a view that shows both the level and the next
+alert (`escalations`) sweeps each incident's clocks once, not twice.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any
 
 from slatrail.domain.clocks import Metric
 from slatrail.domain.contract_version import ContractSource
+from slatrail.domain.contracts import Contracts
 from slatrail.domain.escalation import (
     DEFAULT_REASON,
     Crossing,
@@ -121,10 +126,35 @@ def crossing_json(c: Crossing) -> dict[str, Any]:
     }
 
 
-def state_of(timeline: Timeline, contracts: ContractSource) -> EscalationState:
-    """Escalation as of `timeline.as_of` (the timeline holds the events known by then)."""
+@dataclass(frozen=True, slots=True)
+class Swept:
+    """An incident's crossings computed once with no horizon (future ones included), under
+    the contract version that measures it: enough for its state as of the timeline's `as_of`,
+    its planned alerts and its next alert."""
+
+    measured: Contracts
+    found: tuple[Crossing, ...]
+
+
+def sweep(timeline: Timeline, contracts: ContractSource) -> Swept:
     measured = contracts.measuring(timeline.reported_at)
-    found = crossings(timeline, measured, horizon=timeline.as_of)
+    return Swept(measured, tuple(crossings(timeline, measured, horizon=None)))
+
+
+def state_of(
+    timeline: Timeline, contracts: ContractSource, *, swept: Swept | None = None
+) -> EscalationState:
+    """Escalation as of `timeline.as_of` (the timeline holds the events known by then).
+
+    With `swept` (`sweep` of the same timeline), the crossings reached by `as_of` are taken
+    from it: the same crossings a sweep up to `as_of` finds, as the sweep only ever looks
+    forward from each phase start."""
+    if swept is None:
+        measured = contracts.measuring(timeline.reported_at)
+        found = crossings(timeline, measured, horizon=timeline.as_of)
+    else:
+        measured = swept.measured
+        found = [c for c in swept.found if c.reached_by(timeline.as_of)]
     steps = level_steps(found, timeline.escalations, measured.escalation)
     return EscalationState(
         incident_id=timeline.incident_id,
@@ -177,15 +207,37 @@ def escalations_view(
 ) -> list[EscalationState]:
     """Incidents (open ones unless `include_resolved`) by level, highest first, then longest
     at that level."""
-    out: list[EscalationState] = []
+    found = escalations_with_next(
+        histories, contracts, as_of, level=level, include_resolved=include_resolved, plan=False
+    )
+    return [state for state, _ in found]
+
+
+def escalations_with_next(
+    histories: Iterable[Sequence[IncidentEvent]],
+    contracts: ContractSource,
+    as_of: datetime,
+    *,
+    level: int | None = None,
+    include_resolved: bool = False,
+    plan: bool = True,
+) -> list[tuple[EscalationState, PlannedAlert | None]]:
+    """`escalations_view`, each incident with its next alert (`next_alert`; None when `plan`
+    is False), from one sweep of its clocks."""
+    out: list[tuple[EscalationState, PlannedAlert | None]] = []
     for events in histories:
-        state = escalation_state(events, contracts, as_of)
-        if state is None or not (include_resolved or state.open):
+        timeline = build_timeline(events, as_of)
+        if timeline is None:
+            continue
+        swept = sweep(timeline, contracts) if plan else None
+        state = state_of(timeline, contracts, swept=swept)
+        if not (include_resolved or state.open):
             continue
         if level is not None and state.level != level:
             continue
-        out.append(state)
-    out.sort(key=lambda s: (-s.level, s.since or FAR_FUTURE, s.incident_id))
+        coming = next_alert(timeline, contracts, swept=swept) if swept is not None else None
+        out.append((state, coming))
+    out.sort(key=lambda p: (-p[0].level, p[0].since or FAR_FUTURE, p[0].incident_id))
     return out
 
 
@@ -231,11 +283,15 @@ def alert_key(incident_id: str, kind: str, metric: str | None, cycle_or_level: i
     return f"{incident_id}/{metric}/{kind}/{cycle_or_level}"
 
 
-def planned_alerts(timeline: Timeline, contracts: ContractSource) -> list[PlannedAlert]:
+def planned_alerts(
+    timeline: Timeline, contracts: ContractSource, *, swept: Swept | None = None
+) -> list[PlannedAlert]:
     """Every alert the known events imply, past and future (as if no further event came),
-    in time order. Build `timeline` with `as_of=FAR_FUTURE` to see every known event."""
-    measured = contracts.measuring(timeline.reported_at)
-    found = crossings(timeline, measured, horizon=None)
+    in time order. Build `timeline` with `as_of=FAR_FUTURE` to see every known event.
+    `swept`: `sweep` of the same timeline, if already computed."""
+    if swept is None:
+        swept = sweep(timeline, contracts)
+    measured, found = swept.measured, swept.found
     steps = level_steps(found, timeline.escalations, measured.escalation)
     alerts: dict[str, PlannedAlert] = {}
     for c in found:
@@ -273,9 +329,11 @@ def _cycle(timeline: Timeline, moment: datetime) -> int:
     return sum(1 for at in timeline.reopenings if at <= moment)
 
 
-def next_alert(timeline: Timeline, contracts: ContractSource) -> PlannedAlert | None:
+def next_alert(
+    timeline: Timeline, contracts: ContractSource, *, swept: Swept | None = None
+) -> PlannedAlert | None:
     """The first alert still to come after `timeline.as_of` if no further event came."""
-    for alert in planned_alerts(timeline, contracts):
+    for alert in planned_alerts(timeline, contracts, swept=swept):
         if not (alert.at < timeline.as_of or (alert.inclusive and alert.at == timeline.as_of)):
             return alert
     return None

@@ -11,7 +11,7 @@ from slatrail.domain.clocks import IncidentClocks, evaluate
 from slatrail.domain.contract_version import ContractSource
 from slatrail.domain.model import IncidentEvent, format_instant
 from slatrail.domain.timeline import build_timeline
-from slatrail.projections.escalation import Reason, state_of
+from slatrail.projections.escalation import PlannedAlert, Reason, next_alert, state_of, sweep
 from slatrail.projections.history import known_by
 
 
@@ -62,6 +62,21 @@ def incident_sla(
     if timeline is None:
         return None
     return IncidentSla(evaluate(timeline, contracts), state_of(timeline, contracts).reason)
+
+
+def incident_sla_and_next(
+    events: Sequence[IncidentEvent], contracts: ContractSource, as_of: datetime
+) -> tuple[IncidentSla, PlannedAlert | None] | None:
+    """`incident_sla` with the incident's next alert (`next_alert`), from one sweep of its
+    clocks' crossings."""
+    timeline = build_timeline(events, as_of)
+    if timeline is None:
+        return None
+    swept = sweep(timeline, contracts)
+    reason = state_of(timeline, contracts, swept=swept).reason
+    return IncidentSla(evaluate(timeline, contracts), reason), next_alert(
+        timeline, contracts, swept=swept
+    )
 
 
 def sla_view(

@@ -10,15 +10,13 @@ from typing import Any
 from slatrail.application.queries import answer_as_of, histories_for
 from slatrail.application.selection import selected_histories, sla_query
 from slatrail.domain.model import IncidentEvent, format_instant
-from slatrail.domain.timeline import build_timeline
 from slatrail.infra.bootstrap import Container
 from slatrail.infra.commands.options import add_read_model_option, add_time_options
 from slatrail.infra.render import echo, table, terminal_safe, to_json
 from slatrail.projections.escalation import (
     EscalationState,
     crossing_json,
-    escalations_view,
-    next_alert,
+    escalations_with_next,
     planned_json,
 )
 from slatrail.projections.history import known_by
@@ -108,13 +106,14 @@ def escalations_answer(
     if customer is not None:
         visible = [e for e in visible if e and e[0].data.get("customer") == customer]
     contracts = container.contracts_known_at(as_known_at)
-    view = escalations_view(visible, contracts, as_of, level=level, include_resolved=include)
-    by_id = {events[0].incident_id: events for events in visible if events}
-    upcoming: Upcoming = {}
-    for state in view:
-        timeline = build_timeline(by_id[state.incident_id], as_of)
-        coming = next_alert(timeline, contracts) if timeline is not None else None
-        upcoming[state.incident_id] = planned_json(coming) if coming is not None else None
+    found = escalations_with_next(
+        visible, contracts, as_of, level=level, include_resolved=include
+    )  # one sweep of each incident's clocks gives its level and its next alert
+    view = [state for state, _ in found]
+    upcoming: Upcoming = {
+        state.incident_id: planned_json(coming) if coming is not None else None
+        for state, coming in found
+    }
     return view, upcoming
 
 

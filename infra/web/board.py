@@ -16,8 +16,7 @@ from slatrail.domain.clocks import Status
 from slatrail.domain.contract_version import ContractSource
 from slatrail.domain.model import IncidentEvent, format_instant
 from slatrail.infra.web.open_incidents import OpenIncidents
-from slatrail.projections.escalation import next_alert
-from slatrail.projections.sla import incident_sla
+from slatrail.projections.sla import incident_sla_and_next
 
 COUNTING = (Status.RUNNING, Status.AT_RISK, Status.BREACHED)
 _URGENCY = {Status.BREACHED: 0, Status.AT_RISK: 1, Status.RUNNING: 2, Status.PAUSED: 3}
@@ -91,9 +90,10 @@ MAX_REUSE = timedelta(seconds=60)  # recompute every incident at least once a mi
 def _compute_row(
     events: list[IncidentEvent], contracts: ContractSource, now: datetime
 ) -> _Computed | None:
-    sla = incident_sla(events, contracts, now)
-    if sla is None:
+    found = incident_sla_and_next(events, contracts, now)
+    if found is None:
         return None
+    sla, coming = found
     t = sla.clocks.timeline
     cells, dues = [], []
     for metric, clock in sla.clocks.clocks.items():
@@ -111,7 +111,6 @@ def _compute_row(
         sla.escalation.level, sla.escalation.why, tuple(cells),
         min(lefts) if lefts else None, worst,
     )  # fmt: skip
-    coming = next_alert(t, contracts)
     return _Computed(events[-1].position, now, coming.at if coming else None, row, tuple(dues))
 
 

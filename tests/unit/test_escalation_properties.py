@@ -19,7 +19,14 @@ from slatrail.domain.clocks import Metric, Status, evaluate
 from slatrail.domain.contracts import Contracts
 from slatrail.domain.model import IncidentEvent, Priority, State
 from slatrail.domain.timeline import build_timeline
-from slatrail.projections.escalation import escalation_level, escalation_state
+from slatrail.projections.escalation import (
+    escalation_level,
+    escalation_state,
+    next_alert,
+    planned_alerts,
+    state_of,
+    sweep,
+)
 from tests.builders import contracts_from, record_history, utc
 from tests.hypothesis_profiles import examples
 
@@ -169,3 +176,35 @@ def test_the_level_holds_exactly_from_its_instant(case: Any) -> None:
         assert before < step.level
         assert after >= step.level
         assert (at >= step.level) == step.inclusive
+
+
+@PROPERTY_SETTINGS
+@given(timelines(), st.data())
+def test_one_sweep_gives_the_same_state_alerts_and_next_alert_as_separate_sweeps(
+    case: Any, data: st.DataObject
+) -> None:
+    """`sweep` once, then the state as of `as_of` and the alerts from it, equal the separate
+    sweeps (up to `as_of` for the state, unbounded for the alerts), at any instant: a whole
+    minute, or a crossing's own instant (inclusive or not) and a microsecond either side."""
+    events, horizon = case
+    tiny = timedelta(microseconds=1)
+    everything = build_timeline(events, horizon)
+    assert everything is not None
+    instants = [
+        c.at + d for c in sweep(everything, CONTRACTS).found for d in (-tiny, 0 * tiny, tiny)
+    ]
+    minutes = int((horizon - events[0].occurred_at) / MINUTE)
+    minute = events[0].occurred_at + data.draw(st.integers(0, minutes)) * MINUTE
+    for u in [
+        minute,
+        *data.draw(st.lists(st.sampled_from(instants), max_size=4) if instants else st.just([])),
+    ]:
+        timeline = build_timeline(events, u)
+        if timeline is None:
+            continue
+        swept = sweep(timeline, CONTRACTS)
+        assert state_of(timeline, CONTRACTS, swept=swept) == state_of(timeline, CONTRACTS)
+        assert planned_alerts(timeline, CONTRACTS, swept=swept) == planned_alerts(
+            timeline, CONTRACTS
+        )
+        assert next_alert(timeline, CONTRACTS, swept=swept) == next_alert(timeline, CONTRACTS)
