@@ -29,12 +29,18 @@ def stored_events_of(
         return {}
     if isinstance(recorder, SQLiteAggregateRecorder):
         return _sqlite(recorder, ids)
-    if type(recorder).__module__ == "eventsourcing.postgres":
+    if is_postgres_recorder(recorder):
         from eventsourcing.postgres import PostgresAggregateRecorder
 
         if isinstance(recorder, PostgresAggregateRecorder):
             return _postgres(recorder, ids)
     return {i: found for i in ids if (found := recorder.select_events(i))}
+
+
+def is_postgres_recorder(recorder: object) -> bool:
+    """Whether `recorder` is (a subclass of) an eventsourcing PostgreSQL recorder, told without
+    importing psycopg (the incident index's recorders subclass the library's)."""
+    return any(k.__module__ == "eventsourcing.postgres" for k in type(recorder).__mro__)
 
 
 def _sqlite(

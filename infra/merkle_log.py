@@ -34,6 +34,7 @@ from slatrail.domain.merkle import (
     proof_nodes,
 )
 from slatrail.domain.model import IncidentEvent
+from slatrail.infra.batch_reads import is_postgres_recorder
 from slatrail.infra.errors import EXIT_FINDING, OperatorError
 
 LEAVES = "slatrail_merkle_leaves"
@@ -98,7 +99,7 @@ class MerkleLog:
         recorder: Any = app.recorder
         self.datastore: Any = recorder.datastore
         self.events_table: str = recorder.events_table_name
-        self.postgres = type(recorder).__module__.startswith("eventsourcing.postgres")
+        self.postgres = is_postgres_recorder(recorder)
         self._created = False
 
     # -- SQL plumbing ------------------------------------------------------------------

@@ -93,7 +93,7 @@ class MerkleContract:
 
         assert run("keys", "init")[0] == 0
         code, note = run("checkpoint", "--output", str(tmp_path / "cp.txt"))
-        assert code == 0 and note.startswith("slatrail.local/incidents\n14\n")
+        assert code == 0 and note.startswith("slatrail.local/incidents\n14\n"), note
         return run
 
     def proofs_hold(self, run: Any, tmp_path: Path, incident: str) -> list[bool]:
