@@ -42,6 +42,7 @@ STORE_READERS = frozenset(
         "escalations",
         "report",
         "export",
+        "ledger",
         "verify",
         "replay",
         "prove",
