@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from slatrail.domain.clocks import Clock, IncidentClocks, Metric, Status, evaluate
@@ -175,3 +175,56 @@ def _closed(rows: list[LedgerInterval]) -> list[LedgerInterval]:
     """Each interval ends where the next one starts."""
     ends = [row.start for row in rows[1:]] + [None]
     return [replace(row, end=end) for row, end in zip(rows, ends, strict=True)]
+
+
+# -- rows of the materialised ledger (`rm_sla_ledger`; no database code) ---------------------
+
+LEDGER_TABLE = "rm_sla_ledger"
+LEDGER_TRACKING = "ledger@store"  # notification id of the store the table was computed at
+TABLE_COLUMNS = (
+    "incident_id", "metric", "start_us", "end_us", "customer", "reported_us", "metric_rank",
+    "status", "priority", "target_s", "due_us", "counted_us", "contract_version",
+)  # fmt: skip
+_RANK = {metric: rank for rank, metric in enumerate(Metric)}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICRO = timedelta(microseconds=1)
+
+
+def to_us(moment: datetime | None) -> int | None:
+    return None if moment is None else (moment - _EPOCH) // _MICRO
+
+
+def from_us(us: int | None) -> datetime | None:
+    return None if us is None else _EPOCH + int(us) * _MICRO
+
+
+def table_row(interval: LedgerInterval, reported_at: datetime) -> tuple[Any, ...]:
+    """The stored row (`TABLE_COLUMNS`): instants as integer microseconds since the epoch."""
+    return (
+        interval.incident_id, str(interval.metric), to_us(interval.start), to_us(interval.end),
+        interval.customer, to_us(reported_at), _RANK[interval.metric], str(interval.status),
+        str(interval.priority), interval.target_s, to_us(interval.due_at), interval.counted_us,
+        interval.contract_version,
+    )  # fmt: skip
+
+
+def row_interval(row: Sequence[Any]) -> LedgerInterval:
+    """Inverse of `table_row` (the report instant is only for ordering)."""
+    values = dict(zip(TABLE_COLUMNS, row, strict=True))
+    start = from_us(values["start_us"])
+    assert start is not None
+    return LedgerInterval(
+        incident_id=str(values["incident_id"]),
+        customer=str(values["customer"]),
+        metric=Metric(values["metric"]),
+        start=start,
+        end=from_us(values["end_us"]),
+        status=Status(values["status"]),
+        priority=Priority(values["priority"]),
+        target_s=None if values["target_s"] is None else int(values["target_s"]),
+        due_at=from_us(values["due_us"]),
+        counted_us=None if values["counted_us"] is None else int(values["counted_us"]),
+        contract_version=(
+            None if values["contract_version"] is None else int(values["contract_version"])
+        ),
+    )

@@ -6,16 +6,23 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
+from collections.abc import Iterator
+from datetime import datetime
 from typing import IO, Any
+
+import structlog
 
 from slatrail.application.ledger import ledger_intervals, ledger_query
 from slatrail.application.selection import selected_histories
 from slatrail.infra.bootstrap import Container
-from slatrail.infra.errors import UsageError
+from slatrail.infra.errors import StoreMissingError, UsageError
 from slatrail.infra.ledger_files import write_ledger_csv, write_ledger_parquet
 from slatrail.infra.pathargs import cannot_write, output_file
 from slatrail.infra.render import echo
 from slatrail.infra.timearg import instant
+from slatrail.projections.ledger import LedgerInterval
+
+log = structlog.get_logger("slatrail.ledger")
 
 
 def register(subparsers: Any) -> None:
@@ -43,6 +50,30 @@ def register(subparsers: Any) -> None:
     export.set_defaults(handler=run_export)
 
 
+def materialised(
+    container: Container,
+    *,
+    customer: str | None,
+    start: datetime | None,
+    end: datetime,
+) -> Iterator[LedgerInterval] | None:
+    """The intervals from the read-model database's ledger table, when it was computed at the
+    store's current notification id (every event and contract version is a notification, so
+    the table then holds exactly what computing would give); None otherwise."""
+    try:
+        store = container.read_models
+    except StoreMissingError:
+        log.info("ledger_source", source="events", why="no read-model database")
+        return None
+    position = store.ledger_position()
+    head = container.app.recorder.max_notification_id() or 0
+    if position is None or position != head:
+        log.info("ledger_source", source="events", table_at=position, store_at=head)
+        return None
+    log.info("ledger_source", source="table", table_at=position)
+    return store.ledger_intervals(customer=customer, start=start, end=end)
+
+
 def run_export(container: Container, args: argparse.Namespace) -> int:
     # Without --to the window ends now: an interval starting later is a computed crossing that
     # has not happened yet (the fold as of then would answer it, if nothing else is recorded).
@@ -52,11 +83,13 @@ def run_export(container: Container, args: argparse.Namespace) -> int:
     binary = args.format == "parquet"
     if binary and args.output is None and sys.stdout.isatty():
         raise UsageError("ledger export: Parquet is binary; give --output FILE or redirect")
-    query = ledger_query(customer=args.customer, start=args.start, end=end)
-    intervals = ledger_intervals(
-        selected_histories(container.app, query), container.contracts_known_at(None),
-        customer=args.customer, start=args.start, end=end,
-    )  # fmt: skip
+    intervals = materialised(container, customer=args.customer, start=args.start, end=end)
+    if intervals is None:  # no table kept up to the store: computed from the events
+        query = ledger_query(customer=args.customer, start=args.start, end=end)
+        intervals = ledger_intervals(
+            selected_histories(container.app, query), container.contracts_known_at(None),
+            customer=args.customer, start=args.start, end=end,
+        )  # fmt: skip
     with contextlib.ExitStack() as stack:
         try:
             if binary:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import shutil
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -12,6 +13,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+
+from tests.builders import jsonl, reported_data, wire
 
 pytestmark = pytest.mark.e2e
 
@@ -36,50 +39,61 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return directory
 
 
-def _run(directory: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _run(directory: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLATRAIL_")}
     return subprocess.run(
-        [SLATRAIL, *args], cwd=directory, env=env, capture_output=True, text=True,
-        timeout=120, check=False,
+        [SLATRAIL, "--log-format", "json", *args], cwd=directory, env=env, input=stdin,
+        capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def full_csv(demo: Path) -> str:
+    """The whole ledger as CSV, computed from the events (no read models yet), as written."""
+    out = demo / "ledger.csv"
+    done = _run(demo, "ledger", "export", "--format", "csv", "--output", str(out))
+    assert done.returncode == 0, done.stderr
+    assert "ledger intervals" in done.stdout
+    return out.read_bytes().decode("utf-8")
+
+
+def _rows(text: str) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(text, newline="")))
 
 
 def _csv(demo: Path, *args: str) -> list[list[str]]:
     done = _run(demo, "ledger", "export", "--format", "csv", *args)
     assert done.returncode == 0, done.stderr
-    return list(csv.reader(io.StringIO(done.stdout)))
+    return _rows(done.stdout)
 
 
-def test_csv_has_the_documented_columns_and_the_computed_at_risk_interval(demo: Path) -> None:
-    rows = _csv(demo)
+def test_csv_has_the_documented_columns_and_the_computed_at_risk_interval(full_csv: str) -> None:
+    rows = _rows(full_csv)
     assert rows[0] == COLUMNS
+    assert full_csv.count("\r\n") == len(rows)  # RFC 4180 line ends
     assert AT_RISK in rows
     body = rows[1:]
     assert {r[1] for r in body} == {"acme-rtc", "brightcall", "chatnest"}
     # every clock of every incident starts at its report: four metrics per incident
     incidents = {r[0] for r in body}
-    firsts = {(r[0], r[2]) for r in body}
-    assert len(firsts) == 4 * len(incidents)
-    out = demo / "ledger.csv"
-    assert _run(demo, "ledger", "export", "--format", "csv", "--output", str(out)).returncode == 0
-    assert out.read_bytes().startswith(b"incident_id,customer,metric,from,to,")
-    assert out.read_bytes().count(b"\r\n") == len(rows)  # RFC 4180 line ends
+    assert len({(r[0], r[2]) for r in body}) == 4 * len(incidents)
 
 
-def test_customer_and_window_select_overlapping_intervals(demo: Path) -> None:
+def test_customer_and_window_select_overlapping_intervals(demo: Path, full_csv: str) -> None:
     rows = _csv(demo, "--customer", "brightcall", "--from", "2026-10-02T15:00:00Z",
                 "--to", "2026-10-02T15:30:00Z")  # fmt: skip
     body = rows[1:]
     assert AT_RISK in body
-    assert {r[1] for r in body} == {"brightcall"}
-    for row in body:
-        assert row[3] < "2026-10-02T15:30:00Z"
-        assert row[4] == "" or row[4] > "2026-10-02T15:00:00Z"
-    everything = _csv(demo, "--customer", "brightcall")[1:]
-    assert len(body) < len(everything)
+    expected = [
+        r for r in _rows(full_csv)[1:]
+        if r[1] == "brightcall" and r[3] < "2026-10-02T15:30:00Z"
+        and (r[4] == "" or r[4] > "2026-10-02T15:00:00Z")
+    ]  # fmt: skip
+    assert body == expected
+    assert len(body) < len([r for r in _rows(full_csv) if r[1] == "brightcall"])
 
 
-def test_parquet_reads_back_with_typed_columns_and_the_same_rows(demo: Path) -> None:
+def test_parquet_reads_back_with_typed_columns_and_the_same_rows(demo: Path, full_csv: str) -> None:
     out = demo / "ledger.parquet"
     done = _run(demo, "ledger", "export", "--format", "parquet", "--output", str(out))
     assert done.returncode == 0, done.stderr
@@ -90,7 +104,7 @@ def test_parquet_reads_back_with_typed_columns_and_the_same_rows(demo: Path) -> 
     assert types["from"] == types["to"] == types["due_at"] == "timestamp[us, tz=UTC]"
     assert (types["target_s"], types["counted_s"]) == ("int64", "double")
     rows = table.to_pylist()
-    assert len(rows) == len(_csv(demo)) - 1
+    assert len(rows) == len(_rows(full_csv)) - 1
     assert {
         "incident_id": "BRIG-202610-001", "customer": "brightcall", "metric": "resolution",
         "from": datetime(2026, 10, 2, 13, 51, 28, tzinfo=UTC),
@@ -107,3 +121,22 @@ def test_an_empty_window_is_a_usage_error(demo: Path) -> None:
     assert done.returncode == 2
     assert "--to (default: now) must be later than --from" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_replay_materialises_the_ledger_and_a_later_event_makes_it_stale(
+    demo: Path, full_csv: str, tmp_path: Path
+) -> None:
+    store = tmp_path / "store"
+    shutil.copytree(demo, store)
+    replayed = _run(store, "replay")
+    assert replayed.returncode == 0, replayed.stderr
+    assert "SLA ledger: " in replayed.stderr
+    from_table = _run(store, "ledger", "export", "--format", "csv")
+    assert '"source": "table"' in from_table.stderr
+    assert from_table.stdout.replace("\n", "\r\n") == full_csv  # (text mode read LF)
+    message = wire("reported", "2026-10-15T10:00:00Z", reported_data(customer="brightcall",
+                   priority="P2"), incident_id="LATE-1")  # fmt: skip
+    assert _run(store, "ingest", "-", stdin=jsonl([message])).returncode == 0
+    stale = _run(store, "ledger", "export", "--format", "csv", "--customer", "brightcall")
+    assert '"source": "events"' in stale.stderr
+    assert "LATE-1,brightcall,response,2026-10-15T10:00:00Z," in stale.stdout
