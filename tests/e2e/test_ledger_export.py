@@ -6,8 +6,10 @@ import csv
 import io
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -134,6 +136,15 @@ def test_replay_materialises_the_ledger_and_a_later_event_makes_it_stale(
     from_table = _run(store, "ledger", "export", "--format", "csv")
     assert '"source": "table"' in from_table.stderr
     assert from_table.stdout.replace("\n", "\r\n") == full_csv  # (text mode read LF)
+    with closing(sqlite3.connect(store / "slatrail-read.db")) as db, db:
+        db.execute("UPDATE rm_sla_ledger SET status = 'breached' WHERE status = 'at_risk' "
+                   "AND incident_id = 'BRIG-202610-001'")  # fmt: skip
+    verified = _run(store, "verify")
+    assert verified.returncode == 1, verified.stdout
+    assert "BRIG-202610-001: read_model_drift: SLA ledger: the stored intervals differ" in (
+        verified.stdout
+    )
+    assert "ACME-202610-001" not in verified.stdout
     message = wire("reported", "2026-10-15T10:00:00Z", reported_data(customer="brightcall",
                    priority="P2"), incident_id="LATE-1")  # fmt: skip
     assert _run(store, "ingest", "-", stdin=jsonl([message])).returncode == 0
