@@ -16,15 +16,34 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from slatrail.application.service import SlatrailApplication
 from slatrail.domain.clocks import Metric
+from slatrail.domain.contract_version import ContractBook, ContractSource
 from slatrail.domain.model import IncidentEvent, State
 from slatrail.projections.ledger import incident_ledger, lookup
 from slatrail.projections.sla import incident_sla
-from tests.builders import contracts_from, record_history, utc
+from tests.builders import CONTRACTS_TOML, contracts_from, record_history, utc
 from tests.hypothesis_profiles import examples
 
 CONTRACTS = contracts_from()
 START = utc(2026, 3, 2, 7)  # a Monday; 4 March is a holiday, DST starts 29 March
+
+
+def _book() -> ContractBook:
+    """Two recorded versions: from 22 March dayco is measured under gold (other targets and
+    calendars), so incidents reported before and after it are measured differently."""
+    app = SlatrailApplication(CONTRACTS)
+    upgraded = CONTRACTS_TOML.replace('[customers.dayco]\ntier = "daily"',
+                                      '[customers.dayco]\ntier = "gold"')  # fmt: skip
+    for text, effective in ((CONTRACTS_TOML, utc(1970, 1, 1)), (upgraded, utc(2026, 3, 22))):
+        app.record_contracts(text, source="c.toml", effective_from=effective, actor="am",
+                             reason="test", now=utc(2026, 2, 1))  # fmt: skip
+    book = app.contract_book()
+    assert book is not None and len(book.versions) == 2
+    return book
+
+
+BOOK = _book()
 TINY = timedelta(microseconds=1)
 
 _NEXT = {
@@ -81,14 +100,21 @@ def histories(draw: st.DrawFn) -> tuple[list[IncidentEvent], datetime]:
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-@given(histories(), st.randoms(use_true_random=False), st.lists(st.floats(0, 1), max_size=12))
+@given(
+    histories(),
+    st.sampled_from([CONTRACTS, BOOK]),
+    st.randoms(use_true_random=False),
+    st.lists(st.floats(0, 1), max_size=12),
+)
 def test_a_ledger_lookup_equals_the_fold_at_any_instant(
-    case: Any, rng: random.Random, fractions: list[float]
+    case: Any, contracts: ContractSource, rng: random.Random, fractions: list[float]
 ) -> None:
     events, horizon = case
     shuffled = list(events)
     rng.shuffle(shuffled)
-    ledger = incident_ledger(shuffled, CONTRACTS)
+    ledger = incident_ledger(shuffled, contracts)
+    version = BOOK.measuring_version(events[0].occurred_at).version if contracts is BOOK else None
+    assert {i.contract_version for i in ledger} == {version}
     reported = events[0].occurred_at
     span_us = int((horizon - reported) / TINY)
     moments = {reported - TINY, reported, horizon}
@@ -96,7 +122,7 @@ def test_a_ledger_lookup_equals_the_fold_at_any_instant(
     for interval in ledger:
         moments |= {interval.start - TINY, interval.start, interval.start + TINY}
     for moment in sorted(moments):
-        sla = incident_sla(events, CONTRACTS, moment)
+        sla = incident_sla(events, contracts, moment)
         for metric in Metric:
             found = lookup(ledger, metric, moment)
             if sla is None:
