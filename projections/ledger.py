@@ -23,6 +23,7 @@ from slatrail.domain.model import IncidentEvent, Priority, format_instant
 from slatrail.domain.timeline import build_timeline, in_occurred_order
 
 _US = 1_000_000
+_CROSSINGS = 2  # a clock crosses its at-risk threshold and its target at most once between events
 
 LEDGER_COLUMNS = (
     "incident_id", "customer", "metric", "from", "to", "status", "priority",
@@ -83,7 +84,7 @@ def incident_ledger(
     The events may be given in any order: they are folded in occurred order."""
     ordered = in_occurred_order(events)
     instants = sorted({e.occurred_at for e in ordered})
-    first = build_timeline(ordered, instants[0]) if instants else None
+    first = build_timeline(ordered, instants[-1]) if instants else None
     if first is None:
         return []
     instants = [at for at in instants if at >= first.reported_at]
@@ -104,7 +105,7 @@ def incident_ledger(
         clocks = clocks_at(at)
         for metric, clock in clocks.clocks.items():
             moment = at
-            while True:
+            for _ in range(_CROSSINGS + 1):  # running → at risk → breached: bounded
                 _append(rows[metric], clocks, clock, moment, version)
                 crossing = next_crossing(clock, moment)
                 if crossing is None or (end is not None and crossing >= end):
