@@ -21,7 +21,10 @@ COMMANDS: dict[str, str] = {
     "report": "monthly service report per customer (SLA attainment, availability)",
     "escalations": "open incidents by escalation level, with the reason",
     "publish": "publish JSON Lines messages to incidents.inbound (FILE or -)",
-    "serve": "run the Kafka workers: inbound consumer, event relay, projections, alert timer",
+    "serve": (
+        "run the Kafka workers: inbound consumer, event relay, projections, alert timer, "
+        "checkpoints"
+    ),
     "schema": "print a message's JSON Schema or the AsyncAPI document (--list: their names)",
     "web": "read API, live SLA board, metrics and health over HTTP",
     "tokens": "bearer tokens of the web API",
