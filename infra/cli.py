@@ -42,6 +42,7 @@ STORE_READERS = frozenset(
         "escalations",
         "report",
         "export",
+        "ledger",
         "verify",
         "replay",
         "prove",
@@ -51,7 +52,7 @@ STORE_READERS = frozenset(
     }
 )
 # Commands that only read the read-model database (`--from-read-model`, verify's comparison).
-READ_MODEL_READERS = frozenset({"sla", "audit", "escalations", "verify", "web"})
+READ_MODEL_READERS = frozenset({"sla", "audit", "escalations", "verify", "web", "ledger"})
 
 
 class Parser(argparse.ArgumentParser):

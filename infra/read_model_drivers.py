@@ -60,6 +60,16 @@ def _schema(big: str) -> list[str]:
         "CREATE TABLE IF NOT EXISTS rm_sla_incidents ("
         "incident_id TEXT PRIMARY KEY, customer TEXT NOT NULL, reported_at TEXT NOT NULL)",
         "CREATE INDEX IF NOT EXISTS rm_sla_incidents_customer ON rm_sla_incidents (customer)",
+        # The SLA ledger (projections/ledger.py; docs/scale.md#the-sla-ledger): instants in µs.
+        "CREATE TABLE IF NOT EXISTS rm_sla_ledger ("
+        "incident_id TEXT NOT NULL, metric TEXT NOT NULL, "
+        f"start_us {big} NOT NULL, end_us {big}, customer TEXT NOT NULL, "
+        f"reported_us {big} NOT NULL, metric_rank INTEGER NOT NULL, status TEXT NOT NULL, "
+        f"priority TEXT NOT NULL, target_s {big}, due_us {big}, counted_us {big}, "
+        f"contract_version {big}, PRIMARY KEY (incident_id, metric, start_us))",
+        "CREATE INDEX IF NOT EXISTS rm_sla_ledger_order ON rm_sla_ledger "
+        "(reported_us, incident_id, metric_rank, start_us)",
+        "CREATE INDEX IF NOT EXISTS rm_sla_ledger_status ON rm_sla_ledger (status, start_us)",
     ]
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -24,6 +25,15 @@ from eventsourcing.persistence import IntegrityError, OperationalError, Tracking
 from slatrail.domain.model import IncidentEvent
 from slatrail.infra.read_model_drivers import ReadModelRecorder, open_recorder
 from slatrail.infra.store import StoreURLError
+from slatrail.projections.ledger import (
+    LEDGER_TABLE,
+    LEDGER_TRACKING,
+    TABLE_COLUMNS,
+    LedgerInterval,
+    row_interval,
+    table_row,
+    to_us,
+)
 from slatrail.projections.read_models import (
     AUDIT,
     EVENT_COLUMNS,
@@ -46,6 +56,7 @@ _TABLES = {
 }
 _COLUMNS = ", ".join(EVENT_COLUMNS)
 _RETRIES = 5  # a concurrent writer got further first: read the tracking again
+_LEDGER_BATCH = 5000  # ledger rows per insert / per page read
 
 
 def default_read_model_url(store_url: str) -> str:
@@ -145,6 +156,87 @@ class ReadModelStore:
                     f"DELETE FROM {self._recorder.tracking_table} WHERE application_name LIKE ?",
                     (f"{name}{TRACKING_SEPARATOR}%",),
                 )
+
+    # -- the SLA ledger (materialised by `slatrail replay`; docs/scale.md#the-sla-ledger) ----
+
+    def rebuild_ledger(
+        self, ledgers: Iterable[tuple[datetime, Sequence[LedgerInterval]]], position: int
+    ) -> int:
+        """Replace the ledger table with `ledgers` (each incident's report instant and its
+        intervals), computed from the store at notification `position`. The tracking record is
+        removed first and written last: a table whose rebuild was interrupted is never fresh."""
+        with self._lock:
+            with self._recorder.write() as cursor:
+                cursor.execute(f"DELETE FROM {LEDGER_TABLE}")
+                cursor.execute(
+                    f"DELETE FROM {self._recorder.tracking_table} WHERE application_name = ?",
+                    (LEDGER_TRACKING,),
+                )
+            written = 0
+            pending: list[tuple[Any, ...]] = []
+            for reported_at, intervals in ledgers:
+                pending.extend(table_row(i, reported_at) for i in intervals)
+                if len(pending) >= _LEDGER_BATCH:
+                    written += self._insert_ledger(pending)
+                    pending = []
+            written += self._insert_ledger(pending)
+            with self._recorder.write() as cursor:
+                cursor.insert_tracking(Tracking(LEDGER_TRACKING, position))
+        return written
+
+    def _insert_ledger(self, rows: list[tuple[Any, ...]]) -> int:
+        if rows:
+            with self._recorder.write() as cursor:
+                cursor.executemany(
+                    f"INSERT INTO {LEDGER_TABLE} ({', '.join(TABLE_COLUMNS)}) "
+                    f"VALUES ({', '.join('?' for _ in TABLE_COLUMNS)})",
+                    rows,
+                )
+        return len(rows)
+
+    def ledger_position(self) -> int | None:
+        """The store notification the ledger table was computed at (None: not built)."""
+        return self._recorder.max_tracking_id(LEDGER_TRACKING)
+
+    def ledger_intervals(
+        self,
+        *,
+        customer: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        page: int = _LEDGER_BATCH,
+    ) -> Iterator[LedgerInterval]:
+        """The stored intervals overlapping `[start, end)`, in report order, each incident's
+        clocks in metric order, a page at a time (keyset pagination)."""
+        where: list[str] = []
+        params: list[Any] = []
+        if customer is not None:
+            where.append("customer = ?")
+            params.append(customer)
+        if end is not None:
+            where.append("start_us < ?")
+            params.append(to_us(end))
+        if start is not None:
+            where.append("(end_us IS NULL OR end_us > ?)")
+            params.append(to_us(start))
+        order = "reported_us, incident_id, metric_rank, start_us"
+        after: tuple[Any, ...] | None = None
+        while True:
+            keyset = [f"({order}) > (?, ?, ?, ?)"] if after is not None else []
+            clause = " AND ".join(where + keyset)
+            rows = self._recorder.read(
+                f"SELECT {', '.join(TABLE_COLUMNS)} FROM {LEDGER_TABLE}"
+                f"{' WHERE ' + clause if clause else ''} ORDER BY {order} LIMIT ?",
+                (*params, *(after or ()), page),
+            )
+            for row in rows:
+                yield row_interval(row)
+            if len(rows) < page:
+                return
+            last = dict(zip(TABLE_COLUMNS, rows[-1], strict=True))
+            after = tuple(
+                last[c] for c in ("reported_us", "incident_id", "metric_rank", "start_us")
+            )
 
     # -- tracking -----------------------------------------------------------------------
 

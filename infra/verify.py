@@ -28,6 +28,7 @@ from slatrail.domain.model import IncidentEvent, format_instant, incident_uuid
 from slatrail.domain.receipt import MessageReceipt
 from slatrail.infra.bootstrap import Container, read_contracts
 from slatrail.infra.errors import StoreMissingError
+from slatrail.infra.ledger_check import ledger_drift
 from slatrail.infra.read_model_store import ReadModelStore
 from slatrail.infra.redact import redact_url
 from slatrail.infra.store import open_application, sqlite_path
@@ -336,6 +337,13 @@ def verify_store(
                 f"read model {plan.name}: {lagging} recorded events not applied yet (behind the "
                 f"store; not a difference)"
             )
+    if store is not None and verifier.differences:
+        result.notes.append("SLA ledger: not compared (the store's own differences come first)")
+    elif store is not None:
+        head = app.recorder.max_notification_id() or 0
+        result.differences.extend(
+            ledger_drift(store, app, container.contract_book, head, result.notes)
+        )
     result.differences.sort(key=_by_place)
     return result
 
