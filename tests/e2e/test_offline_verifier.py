@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import csv
 import io
 import json
 import os
@@ -19,6 +20,8 @@ from typing import Any
 
 import pytest
 
+from slatrail.domain.merkle import leaf_hash, verify_inclusion
+from slatrail.domain.model import canonical_json
 from slatrail.infra.bootstrap import read_contracts
 from slatrail.infra.cli import main
 from slatrail.infra.store import open_application
@@ -219,6 +222,38 @@ def test_a_tampered_export_event_is_refused(files: dict[str, Any], check: Check)
     Path("bad.jsonl").write_text("\n".join([*lines[:3], json.dumps(record), *lines[4:]]))
     code, why = check(files["key"], "inclusion", "bad.jsonl")
     assert code == 1 and "is not in the log" in why
+
+
+def test_a_csv_export_carries_the_checkpoint_and_each_events_inclusion_proof(
+    files: dict[str, Any], check: Check
+) -> None:
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(["export", "--format", "csv", "--output", "export.csv"]) == 0
+    with Path("export.csv").open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    [row] = [r for r in rows if r["record"] == "checkpoint"]
+    assert rows[0] is row  # first, as the JSONL header carries it
+    checkpoint = json.loads(row["data"])
+    assert (int(row["position"]), row["hash"]) == (checkpoint["tree_size"], checkpoint["root"])
+    Path("csv.checkpoint").write_text(checkpoint["note"])
+    assert check(files["key"], "checkpoint", "csv.checkpoint")[0] == 0
+    jsonl = [json.loads(text) for text in Path("export.jsonl").read_text().splitlines()]
+    proofs = {(r["incident_id"], r["position"]): r["inclusion"] for r in jsonl if "inclusion" in r}
+    events = [r for r in rows if r["record"] == "event"]
+    assert len(events) == len(proofs) == 6
+    root = base64.b64decode(checkpoint["root"])
+    for r in events:
+        proof = {"leaf_index": int(r["leaf_index"]), "path": r["inclusion_path"].split()}
+        assert proof == proofs[(r["incident_id"], int(r["position"]))]  # the JSONL's proof
+        event = {k: r[k] for k in ("incident_id", "type", "occurred_at", "recorded_at", "actor",
+                                   "message_id", "prev_hash", "hash")}  # fmt: skip
+        event.update(position=int(r["position"]), source=r["source"] or None)
+        event.update(data=json.loads(r["data"]))
+        path = [base64.b64decode(p) for p in proof["path"]]
+        size, leaf = checkpoint["tree_size"], leaf_hash(canonical_json(event))
+        assert verify_inclusion(proof["leaf_index"], size, leaf, path, root)
+        forged = leaf_hash(canonical_json({**event, "actor": "mallory"}))
+        assert not verify_inclusion(proof["leaf_index"], size, forged, path, root)
 
 
 def test_a_flipped_bit_in_any_field_of_a_consistency_proof_is_refused(
