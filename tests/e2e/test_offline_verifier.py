@@ -313,9 +313,15 @@ def test_a_monthly_report_in_every_format_carries_the_checkpoint_it_was_computed
     Path("report.checkpoint").write_text(checkpoint["note"])
     assert check(files["key"], "checkpoint", "report.checkpoint")[0] == 0
     root = checkpoint["root"]
-    rows = report("--format", "csv").splitlines()
-    assert rows[0].endswith(",checkpoint_origin,checkpoint_tree_size,checkpoint_root")
-    assert all(row.endswith(f",slatrail.local/incidents,12,{root}") for row in rows[1:])
+    text = report("--format", "csv")
+    assert text.splitlines()[0].endswith(",checkpoint_origin,checkpoint_tree_size,checkpoint_root")
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    assert len(rows) == 1 + len(reports)
+    assert all(row[-3:] == ["slatrail.local/incidents", "12", root] for row in rows[1:])
+    Path("csv.checkpoint").write_text(rows[1][-4])  # the signed note, exactly
+    assert check(files["key"], "checkpoint", "csv.checkpoint") == (
+        0, f"OK: checkpoint of 12 records, root {root}\n"
+    )  # fmt: skip
     assert f"computed at checkpoint slatrail.local/incidents size 12 root {root}" in report()
     report("--format", "html", "--output", "report.html")
     page = Path("report.html").read_text()
