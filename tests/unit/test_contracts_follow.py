@@ -8,6 +8,7 @@ from pathlib import Path
 
 from slatrail.domain.contract_version import SINCE_EVER
 from slatrail.infra.bootstrap import Container
+from slatrail.infra.commands.serve import build_alert_timer
 from slatrail.infra.settings import Settings
 from slatrail.infra.store import open_application
 from slatrail.infra.wire import decode
@@ -32,11 +33,12 @@ def test_a_serving_container_follows_a_version_recorded_by_another_process(
     store = f"sqlite:///{tmp_path / 'store.db'}"
     ticks = [100.0]
     serving = Container(
-        Settings(store=store, contracts=contracts), contracts_check_s=5.0,
+        Settings(store=store, contracts=contracts, kafka_bootstrap="127.0.0.1:1"),
+        contracts_check_s=5.0,
         monotonic=lambda: ticks[0],
     )  # fmt: skip
     once = Container(Settings(store=store))  # a one-shot command reads the versions once
-    live = serving.live_contracts  # what the alert timer measures by
+    live = build_alert_timer(serving).timer.contracts  # what the alert timer measures by
     assert serving.contract_book.latest.version == 1  # the file, recorded as version 1
     assert once.contract_book.latest.version == 1
     assert _report(serving, "N-1") != "accepted"  # newco is not under contract yet
