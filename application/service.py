@@ -408,6 +408,12 @@ class SlatrailApplication(Application[UUID]):
             versions.append(ContractVersion.from_event(event))
         return ContractBook(tuple(versions)) if versions else None
 
+    def contract_history_version(self) -> int:
+        """The number of recorded contract versions (0: none), from the latest stored record
+        alone: cheap enough to ask every few seconds."""
+        latest = self.recorder.select_events(CONTRACTS_ID, desc=True, limit=1)
+        return latest[0].originator_version if latest else 0
+
     def record_contracts(
         self, text: str, *, source: str, effective_from: datetime, actor: str, reason: str,
         now: datetime,
@@ -432,8 +438,9 @@ class SlatrailApplication(Application[UUID]):
         self.use_contract_book(book)
         return book.latest
 
-    def use_contract_book(self, book: ContractBook) -> None:
-        """Judge new incidents (customer, bounds) by the recorded versions."""
+    def use_contract_book(self, book: ContractSource) -> None:
+        """Judge new incidents (customer, bounds) by the recorded versions (a `ContractBook`,
+        or a source that follows the record, as `serve` gives)."""
         self.contracts = book
 
     def _remember_absent(self, aggregate_id: UUID) -> None:

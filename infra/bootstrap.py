@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
+import structlog
 from eventsourcing.persistence import PersistenceError
 
 from slatrail.application.service import SlatrailApplication
@@ -42,6 +44,8 @@ if TYPE_CHECKING:  # imported when first used: a command that never asks them ne
     from slatrail.infra.read_model_store import ReadModelStore
 
 SAMPLE_CONTRACTS = "contracts.sample.toml"
+CONTRACTS_CHECK_S = 5.0  # how often `serve` asks whether a contract version was recorded
+log = structlog.get_logger("slatrail.bootstrap")
 
 
 def utc_now() -> datetime:
@@ -122,6 +126,12 @@ class Container:
     _book: ContractBook | None = field(default=None, repr=False)
     first_version_from_file: bool = True  # `contracts apply` records its own file instead
     store_read_only: bool = False  # never create the event store (read-only commands)
+    # a long-running process (`serve`) re-reads the contract versions when the record grew,
+    # checked at most this often; None (one-shot commands): read once
+    contracts_check_s: float | None = None
+    monotonic: Callable[[], float] = time.monotonic
+    _book_checked: float = field(default=0.0, repr=False)
+    _recorded: int = field(default=0, repr=False)  # versions recorded when the book was read
     read_models_read_only: bool = False  # never create the read-model database
 
     @property
@@ -140,8 +150,10 @@ class Container:
                 connect_timeout_s=self.settings.store_connect_timeout_s,
             )
             if not self.store_read_only and self.first_version_from_file:
-                # a writer judges new incidents by the record
-                self._app.use_contract_book(self.contract_book)
+                # a writer judges new incidents by the record (as it grows, in `serve`)
+                book = self.contract_book
+                live = self.contracts_check_s is not None
+                self._app.use_contract_book(LiveContracts(self) if live else book)
         return self._app
 
     @property
@@ -157,6 +169,7 @@ class Container:
                 if self.store_read_only:
                     version = ContractVersion.unrecorded(self.contracts, text, self.clock())
                     book = ContractBook((version,))
+                    recorded = 0
                 else:
                     app.record_contracts(
                         text, source=source, effective_from=SINCE_EVER, actor="slatrail",
@@ -164,10 +177,39 @@ class Container:
                     )  # fmt: skip
                     book = app.contract_book()
                     assert book is not None
-            elif self.settings.contracts is not None:
-                _check_given_contracts(book, text, source, self.clock())
-            self._book = book
+                    recorded = book.latest.version
+            else:
+                if self.settings.contracts is not None:
+                    _check_given_contracts(book, text, source, self.clock())
+                recorded = book.latest.version
+            self._book, self._recorded = book, recorded
+            self._book_checked = self.monotonic()
+        elif self.contracts_check_s is not None:
+            self._follow_the_record()
         return self._book
+
+    def _follow_the_record(self) -> None:
+        """Re-read the versions when the store's contract history has grown (the record is
+        the truth: `contracts apply` in another process), asked at most every
+        `contracts_check_s` seconds."""
+        now = self.monotonic()
+        if self.contracts_check_s is None or now - self._book_checked < self.contracts_check_s:
+            return
+        self._book_checked = now
+        app = self.app
+        if app.contract_history_version() == self._recorded:
+            return
+        fresh = app.contract_book()
+        if fresh is None:
+            return
+        self._book, self._recorded = fresh, fresh.latest.version
+        log.info("contract_versions_reloaded", versions=len(fresh.versions),
+                 latest=fresh.latest.version)  # fmt: skip
+
+    @property
+    def live_contracts(self) -> LiveContracts:
+        """The recorded versions as they are now: what a worker of `serve` measures by."""
+        return LiveContracts(self)
 
     def contracts_known_at(self, as_known_at: datetime | None) -> ContractBook:
         """The versions recorded by `as_known_at` (all when None)."""
@@ -238,3 +280,21 @@ class Container:
         if self._app is not None:
             self._app.close()
             self._app = None
+
+
+class LiveContracts:
+    """A contract source that asks the container for the book on every use, so a running
+    process follows newly recorded versions (`Container.contracts_check_s`)."""
+
+    def __init__(self, container: Container) -> None:
+        self.container = container
+
+    @property
+    def book(self) -> ContractBook:
+        return self.container.contract_book
+
+    def measuring(self, reported_at: datetime) -> Contracts:
+        return self.book.measuring(reported_at)
+
+    def for_period(self, at: datetime) -> Contracts:
+        return self.book.for_period(at)

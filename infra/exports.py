@@ -47,6 +47,8 @@ CSV_COLUMNS = (
     "in_range",
     "redrive",
 )
+# after the event columns: an event's inclusion proof against the export's checkpoint
+PROOF_COLUMNS = ("leaf_index", "inclusion_path")
 
 
 def _csv_cell(name: str, record: dict[str, Any]) -> object:
@@ -57,6 +59,25 @@ def _csv_cell(name: str, record: dict[str, Any]) -> object:
     if name == "in_range":
         return "true" if value else "false"
     return "" if value is None else value
+
+
+def _proof_cells(record: dict[str, Any]) -> list[object]:
+    """`leaf_index` and the audit path as base64 hashes joined by spaces (empty: no proof)."""
+    proof = record.get("inclusion")
+    if proof is None:
+        return ["", ""]
+    return [proof["leaf_index"], " ".join(proof["path"])]
+
+
+def _checkpoint_row(checkpoint: dict[str, Any]) -> list[object]:
+    """The checkpoint as a CSV row: `position` its tree size, `occurred_at` its known-at, `hash`
+    its root, `data` the canonical JSON of {origin, tree_size, root, known_at, note}."""
+    cells: dict[str, object] = {
+        "record": "checkpoint", "position": checkpoint["tree_size"],
+        "occurred_at": checkpoint["known_at"] or "", "hash": checkpoint["root"],
+        "data": canonical_json(checkpoint).decode("utf-8"),
+    }  # fmt: skip
+    return [cells.get(name, "") for name in (*CSV_COLUMNS, *PROOF_COLUMNS)]
 
 
 def _contract_cell(name: str, version: dict[str, Any]) -> object:
@@ -194,6 +215,7 @@ def write_csv(
     records: Iterable[dict[str, Any]],
     counts: ExportCounts,
     contracts: Iterable[dict[str, Any]] = (),
+    checkpoint: dict[str, Any] | None = None,
 ) -> None:
     """RFC 4180: rows end in CRLF; a field holding `,` `"` CR or LF is quoted, `"` doubled.
 
@@ -204,15 +226,16 @@ def write_csv(
     translate newlines (open the file with `newline=""`).
     """
     writer = csv.writer(out, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
-    writer.writerow(CSV_COLUMNS)
+    writer.writerow((*CSV_COLUMNS, *PROOF_COLUMNS))
+    if checkpoint is not None:
+        writer.writerow(_checkpoint_row(checkpoint))
     for version in contracts:
-        writer.writerow([_contract_cell(name, version) for name in CSV_COLUMNS])
+        writer.writerow([*(_contract_cell(name, version) for name in CSV_COLUMNS), "", ""])
     for record in records:
-        writer.writerow([_csv_cell(name, record) for name in CSV_COLUMNS])
+        writer.writerow([*(_csv_cell(name, record) for name in CSV_COLUMNS), *_proof_cells(record)])
     for incident_id, (position, hash_) in sorted(counts.heads.items()):
-        writer.writerow(
-            ["chain_head", incident_id, position, "", "", "", "", "", "", "", "", hash_, "", ""]
-        )
+        row = ["chain_head", incident_id, position, *[""] * 8, hash_, "", "", "", ""]
+        writer.writerow(row)
 
 
 def export_header(selection: Selection, exported_at: datetime) -> dict[str, Any]:

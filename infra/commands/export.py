@@ -74,7 +74,8 @@ def run(container: Container, args: argparse.Namespace) -> int:
                 header["checkpoint"] = checkpoint.as_json()
             write_jsonl(out, records, counts, header, contracts)
         else:
-            write_csv(out, records, counts, contracts)
+            carried = checkpoint.as_json() if checkpoint is not None else None
+            write_csv(out, records, counts, contracts, carried)
     if args.output is not None:
         echo(
             f"exported {counts.events} events of {counts.incidents} incidents "

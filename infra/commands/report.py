@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import json
 import re
 import sys
 from pathlib import Path
@@ -191,11 +192,22 @@ def csv_row(r: dict[str, Any]) -> dict[str, Any]:
             "credit_percent": a["credit_percent"],
         }
     )
+    versions = r.get("contract_versions")
+    row["contract_versions"] = " ".join(map(str, versions)) if versions else None
+    restated = r.get("restated")
+    row["restated_figures"] = None if restated is None else len(restated)
+    row["restated"] = None if restated is None else _restated_cell(restated)
     checkpoint = r.get("checkpoint") or {}
+    row["checkpoint_note"] = checkpoint.get("note")
     row["checkpoint_origin"] = checkpoint.get("origin")
     row["checkpoint_tree_size"] = checkpoint.get("tree_size")
     row["checkpoint_root"] = checkpoint.get("root")
     return row
+
+
+def _restated_cell(restated: list[dict[str, Any]]) -> str:
+    """The restated figures as JSON text, `[{"figure", "old", "new", "causes"}, …]`."""
+    return json.dumps(restated, ensure_ascii=False, separators=(",", ":"))
 
 
 # A cell a spreadsheet would read as a formula (OWASP "CSV injection"): it starts with one of

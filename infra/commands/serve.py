@@ -36,7 +36,7 @@ from slatrail.consumers.relay import EventRelay
 from slatrail.consumers.runtime import Backoff, Supervisor, Worker
 from slatrail.consumers.streams import OnAssign, Source
 from slatrail.infra.alert_drivers import CLOCK_FILE_ENV, FileClock, kafka_fired_reader
-from slatrail.infra.bootstrap import Container
+from slatrail.infra.bootstrap import CONTRACTS_CHECK_S, Container
 from slatrail.infra.cloudevents import CloudEventsSink
 from slatrail.infra.kafka import KafkaNotConfiguredError, quiet_kafka_logging, redact_config
 from slatrail.infra.kafka_envelope import ENVELOPES, decode_envelope
@@ -125,7 +125,7 @@ def build_alert_timer(
     s, kafka = container.settings, container.kafka()
     app = container.app
     worker = AlertTimerWorker(
-        container.contract_book,
+        container.live_contracts,  # follows `contracts apply` (docs/reference/contracts.md)
         source_factory=lambda: kafka.assigned_source(
             [s.topic_events], s.group_alerts, s.kafka_batch_size
         ),
@@ -264,6 +264,8 @@ def run(container: Container, args: argparse.Namespace) -> int:
         overrides["serve_processes"] = False
     if overrides:
         container.settings = container.settings.model_copy(update=overrides)
+    # a recorded contract version is taken up without a restart (docs/reference/contracts.md)
+    container.contracts_check_s = CONTRACTS_CHECK_S
     names = default_workers(container) if not args.workers else args.workers.split(",")
     unknown = [n for n in names if n not in WORKER_BUILDERS]
     if unknown:
@@ -354,7 +356,9 @@ class _Http:
         from slatrail.infra.web.server import BackgroundServer
 
         # The web reads through its own connections, never the workers'.
-        self.container = Container(self.settings, store_read_only=True)
+        self.container = Container(
+            self.settings, store_read_only=True, contracts_check_s=CONTRACTS_CHECK_S
+        )
         context = web_context(
             self.container, from_read_model=from_read_model, workers=supervisor.states,
             instruments=self.instruments,

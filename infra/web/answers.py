@@ -11,13 +11,16 @@ import base64
 import binascii
 import hashlib
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from slatrail.application.queries import answer_as_of, histories_for, reports_for, trail_events
-from slatrail.domain.model import IncidentEvent
+from slatrail.domain.clocks import Status
+from slatrail.domain.model import IncidentEvent, State
 from slatrail.infra.bootstrap import Container
 from slatrail.infra.commands import escalations as escalations_command
 from slatrail.infra.commands import report as report_command
@@ -135,6 +138,46 @@ def visible_events(
     return events
 
 
+STOPPED = frozenset({Status.MET, Status.BREACHED, Status.NOT_APPLICABLE})
+AnswerKey = tuple[str, int, str, int, str]
+
+
+class SettledAnswers:
+    """Answers of `/v1/incidents/{id}` as of now for incidents whose clocks have all stopped
+    (resolved, every clock met, breached or not applicable): such an answer changes only with a
+    new event or a new contract version, which are in the key. Bounded, least recently used
+    out first; shared by the server's threads."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._answers: OrderedDict[AnswerKey, dict[str, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: AnswerKey) -> dict[str, Any] | None:
+        with self._lock:
+            answer = self._answers.get(key)
+            if answer is not None:
+                self._answers.move_to_end(key)
+            return answer
+
+    def put(self, key: AnswerKey, answer: dict[str, Any]) -> None:
+        with self._lock:
+            self._answers[key] = answer
+            self._answers.move_to_end(key)
+            while len(self._answers) > self.size:
+                self._answers.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._answers)
+
+
+def _settled(sla: IncidentSla) -> bool:
+    clocks = sla.clocks
+    return clocks.timeline.state is State.RESOLVED and all(
+        c.status in STOPPED for c in clocks.clocks.values()
+    )
+
+
 def incident(
     container: Container,
     principal: Principal,
@@ -143,16 +186,28 @@ def incident(
     as_of: datetime | None,
     as_known_at: datetime | None,
     from_read_model: bool,
+    cache: SettledAnswers | None = None,
 ) -> dict[str, Any]:
     histories = histories_for(container, incident_id, from_read_model=from_read_model)
-    visible_events(histories[0] if histories else [], principal, incident_id)
+    events = visible_events(histories[0] if histories else [], principal, incident_id)
+    key: AnswerKey | None = None
+    if cache is not None and as_of is None and as_known_at is None:
+        book = container.contract_book
+        last = events[-1]
+        key = (incident_id, last.position, last.hash, book.latest.version, book.latest.sha256)
+        cached = cache.get(key)
+        if cached is not None:
+            return cached
     moment = answer_as_of(as_of, as_known_at, container.clock)
     view = sla_view(
         histories, container.contracts_known_at(as_known_at), moment, as_known_at=as_known_at
     )
     if not view:  # reported after as_of / recorded after as_known_at
         raise Problem("not_found", f"no incident {incident_id!r} as of that instant")
-    return sla_command.documents(view, explain=True)[0]
+    answer = sla_command.documents(view, explain=True)[0]
+    if key is not None and cache is not None and _settled(view[0]):
+        cache.put(key, answer)
+    return answer
 
 
 def audit(

@@ -81,6 +81,7 @@ def _instant(name: str, text: str | None) -> datetime | None:
 def create_app(context: WebContext) -> FastAPI:
     auth = Authenticator(context.tokens, RateLimiter(context.rate_per_s, context.rate_burst))
     container = context.container
+    settled = answers.SettledAnswers()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -203,7 +204,7 @@ def create_app(context: WebContext) -> FastAPI:
         return JSONResponse(answers.incident(
             container, who, incident_id, as_of=_instant("as_of", as_of),
             as_known_at=_instant("as_known_at", as_known_at),
-            from_read_model=context.from_read_model,
+            from_read_model=context.from_read_model, cache=settled,
         ))  # fmt: skip
 
     @app.get("/v1/incidents/{incident_id}/audit", tags=["incidents"])

@@ -185,6 +185,7 @@ class BoardCache:
         self.resolution = resolution
         self._board: Board | None = None
         self._rows: dict[str, _Computed] = {}
+        self._measured_by: ContractSource | None = None
         self._lock = threading.Lock()
 
     def update(self) -> Board:
@@ -192,13 +193,17 @@ class BoardCache:
         now = self.clock()
         with self._lock:
             board = self._board
+            contracts = self.contracts()
+            if contracts is not self._measured_by:  # a newly recorded contract version
+                self._rows.clear()  # every row measured again, none reused
+                self._measured_by, board = contracts, None
             if (
                 board is None
                 or board.generation != self.incidents.generation
                 or now - board.at >= self.resolution
             ):
                 board = compute_board(
-                    self.incidents.histories(), self.contracts(), now,
+                    self.incidents.histories(), contracts, now,
                     self.incidents.generation, self._rows,
                 )  # fmt: skip
                 self._board = board

@@ -214,7 +214,8 @@ def test_a_csv_export_verifies_with_the_documented_csv_program(
     assert slatrail("export", "--format", "csv", "--output", str(export)).returncode == 0
     rows = export.read_text(encoding="utf-8").splitlines()
     assert rows[0] == ("record,incident_id,position,type,occurred_at,recorded_at,actor,source,"
-                       "message_id,data,prev_hash,hash,in_range,redrive")  # fmt: skip
+                       "message_id,data,prev_hash,hash,in_range,redrive,"
+                       "leaf_index,inclusion_path")  # fmt: skip
     assert [r.split(",")[0] for r in rows[-2:]] == ["chain_head", "chain_head"]
     checked = run_documented("verify_export_csv.py", tmp_path, export)
     assert checked.returncode == 0, checked.stderr

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import csv
 import io
 import json
 import os
@@ -19,6 +20,8 @@ from typing import Any
 
 import pytest
 
+from slatrail.domain.merkle import leaf_hash, verify_inclusion
+from slatrail.domain.model import canonical_json
 from slatrail.infra.bootstrap import read_contracts
 from slatrail.infra.cli import main
 from slatrail.infra.store import open_application
@@ -221,6 +224,38 @@ def test_a_tampered_export_event_is_refused(files: dict[str, Any], check: Check)
     assert code == 1 and "is not in the log" in why
 
 
+def test_a_csv_export_carries_the_checkpoint_and_each_events_inclusion_proof(
+    files: dict[str, Any], check: Check
+) -> None:
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(["export", "--format", "csv", "--output", "export.csv"]) == 0
+    with Path("export.csv").open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    [row] = [r for r in rows if r["record"] == "checkpoint"]
+    assert rows[0] is row  # first, as the JSONL header carries it
+    checkpoint = json.loads(row["data"])
+    assert (int(row["position"]), row["hash"]) == (checkpoint["tree_size"], checkpoint["root"])
+    Path("csv.checkpoint").write_text(checkpoint["note"])
+    assert check(files["key"], "checkpoint", "csv.checkpoint")[0] == 0
+    jsonl = [json.loads(text) for text in Path("export.jsonl").read_text().splitlines()]
+    proofs = {(r["incident_id"], r["position"]): r["inclusion"] for r in jsonl if "inclusion" in r}
+    events = [r for r in rows if r["record"] == "event"]
+    assert len(events) == len(proofs) == 6
+    root = base64.b64decode(checkpoint["root"])
+    for r in events:
+        proof = {"leaf_index": int(r["leaf_index"]), "path": r["inclusion_path"].split()}
+        assert proof == proofs[(r["incident_id"], int(r["position"]))]  # the JSONL's proof
+        event = {k: r[k] for k in ("incident_id", "type", "occurred_at", "recorded_at", "actor",
+                                   "message_id", "prev_hash", "hash")}  # fmt: skip
+        event.update(position=int(r["position"]), source=r["source"] or None)
+        event.update(data=json.loads(r["data"]))
+        path = [base64.b64decode(p) for p in proof["path"]]
+        size, leaf = checkpoint["tree_size"], leaf_hash(canonical_json(event))
+        assert verify_inclusion(proof["leaf_index"], size, leaf, path, root)
+        forged = leaf_hash(canonical_json({**event, "actor": "mallory"}))
+        assert not verify_inclusion(proof["leaf_index"], size, forged, path, root)
+
+
 def test_a_flipped_bit_in_any_field_of_a_consistency_proof_is_refused(
     files: dict[str, Any], check: Check, store: Path
 ) -> None:
@@ -278,9 +313,15 @@ def test_a_monthly_report_in_every_format_carries_the_checkpoint_it_was_computed
     Path("report.checkpoint").write_text(checkpoint["note"])
     assert check(files["key"], "checkpoint", "report.checkpoint")[0] == 0
     root = checkpoint["root"]
-    rows = report("--format", "csv").splitlines()
-    assert rows[0].endswith(",checkpoint_origin,checkpoint_tree_size,checkpoint_root")
-    assert all(row.endswith(f",slatrail.local/incidents,12,{root}") for row in rows[1:])
+    text = report("--format", "csv")
+    assert text.splitlines()[0].endswith(",checkpoint_origin,checkpoint_tree_size,checkpoint_root")
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    assert len(rows) == 1 + len(reports)
+    assert all(row[-3:] == ["slatrail.local/incidents", "12", root] for row in rows[1:])
+    Path("csv.checkpoint").write_text(rows[1][-4])  # the signed note, exactly
+    assert check(files["key"], "checkpoint", "csv.checkpoint") == (
+        0, f"OK: checkpoint of 12 records, root {root}\n"
+    )  # fmt: skip
     assert f"computed at checkpoint slatrail.local/incidents size 12 root {root}" in report()
     report("--format", "html", "--output", "report.html")
     page = Path("report.html").read_text()

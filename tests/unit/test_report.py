@@ -438,6 +438,31 @@ def test_the_csv_has_one_flat_row_per_customer_month_with_the_json_figures(
     assert row["incidents_p2"] == "3"
 
 
+def test_the_csv_carries_the_contract_versions_the_restated_figures_and_the_signed_note(
+    incidents: IncidentFactory, contracts: Contracts
+) -> None:
+    report = report_of(scenario(incidents), contracts)
+    (plain,) = csv.DictReader(io.StringIO(render_csv([report])))
+    assert (plain["contract_versions"], plain["restated_figures"], plain["restated"]) == ("",) * 3
+    note = "slatrail.local/incidents\n12\nAAAA=\n\n\u2014 slatrail.local/incidents sig=\n"
+    restated = [{"figure": "response_attainment", "old": 1.0, "new": 0.5,
+                 "causes": ["contract version 2 recorded"]}]  # fmt: skip
+    report.update(contract_versions=[1, 2], restated=restated, checkpoint={
+        "origin": "slatrail.local/incidents", "tree_size": 12, "root": "AAAA=",
+        "known_at": None, "note": note,
+    })  # fmt: skip
+    text = render_csv([report])
+    assert text.count("\r\n") == 2  # RFC 4180: CRLF ends each record; the note's LFs are quoted
+    (row,) = csv.DictReader(io.StringIO(text, newline=""))
+    assert row["contract_versions"] == "1 2"
+    assert (row["restated_figures"], json.loads(row["restated"])) == ("1", restated)
+    assert row["checkpoint_note"] == note  # the signed note exactly: its signature checks
+    assert text.splitlines()[0].endswith(",checkpoint_origin,checkpoint_tree_size,checkpoint_root")
+    report["restated"] = []  # asked, nothing restated: 0, not empty
+    (row,) = csv.DictReader(io.StringIO(render_csv([report])))
+    assert (row["restated_figures"], row["restated"]) == ("0", "[]")
+
+
 def test_the_table_lists_each_customer_month_and_its_breaches(
     incidents: IncidentFactory, contracts: Contracts
 ) -> None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from slatrail.infra.bootstrap import read_contracts
-from slatrail.infra.web.board import compute_board
+from slatrail.domain.contracts import load_contracts
+from slatrail.infra.bootstrap import read_contracts, read_contracts_text
+from slatrail.infra.web.board import BoardCache, compute_board
 from tests.builders import IncidentFactory, instant
 
 
@@ -34,3 +35,31 @@ def test_reused_rows_equal_fresh_ones_before_and_after_a_planned_alert() -> None
     statuses = {c.status for r in compute_board(histories, contracts, moments[-1], 1).rows
                 for c in r.clocks}  # fmt: skip
     assert "breached" in statuses
+
+
+class _Open:
+    def __init__(self, histories: list) -> None:  # type: ignore[type-arg]
+        self.generation = 1
+        self._histories = histories
+
+    def histories(self) -> list:  # type: ignore[type-arg]
+        return self._histories
+
+
+def test_a_new_contract_version_is_on_the_board_at_its_next_update() -> None:
+    contracts = read_contracts(None)
+    factory = IncidentFactory(contracts)
+    factory.report("A-1", "2026-10-05T09:00:00Z", customer="acme-rtc", priority="P3")
+    text, _ = read_contracts_text(None)
+    moved = text.replace('tier = "enterprise"\nname = "Acme RTC Cloud"',
+                         'tier = "standard"\nname = "Acme RTC Cloud"')  # fmt: skip
+    assert moved != text
+    current = [contracts]
+    now = instant("2026-10-05T09:07:00Z")
+    cache = BoardCache(_Open([factory.events("A-1")]), lambda: current[0], lambda: now,
+                       resolution=timedelta(hours=1))  # fmt: skip
+    before = cache.update()
+    current[0] = load_contracts(moved, "v2.toml")  # what `contracts apply` recorded
+    after = cache.update()  # within the resolution, same generation: still measured again
+    assert after.rows != before.rows
+    assert after.rows == compute_board([factory.events("A-1")], current[0], now, 1).rows
