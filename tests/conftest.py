@@ -143,7 +143,7 @@ def pipeline_factory(
                 k: f"t{tag}.incidents.{k}"
                 for k in ("inbound", "events", "rejected", "alerts", "retry")
             },
-            groups={k: f"g{tag}-{k}" for k in ("inbound", "projections")},
+            groups={k: f"g{tag}-{k}" for k in ("inbound", "projections", "alerts")},
             workdir=tmp_path,
             partitions=partitions,
         )

@@ -162,6 +162,9 @@ class PipelineEnv:
             "SLATRAIL_TOPIC_RETRY": self.topics["retry"],
             "SLATRAIL_GROUP_INBOUND": self.groups["inbound"],
             "SLATRAIL_GROUP_PROJECTIONS": self.groups["projections"],
+            # the alert timer's offsets and its leader lease: one group per test, or a serve
+            # killed by an earlier test would still hold the lease on the shared broker
+            "SLATRAIL_GROUP_ALERTS": self.groups["alerts"],
         }
         env.pop("SLATRAIL_CONTRACTS", None)
         env.update(extra)
@@ -181,6 +184,7 @@ class PipelineEnv:
             "topic_retry": self.topics["retry"],
             "group_inbound": self.groups["inbound"],
             "group_projections": self.groups["projections"],
+            "group_alerts": self.groups["alerts"],
             "kafka_session_timeout_ms": group["session_timeout_ms"],
             "kafka_heartbeat_interval_ms": group["heartbeat_interval_ms"],
             "kafka_max_poll_interval_ms": 30_000,

@@ -93,8 +93,6 @@ EXPECTED: list[tuple[datetime, str, int]] = [
     (at(33.5), "C/escalated/2", 2),
 ]
 
-GROUP = "slatrail-alert-timer"
-
 
 class Day:
     """Drives one simulated day: the clock file, the store, and what is on the topics."""
@@ -148,7 +146,8 @@ class Day:
 
         admin = KafkaAdminClient(bootstrap_servers=self.pipe.kafka.bootstrap)
         try:
-            offsets = admin.list_group_offsets(GROUP).get(GROUP, {})
+            group = self.pipe.groups["alerts"]
+            offsets = admin.list_group_offsets(group).get(group, {})
         finally:
             admin.close()
         topic = self.pipe.topics["events"]

@@ -57,6 +57,15 @@ def headers(record: Any) -> dict[str, bytes]:
     return {name: value for name, value in record.headers}
 
 
+def cloudevents(id_: str, source: str, type_: str, time: str, subject: str) -> dict[str, bytes]:
+    """The CloudEvents binary-mode headers (docs/reference/topics.md) a record must carry."""
+    return {
+        "ce_specversion": b"1.0", "ce_id": id_.encode(), "ce_source": source.encode(),
+        "ce_type": type_.encode(), "ce_time": time.encode(), "ce_subject": subject.encode(),
+        "content-type": b"application/json",
+    }  # fmt: skip
+
+
 BAD = {
     b"\x80\x81 not utf-8": "invalid_encoding",
     b"{not json": "invalid_json",
@@ -106,7 +115,9 @@ def test_events_dead_letters_alerts_and_parked_messages_on_the_broker_match_thei
         assert headers(record) == {
             "slatrail-notification-id": str(body["notification_id"]).encode(),
             "slatrail-schema": b"slatrail.event/v1",
-        }
+            **cloudevents(body["hash"], "/slatrail/incidents", f"slatrail.incident.{body['type']}",
+                          body["recorded_at"], body["incident_id"]),
+        }  # fmt: skip
 
     # incidents.rejected: the Kafka dead letter, header slatrail-code, the parking report.
     letters = [json.loads(r.value) for r in rejected]
@@ -125,7 +136,12 @@ def test_events_dead_letters_alerts_and_parked_messages_on_the_broker_match_thei
     assert {a["kind"] for a in documents} >= {"breached"}
     for record, document in zip(alerts, documents, strict=True):
         assert record.key == document["incident_id"].encode()
-        assert headers(record) == {"slatrail-schema": b"slatrail.alert/v1"}
+        assert headers(record) == {
+            "slatrail-schema": b"slatrail.alert/v1",
+            **cloudevents(document["alert_key"], "/slatrail/alerts",
+                          f"slatrail.alert.{document['kind']}", document["fired_at"],
+                          document["incident_id"]),
+        }  # fmt: skip
 
     # incidents.retry: every parked copy of the orphan.
     copies = [json.loads(r.value) for r in parked]
