@@ -246,6 +246,10 @@ class ContractBook:
     def version(self, number: int) -> ContractVersion | None:
         return next((v for v in self.versions if v.version == number), None)
 
+    def customers(self) -> set[str]:
+        """Every customer contracted in any of these versions."""
+        return {name for v in self.versions for name in v.contracts.spec.customers}
+
     @property
     def latest(self) -> ContractVersion:
         return self.versions[-1]

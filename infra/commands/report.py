@@ -76,7 +76,7 @@ def write_html(container: Container, reports: list[dict[str, Any]], path: Path) 
 def run(container: Container, args: argparse.Namespace) -> int:
     months: list[Month] = args.quarter or [args.month]
     book = container.contracts_known_at(args.as_known_at)
-    contracted = {name for v in book.versions for name in v.contracts.spec.customers}
+    contracted = book.customers()
     if args.customer is not None and args.customer not in contracted:
         known = ", ".join(sorted(contracted))
         print(f"slatrail report: unknown customer {args.customer!r} (known: {known})",

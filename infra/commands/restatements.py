@@ -39,7 +39,7 @@ def run(container: Container, args: argparse.Namespace) -> int:
     if args.vs is not None and args.vs < args.known_at:
         raise UsageError("restatements: --vs must not be earlier than --known-at")
     book = container.contract_book
-    contracted = {name for v in book.versions for name in v.contracts.spec.customers}
+    contracted = book.customers()
     if args.customer is not None and args.customer not in contracted:
         raise UsageError(f"restatements: unknown customer {args.customer!r}")
     result = restatements(

@@ -44,7 +44,7 @@ def run(container: Container, args: argparse.Namespace) -> int:
     months: list[Month] = args.quarter or [args.month]
     draft = read_contracts(args.draft)
     book = container.contract_book
-    contracted = {name for v in book.versions for name in v.contracts.spec.customers}
+    contracted = book.customers()
     if args.customer is not None and args.customer not in contracted | set(draft.spec.customers):
         raise UsageError(f"whatif: unknown customer {args.customer!r}")
     as_of = args.as_of or container.clock()

@@ -261,7 +261,10 @@ def reports(
     as_of: datetime | None,
     as_known_at: datetime | None,
 ) -> list[dict[str, Any]]:
-    if not principal.sees(customer) or customer not in _contracted(container, as_known_at):
+    if (
+        not principal.sees(customer)
+        or customer not in container.contracts_known_at(as_known_at).customers()
+    ):
         raise Problem("not_found", f"no customer {customer!r}")
     moment = answer_as_of(as_of, as_known_at, container.clock)
     documents = reports_for(
@@ -272,9 +275,3 @@ def reports(
     for document in documents:
         document["checkpoint"] = checkpoint
     return documents
-
-
-def _contracted(container: Container, as_known_at: datetime | None) -> set[str]:
-    """Every customer of a contract version known then (as `slatrail report` accepts)."""
-    book = container.contracts_known_at(as_known_at)
-    return {name for version in book.versions for name in version.contracts.spec.customers}

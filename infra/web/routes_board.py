@@ -107,8 +107,7 @@ def add_board_routes(app: FastAPI, context: WebContext) -> None:
         return rows, query, filters, board.at
 
     def customers_of(who: Principal) -> list[str]:
-        book = context.container.contract_book
-        every = sorted({c for version in book.versions for c in version.contracts.spec.customers})
+        every = sorted(context.container.contract_book.customers())
         return [c for c in every if who.sees(c)]
 
     @app.get("/", response_class=HTMLResponse, tags=["board"])
