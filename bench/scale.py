@@ -1,8 +1,11 @@
 """Queries at scale: each command as a whole process, as a ratio to `slatrail --help` start-up
 measured in the same run, with its peak memory.
 
-Usage: python bench/scale.py [INCIDENTS]   (default 200,000; ≈6 events each, 30 customers,
-two years of reports, 2% still open)
+Usage: python bench/scale.py [INCIDENTS] [--keep DIR [--build-only]]
+(default 200,000 incidents; ≈6 events each, 30 customers, two years of reports, 2% still open)
+
+--keep DIR builds the store in DIR and keeps it; a later run with the same DIR and count times
+the commands on it without building again (the build of 200,000 incidents takes minutes).
 
 Builds the store through the application (`SlatrailApplication.record`, 2,000 messages per
 batch: the same path as `slatrail ingest`, without the JSON Lines file), then times:
@@ -17,6 +20,7 @@ every one under 300 MiB peak (the process's own maximum resident set).
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import random
@@ -131,42 +135,57 @@ def timed(argv: list[str], env: dict[str, str], rounds: int = 2) -> tuple[float,
 
 
 def main() -> None:
-    count = int(sys.argv[1]) if len(sys.argv) > 1 else 200_000
+    parser = argparse.ArgumentParser(description="queries at scale")
+    parser.add_argument("incidents", nargs="?", type=int, default=200_000)
+    parser.add_argument("--keep", type=Path, help="build the store here and keep it")
+    parser.add_argument("--build-only", action="store_true", help="with --keep: only build")
+    args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        workdir = Path(tmp)
-        contracts = workdir / "contracts.toml"
-        contracts.write_text(contracts_text())
-        store = f"sqlite:///{workdir / 'scale.db'}"
+        workdir = args.keep or Path(tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
+        run(workdir, args.incidents, timing=not (args.keep and args.build_only))
+
+
+def run(workdir: Path, count: int, *, timing: bool) -> None:
+    contracts = workdir / "contracts.toml"
+    contracts.write_text(contracts_text())
+    database = workdir / f"scale-{count}.db"
+    store = f"sqlite:///{database}"
+    if database.exists():
+        print(f"store: {database} (kept from an earlier run, {count} incidents)")
+    else:
         started = time.perf_counter()
         events = build(store, contracts, count)
         built = time.perf_counter() - started
         rate = events / built
         print(f"store: {count} incidents, {events} events, {CUSTOMERS} customers, "
               f"built in {built:.0f} s ({rate:,.0f} events/s through record)")  # fmt: skip
-        env = {**os.environ, "SLATRAIL_STORE": store, "SLATRAIL_CONTRACTS": str(contracts),
-               "SLATRAIL_LOG_LEVEL": "error"}  # fmt: skip
-        cli = [sys.executable, "-m", "slatrail.infra.cli"]
-        month = "2026-06"
-        commands: list[tuple[str, list[str], float | None]] = [
-            ("sla --customer C --state open", ["sla", "--customer", "cust-05", "--state", "open",
-                                               "--as-of", "2027-01-10T00:00:00Z"], 0.5),
-            ("sla --incident ID", ["sla", "--incident", f"SC-{count // 2:07d}"], 0.3),
-            ("report --month M --customer C", ["report", "--month", month, "--customer",
-                                               "cust-05", "--format", "json"], 1.0),
-            ("report --month M", ["report", "--month", month, "--format", "json"], 3.0),
-            ("escalations", ["escalations", "--as-of", "2027-01-10T00:00:00Z"], 1.0),
-            ("sla --state open (all customers)", ["sla", "--state", "open", "--format", "json",
-                                                  "--as-of", "2027-01-10T00:00:00Z"], None),
-        ]  # fmt: skip
-        baseline, base_peak, _ = timed([*cli, "--help"], env, rounds=3)
-        print(f"baseline `slatrail --help`: {baseline:.3f} s, {base_peak:.0f} MiB peak")
-        print(f"{'command':36} {'s':>7} {'× --help':>9} {'peak MiB':>9}  target")
-        for name, argv, target in commands:
-            seconds, peak, code = timed([*cli, *argv], env)
-            goal = f"< {target} s" if target is not None else "-"
-            flag = "" if code in (0, 1) else f"  (exit {code})"
-            print(f"{name:36} {seconds:7.2f} {seconds / baseline:9.1f} {peak:9.0f}  {goal}, "
-                  f"< 300 MiB{flag}")  # fmt: skip
+    if not timing:
+        return
+    env = {**os.environ, "SLATRAIL_STORE": store, "SLATRAIL_CONTRACTS": str(contracts),
+           "SLATRAIL_LOG_LEVEL": "error"}  # fmt: skip
+    cli = [sys.executable, "-m", "slatrail.infra.cli"]
+    month = "2026-06"
+    commands: list[tuple[str, list[str], float | None]] = [
+        ("sla --customer C --state open", ["sla", "--customer", "cust-05", "--state", "open",
+                                           "--as-of", "2027-01-10T00:00:00Z"], 0.5),
+        ("sla --incident ID", ["sla", "--incident", f"SC-{count // 2:07d}"], 0.3),
+        ("report --month M --customer C", ["report", "--month", month, "--customer",
+                                           "cust-05", "--format", "json"], 1.0),
+        ("report --month M", ["report", "--month", month, "--format", "json"], 3.0),
+        ("escalations", ["escalations", "--as-of", "2027-01-10T00:00:00Z"], 1.0),
+        ("sla --state open (all customers)", ["sla", "--state", "open", "--format", "json",
+                                              "--as-of", "2027-01-10T00:00:00Z"], None),
+    ]  # fmt: skip
+    baseline, base_peak, _ = timed([*cli, "--help"], env, rounds=3)
+    print(f"baseline `slatrail --help`: {baseline:.3f} s, {base_peak:.0f} MiB peak")
+    print(f"{'command':36} {'s':>7} {'× --help':>9} {'peak MiB':>9}  target")
+    for name, argv, target in commands:
+        seconds, peak, code = timed([*cli, *argv], env)
+        goal = f"< {target} s" if target is not None else "-"
+        flag = "" if code in (0, 1) else f"  (exit {code})"
+        print(f"{name:36} {seconds:7.2f} {seconds / baseline:9.1f} {peak:9.0f}  {goal}, "
+              f"< 300 MiB{flag}")  # fmt: skip
 
 
 if __name__ == "__main__":
