@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slatrail.domain.errors import Rejection
-from slatrail.domain.messages import IncidentMessage
+
+if TYPE_CHECKING:  # the wire models are built only by the commands that decode messages
+    from slatrail.domain.messages import IncidentMessage
 
 
 class Status(StrEnum):
@@ -35,7 +37,7 @@ class Outcome:
         return cls(Status.REJECTED, message_id, error.incident_id, error.code, error.reason)
 
 
-Decoded = tuple[IncidentMessage, dict[str, Any]]
+Decoded = tuple["IncidentMessage", dict[str, Any]]
 """A message as the wire codec decoded it, with its parsed JSON object (for fingerprinting)."""
 
 

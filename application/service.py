@@ -18,7 +18,6 @@ from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 from uuid import UUID
 
-import structlog
 from eventsourcing.application import (
     AggregateNotFoundError,
     Application,
@@ -35,6 +34,7 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import get_topic
 
+from slatrail.application.lazy_log import LazyLogger
 from slatrail.application.outcomes import Decoded, Outcome, Status
 from slatrail.domain.contract_version import (
     CONTRACTS_ID,
@@ -51,7 +51,6 @@ from slatrail.domain.errors import (
     unprocessable_reason,
 )
 from slatrail.domain.incident import EVENT_CLASSES, Fact, Incident
-from slatrail.domain.messages import fingerprint, to_fact
 from slatrail.domain.model import EventType, IncidentEvent, State, incident_uuid, receipt_uuid
 from slatrail.domain.receipt import MessageReceipt
 from slatrail.projections.incident_index import (
@@ -62,7 +61,7 @@ from slatrail.projections.incident_index import (
     starts_from,
 )
 
-log = structlog.get_logger("slatrail.store")
+log = LazyLogger("slatrail.store")
 
 INCIDENT_TOPICS: tuple[str, ...] = tuple(get_topic(cls) for cls in EVENT_CLASSES.values())
 
@@ -193,6 +192,8 @@ class SlatrailApplication(Application[UUID]):
     ) -> list[Outcome]:
         """One transaction for the batch. Receipts are read only when needed: when `careful`,
         when the incident already holds the message_id, or to explain a rejection."""
+        from slatrail.domain.messages import fingerprint, to_fact  # a writer's import (start-up)
+
         touched: dict[UUID, Incident] = {}
         receipts: dict[str, Receipt] = {}
         outcomes: list[Outcome] = []

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-import structlog
 from eventsourcing.persistence import PersistenceError
 
+from slatrail.application.lazy_log import LazyLogger
 from slatrail.application.service import SlatrailApplication
 from slatrail.domain.contract_version import (
     SINCE_EVER,
@@ -45,7 +45,7 @@ if TYPE_CHECKING:  # imported when first used: a command that never asks them ne
 
 SAMPLE_CONTRACTS = "contracts.sample.toml"
 CONTRACTS_CHECK_S = 5.0  # how often `serve` asks whether a contract version was recorded
-log = structlog.get_logger("slatrail.bootstrap")
+log = LazyLogger("slatrail.bootstrap")
 
 
 def utc_now() -> datetime:

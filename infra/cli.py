@@ -17,8 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-import structlog
-
+from slatrail.application.lazy_log import LazyLogger
 from slatrail.infra.commands import COMMANDS, command_module
 from slatrail.infra.errors import (
     EXIT_FINDING,
@@ -169,7 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(
         os.environ.get("SLATRAIL_LOG_LEVEL", "info"), os.environ.get("SLATRAIL_LOG_FORMAT", "auto")
     )
-    log = structlog.get_logger("slatrail")
+    log = LazyLogger("slatrail")
     container: Container | None = None
     try:
         args = build_parser(command_in(arguments)).parse_args(arguments)
@@ -232,7 +231,7 @@ def _is_store_error(error: Exception) -> bool:
     )
 
 
-def _operator_error(error: Exception, scrub: Scrubber, log: structlog.BoundLogger) -> int:
+def _operator_error(error: Exception, scrub: Scrubber, log: LazyLogger) -> int:
     exit_code: int = getattr(error, "exit_code", EXIT_USAGE)
     message = scrub(getattr(error, "prefix", "") + str(error))
     log.error("operator_error", error=message, exit_code=exit_code)
@@ -240,7 +239,7 @@ def _operator_error(error: Exception, scrub: Scrubber, log: structlog.BoundLogge
     return exit_code
 
 
-def _store_error(error: Exception, scrub: Scrubber, log: structlog.BoundLogger) -> int:
+def _store_error(error: Exception, scrub: Scrubber, log: LazyLogger) -> int:
     """The store failed while in use."""
     text = scrub(str(error).strip().splitlines()[0] if str(error).strip() else repr(error))
     damaged = "malformed" in text or "not a database" in text
@@ -250,9 +249,7 @@ def _store_error(error: Exception, scrub: Scrubber, log: structlog.BoundLogger) 
     return EXIT_FINDING if damaged else EXIT_USAGE
 
 
-def _internal_error(
-    error: Exception, scrub: Scrubber, log: structlog.BoundLogger, debug: bool
-) -> int:
+def _internal_error(error: Exception, scrub: Scrubber, log: LazyLogger, debug: bool) -> int:
     """Last resort: a bug in slatrail, still one line, no secret."""
     text = scrub(str(error).strip().splitlines()[0] if str(error).strip() else "")[:300]
     what = type(error).__name__ + (f": {text}" if text else "")

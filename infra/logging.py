@@ -10,20 +10,27 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import importlib.abc
+import importlib.machinery
 import logging
 import sys
-from collections.abc import Iterator, MutableMapping
-from typing import Any
+from collections.abc import Iterator, MutableMapping, Sequence
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
-import structlog
+if TYPE_CHECKING:  # structlog is imported by the first module that logs (start-up)
+    import structlog
 
 LOG_FORMATS = ("auto", "console", "json")
 
 _EXPECTED = contextvars.ContextVar("slatrail_expected_rejections", default=False)
 _LEVEL = {"value": logging.INFO}
+_PENDING: dict[str, tuple[str, str]] = {}
 
 
 def _stderr_logger(*_: object) -> structlog.PrintLogger:
+    import structlog
+
     # Looked up at each logger creation, so a replaced sys.stderr (tests, daemons) is honoured.
     return structlog.PrintLogger(sys.stderr)
 
@@ -40,6 +47,8 @@ def expected_rejections() -> Iterator[None]:
 def _quiet_expected(_: Any, method: str, event: MutableMapping[str, Any]) -> Any:
     if _EXPECTED.get() and event.get("event") == "message_rejected":
         if _LEVEL["value"] > logging.DEBUG:
+            import structlog
+
             raise structlog.DropEvent
         event["level"] = "debug"
     return event
@@ -56,6 +65,19 @@ def wants_console(fmt: str, stream: Any = None) -> bool:
 
 
 def configure_logging(level: str = "info", fmt: str = "auto") -> None:
+    """Configure structlog now if it is imported, else as soon as something imports it: a
+    command that never logs never pays for importing it."""
+    _PENDING["config"] = (level, fmt)
+    if "structlog" in sys.modules:
+        _apply()
+    elif not any(isinstance(finder, _ConfigureOnImport) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _ConfigureOnImport())
+
+
+def _apply() -> None:
+    import structlog
+
+    level, fmt = _PENDING["config"]
     renderer: structlog.typing.Processor
     if wants_console(fmt):
         renderer = structlog.dev.ConsoleRenderer(colors=False)
@@ -76,3 +98,31 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
         logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )
+
+
+class _ConfigureOnImport(importlib.abc.MetaPathFinder):
+    """Finds nothing itself: when `structlog` is first imported it wraps the real loader so
+    that the pending configuration is applied right after the module has run."""
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if fullname != "structlog":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is not None and isinstance(spec.loader, importlib.abc.Loader):
+            spec.loader = _ThenConfigure(spec.loader)
+        return spec
+
+
+class _ThenConfigure(importlib.abc.Loader):
+    def __init__(self, loader: importlib.abc.Loader) -> None:
+        self.loader = loader
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module: ModuleType) -> None:
+        self.loader.exec_module(module)
+        _apply()

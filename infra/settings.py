@@ -1,15 +1,39 @@
-"""All settings in one place: CLI flags override `SLATRAIL_*` environment variables."""
+"""All settings in one place: CLI flags override `SLATRAIL_*` environment variables.
+
+A pydantic model that reads its fields from the environment itself (`SLATRAIL_<FIELD>`, any
+case) rather than a pydantic-settings class: importing pydantic-settings costs more than a
+whole single-incident command (docs/decisions.md, "Settings without pydantic-settings").
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+ENV_PREFIX = "SLATRAIL_"
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SLATRAIL_", extra="ignore")
+def environment_values(fields: Any, environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The `SLATRAIL_*` variables naming one of `fields`, by field name (names in any case)."""
+    environ = dict(os.environ) if environ is None else environ
+    wanted = {f"{ENV_PREFIX}{name}".upper(): name for name in fields}
+    return {wanted[key.upper()]: value for key, value in environ.items() if key.upper() in wanted}
+
+
+class Settings(BaseModel):
+    """Keyword arguments (the CLI's flags) win over the environment, which wins over defaults."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_environment(cls, given: Any) -> Any:
+        if not isinstance(given, dict):
+            return given
+        return {**environment_values(cls.model_fields), **given}
 
     store: str = "sqlite:///slatrail.db"
     # PostgreSQL store / read models: give up connecting after this many seconds, naming the

@@ -11,16 +11,16 @@ import sqlite3
 from dataclasses import dataclass
 from urllib.parse import quote, unquote, urlsplit
 
-import structlog
 from eventsourcing.persistence import PersistenceError
 
+from slatrail.application.lazy_log import LazyLogger
 from slatrail.application.service import DamagedStoreError, SlatrailApplication
 from slatrail.domain.contracts import Contracts
 from slatrail.infra.batch_reads import stored_events_of
 from slatrail.infra.errors import StoreMissingError, StoreUnavailableError, UsageError
 from slatrail.infra.redact import redact_url
 
-log = structlog.get_logger("slatrail.store")
+log = LazyLogger("slatrail.store")
 
 
 class StoreURLError(UsageError, ValueError):

@@ -1,14 +1,22 @@
 """`slatrail --help` lists every command without importing it, and the lines it lists are the
-ones each command registers."""
+ones each command registers; the single-incident commands import only what they need."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
+from pathlib import Path
 
+import pytest
+
+from slatrail.infra.bootstrap import read_contracts
 from slatrail.infra.cli import command_in
 from slatrail.infra.commands import COMMANDS, command_modules
+from slatrail.infra.store import open_application
+from slatrail.infra.wire import decode
+from tests.builders import line, reported_data, utc, wire
 
 
 def test_every_listed_help_line_is_the_one_its_command_registers() -> None:
@@ -49,3 +57,71 @@ def test_a_command_imports_no_other_command_and_help_imports_none() -> None:
         )
         last = done.stdout.strip().splitlines()[-1]
         assert last.startswith(expected), argv
+
+
+# What a single-incident command never needs (docs/scale.md, "Start-up"): structlog (and the
+# asyncio it imports) until something is logged, pydantic-settings, the wire-message models
+# (only commands that decode messages build them), the read-model store.
+NOT_FOR_ONE_INCIDENT = (
+    "structlog", "asyncio", "pydantic_settings", "slatrail.domain.messages",
+    "slatrail.infra.read_model_store", "psycopg",
+)  # fmt: skip
+
+LEAN = """
+import sys, contextlib, io
+from slatrail.infra.cli import main
+with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
+    code = main(sys.argv[2:])
+print(code, sorted(m for m in sys.argv[1].split(",") if m in sys.modules))
+"""
+
+
+@pytest.fixture
+def one_incident_store(tmp_path: Path) -> dict[str, str]:
+    path = tmp_path / "store.db"
+    app = open_application(f"sqlite:///{path}", read_contracts(None))
+    at = utc(2026, 10, 12, 10)
+    messages = [
+        wire("reported", at, reported_data("brightcall", "P2"), incident_id="ONE"),
+        wire("acknowledged", at.replace(minute=20), incident_id="ONE"),
+    ]
+    outcomes = app.record([decode(line(m)) for m in messages], now=at.replace(hour=11))
+    assert [o.status for o in outcomes] == ["accepted", "accepted"]
+    app.close()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLATRAIL_")}
+    return {**env, "SLATRAIL_STORE": f"sqlite:///{path}"}
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["sla", "--incident", "ONE"],
+        ["sla", "--incident", "ONE", "--format", "json"],
+        ["audit", "ONE"],
+        ["audit", "ONE", "--format", "json"],
+    ],
+    ids=" ".join,
+)
+def test_a_single_incident_command_imports_nothing_it_does_not_need(
+    argv: list[str], one_incident_store: dict[str, str]
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", LEAN, ",".join(NOT_FOR_ONE_INCIDENT), *argv],
+        capture_output=True, text=True, check=True, env=one_incident_store,
+    )  # fmt: skip
+    assert done.stdout.strip().splitlines()[-1] == "0 []", done.stderr
+
+
+def test_logging_is_configured_when_structlog_is_first_imported(
+    one_incident_store: dict[str, str],
+) -> None:
+    """A command that logs after start-up (a missing incident is not logged; a bad store URL
+    is) still logs in the configured format, though structlog was imported only then."""
+    done = subprocess.run(
+        [sys.executable, "-m", "slatrail.infra.cli", "--log-format", "json",
+         "--store", "sqlite:////nonexistent-dir/x.db", "sla", "--incident", "ONE"],
+        capture_output=True, text=True, env=one_incident_store,
+    )  # fmt: skip
+    first = done.stderr.splitlines()[0]
+    assert done.returncode == 2, done.stderr
+    assert first.startswith("{") and '"event": "operator_error"' in first, done.stderr
