@@ -73,12 +73,14 @@ def make_producer(bootstrap: str) -> KafkaProducer:
     )
 
 
-def make_consumer(bootstrap: str, topic: str) -> tuple[KafkaConsumer, list[TopicPartition]]:
+def make_consumer(
+    bootstrap: str, topic: str, fetch_max_wait_ms: int = 20
+) -> tuple[KafkaConsumer, list[TopicPartition]]:
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
-        fetch_max_wait_ms=20,
+        fetch_max_wait_ms=fetch_max_wait_ms,
     )
     tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
     consumer.assign(tps)
@@ -145,6 +147,7 @@ class Pipeline:
             "SLATRAIL_LOG_FORMAT": "json",
             "SLATRAIL_KAFKA_SESSION_TIMEOUT_MS": "3000",
             "SLATRAIL_KAFKA_HEARTBEAT_INTERVAL_MS": "1000",
+            "SLATRAIL_HEALTH_INTERVAL_S": "2",
             "SLATRAIL_GROUP_INBOUND": f"bench{tag}-inbound",
             "SLATRAIL_GROUP_PROJECTIONS": f"bench{tag}-projections",
             **{f"SLATRAIL_TOPIC_{k.upper()}": v for k, v in self.topics.items()},
@@ -202,6 +205,16 @@ class Pipeline:
                 proc.kill()
         self.procs.clear()
 
+    def seconds_by_worker(self) -> dict[str, dict[str, float]]:
+        """Where each worker's time went (`seconds` of its last health log line)."""
+        out: dict[str, dict[str, float]] = {}
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            with contextlib.suppress(ValueError):
+                event = json.loads(line)
+                if event.get("event") == "health" and isinstance(event.get("seconds"), dict):
+                    out[event["worker"]] = event["seconds"]
+        return out
+
     def read_model_events(self, store: ReadModelStore) -> int:
         return min(store.counts(SLA)[1], store.counts(AUDIT)[1])
 
@@ -254,8 +267,10 @@ def throughput(
 # -- 3. latency at a steady rate ---------------------------------------------------------------
 
 
-def latency(pipe: Pipeline, bodies: list[bytes], rate: float) -> dict[str, Any]:
-    consumer, tps = make_consumer(pipe.bootstrap, pipe.topics["events"])
+def latency(
+    pipe: Pipeline, bodies: list[bytes], rate: float, fetch_max_wait_ms: int = 20
+) -> dict[str, Any]:
+    consumer, tps = make_consumer(pipe.bootstrap, pipe.topics["events"], fetch_max_wait_ms)
     consumer.seek_to_end(*tps)
     for tp in tps:
         consumer.position(tp)
@@ -324,6 +339,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=20.0, help="latency run length")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON only")
     parser.add_argument(
+        "--reader-fetch-wait-ms",
+        type=int,
+        default=20,
+        help="fetch_max_wait_ms of the latency run's own reader of incidents.events (a broker "
+        "that answers a fetch only after this wait adds up to it to every figure)",
+    )
+    parser.add_argument(
         "--threads",
         action="store_true",
         help="`serve --threads`: every worker a thread of one process (default: `serve`'s own, "
@@ -366,17 +388,21 @@ def main(argv: list[str] | None = None) -> int:
         log(
             f"end-to-end publish→read model: {thr['rate_msg_s']} msg/s = {share:.0%} of raw ({thr})"
         )
-        lat = latency(pipe, steady, args.rate)
+        lat = latency(pipe, steady, args.rate, args.reader_fetch_wait_ms)
         log(f"latency publish→incidents.events at {args.rate:g} msg/s: p50 {lat['p50_ms']} ms, "
             f"p99 {lat['p99_ms']} ms, max {lat['max_ms']} ms ({lat})")  # fmt: skip
         log(f"p99 publish → incidents.events: {lat['p99_ms']} ms at {args.rate:g} msg/s "
             "(target < 100 ms)")  # fmt: skip
+        time.sleep(2.5)  # one more health line: the workers' time over the whole run
+        seconds = pipe.seconds_by_worker()
+        log(f"time spent by worker (s, whole run): {seconds}")
         result = {
             "mode": "serve --threads" if args.threads else "serve --processes (the default)",
             "workers": args.workers,
             "raw": raw,
             "throughput": {**thr, "share_of_raw": round(share, 3)},
             "latency": lat,
+            "seconds_by_worker": seconds,
             "targets": {
                 "p99_below_100ms": lat["p99_ms"] < 100,
                 "throughput_at_least_30pct_of_raw": share >= 0.30,

@@ -55,6 +55,8 @@ class EventRelay:
         self.lag: int | None = None
         self._lag_checked = 0.0
         self.last_delay_s: float | None = None
+        # where the relay's time goes (docs/scale.md, "Pipeline latency"): in the health log
+        self.seconds = dict.fromkeys(("read", "wait", "send", "flush", "save"), 0.0)
 
     # -- worker protocol ---------------------------------------------------------------
 
@@ -79,6 +81,7 @@ class EventRelay:
             "published": self.published,
             "unacknowledged": self.sink.pending() if self.sink is not None else None,
             "last_batch_store_to_ack_s": self.last_delay_s,
+            "seconds": {k: round(v, 2) for k, v in self.seconds.items()},
         }
 
     def step(self, stop: threading.Event) -> int:
@@ -96,9 +99,13 @@ class EventRelay:
         if self.relayed_position is None:
             self.relayed_position = self.outbox.position()
         self._update_lag()
+        started = time.perf_counter()
         items = self.outbox.events_after(self.relayed_position, self.batch_size)
+        read = time.perf_counter()
+        self.seconds["read"] += read - started
         if not items:
             self.outbox.wait(self.poll_interval_s)
+            self.seconds["wait"] += time.perf_counter() - read
             return 0
         for notification_id, event in items:
             self.sink.send(
@@ -109,10 +116,15 @@ class EventRelay:
                     self.envelopes.headers(notification_id),
                 )
             )
+        sent = time.perf_counter()
+        self.seconds["send"] += sent - read
         if not wait_for_flush(self.sink.flush, stop, worker=self.name, pending=self.sink.pending):
             return 0  # stopping before the acks: the next run re-sends from the stored position
+        acknowledged = time.perf_counter()
+        self.seconds["flush"] += acknowledged - sent
         last = items[-1][0]
         self.outbox.save(last)
+        self.seconds["save"] += time.perf_counter() - acknowledged
         self.relayed_position = last
         self.published += len(items)
         self.last_delay_s = round((self.clock() - items[0][1].recorded_at).total_seconds(), 3)

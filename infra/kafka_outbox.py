@@ -7,8 +7,10 @@
   (`fcntl.flock`, released when the process dies), a session advisory lock on PostgreSQL.
   The lock only saves duplicate work: correctness never depends on it (tracking only moves
   forward; the envelope carries the position, consumers de-duplicate).
-* New events: PostgreSQL `LISTEN` on the store's notification channel wakes the relay up;
-  on SQLite it polls.
+* New events: PostgreSQL `LISTEN` on the store's notification channel wakes the relay up.
+  On SQLite it looks every 2 ms at the database's `data_version` (a counter SQLite changes
+  when another connection commits: a look costs microseconds, where reading the notification
+  log costs a query), and reads the store when it changed or after the poll interval.
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
 from itertools import islice
 from typing import IO, Any
+from urllib.parse import quote
 
 import structlog
 from eventsourcing.persistence import IntegrityError, Tracking, TrackingRecorder
@@ -164,6 +168,57 @@ class _SleepWaiter:
         pass
 
 
+class _SqliteWaiter:
+    """Waits until another connection committed to the SQLite database (its `data_version`
+    moved), the in-process `recorded` event is set, or the timeout."""
+
+    CHECK_S = 0.002
+
+    def __init__(self, path: str, recorded: threading.Event | None) -> None:
+        self.path = path
+        self.recorded = recorded or threading.Event()
+        self._conn: sqlite3.Connection | None = None
+        self._seen: int | None = None  # the version when the relay last went to read
+
+    def _version(self) -> int | None:
+        try:
+            if self._conn is None:
+                self._conn = sqlite3.connect(
+                    f"file:{quote(self.path)}?mode=ro", uri=True, check_same_thread=False
+                )
+            row = self._conn.execute("PRAGMA data_version").fetchone()
+            return int(row[0])
+        except sqlite3.Error:
+            self.close()
+            return None
+
+    def wait(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        # A commit after the last wait returned (e.g. while the relay was reading) counts:
+        # the version is compared with the one seen then, not with the one now.
+        seen = self._seen if self._seen is not None else self._version()
+        while True:
+            remaining = deadline - time.monotonic()
+            if self.recorded.wait(min(self.CHECK_S, max(remaining, 0.0))):
+                self.recorded.clear()
+                break
+            version = self._version()
+            if version is None or seen is None:  # cannot look: plain polling
+                if self.recorded.wait(max(deadline - time.monotonic(), 0.0)):
+                    self.recorded.clear()
+                break
+            if version != seen or remaining <= self.CHECK_S:
+                break
+        self._seen = self._version()
+
+    def close(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.close()
+            self._conn = None
+        self._seen = None
+
+
 class Outbox:
     """What the relay needs from the store; see the module docstring."""
 
@@ -181,7 +236,7 @@ class Outbox:
         env = persistence_env(store_url)
         sqlite_path = env.get("SQLITE_DBNAME")
         self.leadership: RelayLock
-        self._waiter: _PgWaiter | _SleepWaiter
+        self._waiter: _PgWaiter | _SleepWaiter | _SqliteWaiter
         if sqlite_path is None:
             self.leadership = _AdvisoryLock(store_url, f"slatrail-relay:{name}")
             channel = str(getattr(app.recorder, "channel_name", "slatrail_events"))
@@ -192,7 +247,7 @@ class Outbox:
         else:
             lock_name = name.replace("/", "_").replace(":", "_")
             self.leadership = _FileLock(f"{sqlite_path}.{lock_name}.lock")
-            self._waiter = _SleepWaiter(recorded)
+            self._waiter = _SqliteWaiter(sqlite_path, recorded)
 
     @property
     def tracking(self) -> TrackingRecorder:

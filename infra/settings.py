@@ -83,7 +83,8 @@ class Settings(BaseModel):
     kafka_check_crcs: bool | None = None  # None: only with the C `crc32c` module installed
     topic_replication_factor: int = 1
     topic_create: bool = True
-    relay_poll_interval_s: float = 0.01
+    # longest wait between reads of the store; on SQLite a commit wakes the relay within 2 ms
+    relay_poll_interval_s: float = 0.1
     health_interval_s: float = 10.0
     serve_processes: bool = True  # one child process per worker; `serve --threads`: one process
     # The web API and board (docs/web.md): bearer tokens (hashed) in this file, per-token

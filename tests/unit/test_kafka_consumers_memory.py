@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -284,6 +285,38 @@ def test_relay_publishes_every_event_in_order_keyed_by_incident(
         per_incident.setdefault(event.incident_id, []).append(event.position)
     assert all(p == list(range(1, len(p) + 1)) for p in per_incident.values())
     assert relay.outbox is not None and relay.outbox.position() == stored[-1][0]
+
+
+def test_relay_stats_say_where_its_time_went(
+    app: SlatrailApplication, store_url: str, broker: MemoryBroker
+) -> None:
+    record(app, incident_stream(30, prefix="S"))
+    relay = make_relay(app, store_url, broker)
+    drain(relay.step)
+    seconds = relay.stats()["seconds"]
+    assert set(seconds) == {"read", "wait", "send", "flush", "save"}
+    assert all(value >= 0 for value in seconds.values())
+    assert relay.seconds["read"] > 0 and relay.seconds["save"] > 0
+
+
+def test_the_relay_on_sqlite_wakes_when_another_connection_commits_not_after_its_interval(
+    app: SlatrailApplication, store_url: str
+) -> None:
+    outbox = Outbox(app, store_url, name=f"relay:{EVENTS}")
+    started = time.monotonic()
+    outbox.wait(0.05)  # nothing recorded: the whole interval
+    assert time.monotonic() - started >= 0.045
+    writer = threading.Timer(0.05, record, (app, incident_stream(1, prefix="W")))
+    writer.start()
+    started = time.monotonic()
+    outbox.wait(10.0)
+    writer.join()
+    assert time.monotonic() - started < 5.0
+    record(app, incident_stream(1, prefix="X"))  # committed while the relay was reading
+    started = time.monotonic()
+    outbox.wait(10.0)
+    assert time.monotonic() - started < 5.0
+    outbox.close()
 
 
 def test_relay_resumes_from_the_acknowledged_position_after_a_failure(
