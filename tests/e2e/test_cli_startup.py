@@ -41,7 +41,7 @@ from slatrail.infra.cli import main
 with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
     main(sys.argv[1:])
 commands = sorted(m.rsplit(".", 1)[1] for m in sys.modules if ".infra.commands." in m)
-HEAVY = ("eventsourcing", "slatrail.infra.bootstrap", "psycopg")
+HEAVY = ("eventsourcing", "slatrail.infra.bootstrap", "psycopg", "structlog", "pydantic")
 heavy = sorted(m for m in HEAVY if m in sys.modules)
 print(commands, heavy)
 """
