@@ -1,14 +1,17 @@
-"""`slatrail verify` on the materialised SLA ledger: the table against the ledger computed again
-from the verified events (docs/scale.md#the-sla-ledger)."""
+"""When the materialised SLA ledger answers for the store (`freshness`), and `slatrail verify` on
+it: the table against the ledger computed again from the verified events
+(docs/scale.md#the-sla-ledger)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from itertools import groupby
 
-from slatrail.application.selection import IndexedHistories, selected_histories
-from slatrail.domain.contract_version import ContractSource
+from slatrail.application.selection import selected_histories
+from slatrail.application.service import INCIDENT_TOPICS, SlatrailApplication
+from slatrail.domain.contract_version import ContractBook, ContractSource
 from slatrail.domain.model import IncidentEvent
 from slatrail.infra.read_model_store import ReadModelStore
 from slatrail.projections.incident_index import IndexQuery
@@ -33,22 +36,56 @@ def _computed(
             yield (events[0].occurred_at, events[0].incident_id), incident_ledger(events, contracts)
 
 
+@dataclass(frozen=True)
+class Freshness:
+    """Whether the ledger table answers for the store now, and if not, why."""
+
+    current: bool
+    position: int | None  # the highest store notification the table has applied
+    version: int | None  # the contract version the whole table is measured by
+    why: str | None = None  # None: current
+
+    @property
+    def built(self) -> bool:
+        return self.position is not None or self.version is not None
+
+
+def freshness(
+    store: ReadModelStore, app: SlatrailApplication, contracts: ContractSource
+) -> Freshness:
+    """The table is current when it is complete, measured by the latest recorded contract
+    version, and has applied every incident event the store holds: none is recorded after
+    the highest notification it applied (docs/scale.md#the-sla-ledger)."""
+    position, version = store.ledger_position(), store.ledger_version()
+    latest = contracts.latest.version if isinstance(contracts, ContractBook) else None
+    if position is None or version is None:
+        return Freshness(False, position, version, "never completed (run `slatrail replay`)")
+    if latest is None or version != latest:
+        why = f"measured by contract version {version}, the latest is {latest}"
+        return Freshness(False, position, version, why)
+    later = app.recorder.select_notifications(position + 1, 1, topics=INCIDENT_TOPICS)
+    if later:
+        why = f"incident events recorded after notification {position} not applied yet"
+        return Freshness(False, position, version, why)
+    return Freshness(True, position, version)
+
+
 def ledger_drift(
     store: ReadModelStore,
-    app: IndexedHistories,
+    app: SlatrailApplication,
     contracts: ContractSource,
     head: int,
     notes: list[str],
 ) -> list[Difference]:
-    """Differences between a fresh ledger table and the ledger the events give; a note when the
-    table was never built or is stale (behind the store: not a difference)."""
-    position = store.ledger_position()
-    if position is None:
+    """Differences between a current ledger table and the ledger the events give; a note when
+    the table is not current (behind the store: not a difference), none when never built."""
+    fresh = freshness(store, app, contracts)
+    if not fresh.built:
         return []
-    if position != head:
+    if not fresh.current:
         notes.append(
-            f"SLA ledger: the table was computed at notification {position}, the store is at "
-            f"{head} (stale until `slatrail replay`; not a difference)"
+            f"SLA ledger: the table is not current ({fresh.why}; the store is at notification "
+            f"{head}): not compared, not a difference"
         )
         return []
     stored = _stored(store)

@@ -20,16 +20,22 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+import structlog
 from eventsourcing.persistence import IntegrityError, OperationalError, Tracking
 
+from slatrail.domain.contract_version import ContractBook
 from slatrail.domain.model import IncidentEvent
-from slatrail.infra.read_model_drivers import ReadModelRecorder, open_recorder
+from slatrail.infra.read_model_drivers import Cursor, ReadModelRecorder, open_recorder
 from slatrail.infra.store import StoreURLError
 from slatrail.projections.ledger import (
+    LEDGER_CONTRACTS,
+    LEDGER_PREFIX,
     LEDGER_TABLE,
     LEDGER_TRACKING,
     TABLE_COLUMNS,
     LedgerInterval,
+    incident_ledger,
+    measuring_segments,
     row_interval,
     table_row,
     to_us,
@@ -51,12 +57,15 @@ ReadModelURLError = StoreURLError
 """A read-model URL slatrail cannot use."""
 
 _TABLES = {
-    SLA: ("rm_sla_events", "rm_sla_incidents"),
+    SLA: ("rm_sla_events", "rm_sla_incidents", LEDGER_TABLE),
     AUDIT: ("rm_audit_events",),
 }
 _COLUMNS = ", ".join(EVENT_COLUMNS)
 _RETRIES = 5  # a concurrent writer got further first: read the tracking again
 _LEDGER_BATCH = 5000  # ledger rows per insert / per page read
+_IN_CHUNK = 400  # incident ids per `IN (…)` (under SQLite's parameter limit)
+_REMEASURE = 200  # incidents recomputed per transaction when a contract version is recorded
+log = structlog.get_logger("slatrail.read_models")
 
 
 def default_read_model_url(store_url: str) -> str:
@@ -93,31 +102,51 @@ class ReadModelStore:
     # -- writing ----------------------------------------------------------------------
 
     def apply(
-        self, batch: Sequence[TrackedEvent], *, read_models: Iterable[str] = READ_MODELS
+        self,
+        batch: Sequence[TrackedEvent],
+        *,
+        read_models: Iterable[str] = READ_MODELS,
+        contracts: ContractBook | None = None,
+        notification: int | None = None,
     ) -> int:
         """Store the events each read model has not seen yet, with the new tracking positions.
 
         Returns how many (event, read model) rows were newly written. Events whose position is
         at or below a read model's tracking for their source are skipped for that read model.
+        With `contracts` (and the `sla` read model), the SLA ledger of every incident the batch
+        touches is computed again from its whole history under them and replaces its rows, in
+        the same transaction; `notification` is the highest store notification id in the batch.
         """
         if not batch:
             return 0
         names = check_read_models(read_models)
+        ledger = contracts if SLA in names else None
         for attempt in range(_RETRIES):
             try:
                 with self._lock:
-                    return self._apply(batch, names)
+                    return self._apply(batch, names, ledger, notification)
             except (IntegrityError, OperationalError):
                 if attempt == _RETRIES - 1:
                     raise
                 time.sleep(0.05 * (attempt + 1))
         raise AssertionError("unreachable")
 
-    def _apply(self, batch: Sequence[TrackedEvent], names: list[str]) -> int:
+    def _apply(
+        self,
+        batch: Sequence[TrackedEvent],
+        names: list[str],
+        ledger: ContractBook | None,
+        notification: int | None,
+    ) -> int:
         rows: dict[int, tuple[Any, ...]] = {}  # computed once per event, shared by read models
         sources = {item.source for item in batch}
         written = 0
         with self._recorder.write() as cursor:
+            if ledger is not None:
+                # an empty `sla` read model fed from the start keeps a complete ledger
+                starting = cursor.max_tracking_id(LEDGER_CONTRACTS) is None and not _any_row(
+                    cursor, "rm_sla_events"
+                )
             for name in names:
                 tracked: dict[str, int] = {}
                 for source in sources:
@@ -143,34 +172,81 @@ class ReadModelStore:
                     )
                 for tracking, position in new.positions.items():
                     cursor.insert_tracking(Tracking(tracking, position))
+            if ledger is not None:
+                touched = sorted({item.event.incident_id for item in batch})
+                _replace_ledgers(cursor, touched, ledger)
+                if starting:
+                    cursor.insert_tracking(Tracking(LEDGER_CONTRACTS, ledger.latest.version))
+                if cursor.max_tracking_id(LEDGER_CONTRACTS) is not None:
+                    _advance(cursor, LEDGER_TRACKING, notification)
         return written
 
+    def remeasure(self, contracts: ContractBook, *, limit: int = _REMEASURE) -> int:
+        """Bring a complete ledger table to the latest contract version: recompute (at most
+        `limit` per call, one transaction) the incidents whose rows another version measures;
+        when none is left, record the version. Returns the incidents recomputed."""
+        version = contracts.latest.version
+        with self._lock:
+            measured = self._recorder.max_tracking_id(LEDGER_CONTRACTS)
+            if measured is None or measured >= version:
+                return 0
+            try:
+                return self._remeasure(contracts, version, limit)
+            except IntegrityError:  # another process recorded the version first
+                return 0
+
+    def _remeasure(self, contracts: ContractBook, version: int, limit: int) -> int:
+        with self._recorder.write() as cursor:
+            if (cursor.max_tracking_id(LEDGER_CONTRACTS) or 0) >= version:
+                return 0
+            wrong, params = _mismatched(contracts)
+            cursor.execute(
+                f"SELECT DISTINCT incident_id FROM {LEDGER_TABLE} WHERE {wrong} "
+                "ORDER BY incident_id LIMIT ?",
+                (*params, limit),
+            )
+            ids = [str(row[0]) for row in cursor.fetchall()]
+            _replace_ledgers(cursor, ids, contracts)
+            if len(ids) < limit:
+                cursor.insert_tracking(Tracking(LEDGER_CONTRACTS, version))
+                log.info("ledger_remeasured", contract_version=version)
+        return len(ids)
+
     def reset(self, read_models: Iterable[str] = READ_MODELS) -> None:
-        """Empty read models and forget their tracking (they are then fed from the start)."""
+        """Empty read models and forget their tracking (they are then fed from the start);
+        the SLA ledger goes with the `sla` read model it is kept with."""
         names = check_read_models(read_models)
         with self._lock, self._recorder.write() as cursor:
             for name in names:
+                prefixes = [name] + (["ledger"] if name == SLA else [])
                 for table in _TABLES[name]:
                     cursor.execute(f"DELETE FROM {table}")
-                cursor.execute(
-                    f"DELETE FROM {self._recorder.tracking_table} WHERE application_name LIKE ?",
-                    (f"{name}{TRACKING_SEPARATOR}%",),
-                )
+                for prefix in prefixes:
+                    cursor.execute(
+                        f"DELETE FROM {self._recorder.tracking_table} "
+                        "WHERE application_name LIKE ?",
+                        (f"{prefix}{TRACKING_SEPARATOR}%",),
+                    )
 
     # -- the SLA ledger (materialised by `slatrail replay`; docs/scale.md#the-sla-ledger) ----
 
     def rebuild_ledger(
-        self, ledgers: Iterable[tuple[datetime, Sequence[LedgerInterval]]], position: int
+        self,
+        ledgers: Iterable[tuple[datetime, Sequence[LedgerInterval]]],
+        position: int,
+        version: int,
     ) -> int:
         """Replace the ledger table with `ledgers` (each incident's report instant and its
-        intervals), computed from the store at notification `position`. The tracking record is
-        removed first and written last: a table whose rebuild was interrupted is never fresh."""
+        intervals), computed from the store at notification `position` under contract
+        `version`. The tracking records are removed first and written last: a table whose
+        rebuild was interrupted is never current. Each chunk replaces its incidents' rows (a
+        projection consumer running meanwhile may have written some)."""
         with self._lock:
             with self._recorder.write() as cursor:
                 cursor.execute(f"DELETE FROM {LEDGER_TABLE}")
                 cursor.execute(
-                    f"DELETE FROM {self._recorder.tracking_table} WHERE application_name = ?",
-                    (LEDGER_TRACKING,),
+                    f"DELETE FROM {self._recorder.tracking_table} WHERE application_name LIKE ?",
+                    (f"{LEDGER_PREFIX}%",),
                 )
             written = 0
             pending: list[tuple[Any, ...]] = []
@@ -181,22 +257,41 @@ class ReadModelStore:
                     pending = []
             written += self._insert_ledger(pending)
             with self._recorder.write() as cursor:
+                cursor.insert_tracking(Tracking(LEDGER_CONTRACTS, version))
                 cursor.insert_tracking(Tracking(LEDGER_TRACKING, position))
         return written
 
     def _insert_ledger(self, rows: list[tuple[Any, ...]]) -> int:
         if rows:
             with self._recorder.write() as cursor:
-                cursor.executemany(
-                    f"INSERT INTO {LEDGER_TABLE} ({', '.join(TABLE_COLUMNS)}) "
-                    f"VALUES ({', '.join('?' for _ in TABLE_COLUMNS)})",
-                    rows,
-                )
+                _delete_ledgers(cursor, sorted({str(row[0]) for row in rows}))
+                _insert_rows(cursor, rows)
         return len(rows)
 
     def ledger_position(self) -> int | None:
-        """The store notification the ledger table was computed at (None: not built)."""
+        """The highest store notification the ledger table has applied (None: not built)."""
         return self._recorder.max_tracking_id(LEDGER_TRACKING)
+
+    def ledger_version(self) -> int | None:
+        """The contract version the whole table is measured by (None: not complete)."""
+        return self._recorder.max_tracking_id(LEDGER_CONTRACTS)
+
+    def ledger_status(
+        self, as_of: datetime, *, customer: str | None = None
+    ) -> list[tuple[str, str, str, int]]:
+        """(customer, clock, status, clocks) of the intervals covering `as_of`: one query."""
+        t = to_us(as_of)
+        where = "start_us <= ? AND (end_us IS NULL OR end_us > ?)"
+        params: list[Any] = [t, t]
+        if customer is not None:
+            where += " AND customer = ?"
+            params.append(customer)
+        rows = self._recorder.read(
+            f"SELECT customer, metric, status, COUNT(*) FROM {LEDGER_TABLE} WHERE {where} "
+            "GROUP BY customer, metric, status",
+            params,
+        )
+        return [(str(c), str(m), str(s), int(n)) for c, m, s, n in rows]
 
     def ledger_intervals(
         self,
@@ -325,3 +420,83 @@ class ReadModelStore:
             "SELECT incident_id, customer, reported_at FROM rm_sla_incidents"
         )
         return {str(r[0]): (str(r[1]), str(r[2])) for r in rows}
+
+
+# -- the ledger kept in the read-model transaction ----------------------------------------
+
+
+def _any_row(cursor: Cursor, table: str) -> bool:
+    cursor.execute(f"SELECT 1 FROM {table} LIMIT 1")
+    return bool(cursor.fetchall())
+
+
+def _advance(cursor: Cursor, name: str, position: int | None) -> None:
+    """Move a tracking record forward to `position` (never back)."""
+    if position is None:
+        return
+    current = cursor.max_tracking_id(name)
+    if current is None or position > current:
+        cursor.insert_tracking(Tracking(name, position))
+
+
+def _chunks(ids: Sequence[str]) -> Iterator[Sequence[str]]:
+    for start in range(0, len(ids), _IN_CHUNK):
+        yield ids[start : start + _IN_CHUNK]
+
+
+def _delete_ledgers(cursor: Cursor, ids: Sequence[str]) -> None:
+    for chunk in _chunks(ids):
+        marks = ", ".join("?" for _ in chunk)
+        cursor.execute(f"DELETE FROM {LEDGER_TABLE} WHERE incident_id IN ({marks})", chunk)
+
+
+def _insert_rows(cursor: Cursor, rows: Sequence[tuple[Any, ...]]) -> None:
+    if rows:
+        cursor.executemany(
+            f"INSERT INTO {LEDGER_TABLE} ({', '.join(TABLE_COLUMNS)}) "
+            f"VALUES ({', '.join('?' for _ in TABLE_COLUMNS)})",
+            rows,
+        )
+
+
+def _replace_ledgers(cursor: Cursor, ids: Sequence[str], contracts: ContractBook) -> None:
+    """The ledger of each of `ids` computed again from its whole history in the `sla` read
+    model (as this transaction sees it) and written in place of its rows."""
+    for chunk in _chunks(ids):
+        marks = ", ".join("?" for _ in chunk)
+        cursor.execute(
+            f"SELECT {_COLUMNS} FROM rm_sla_events WHERE incident_id IN ({marks}) "
+            "ORDER BY incident_id, position",
+            chunk,
+        )
+        histories: dict[str, list[IncidentEvent]] = {}
+        for row in cursor.fetchall():
+            event = row_event(row)
+            histories.setdefault(event.incident_id, []).append(event)
+        rows = [
+            table_row(interval, events[0].occurred_at)
+            for events in histories.values()
+            for interval in incident_ledger(events, contracts)
+        ]
+        _delete_ledgers(cursor, chunk)
+        _insert_rows(cursor, rows)
+
+
+def _mismatched(contracts: ContractBook) -> tuple[str, list[Any]]:
+    """A condition on ledger rows: measured by another version than the one the measuring
+    rule gives their report instant (`measuring_segments`)."""
+    steps = measuring_segments(contracts)
+    right: list[str] = []
+    params: list[Any] = []
+    for index, (start, version) in enumerate(steps):
+        end = steps[index + 1][0] if index + 1 < len(steps) else None
+        parts = ["COALESCE(contract_version, -1) = ?"]
+        params.append(version)
+        if start is not None:
+            parts.append("reported_us >= ?")
+            params.append(start)
+        if end is not None:
+            parts.append("reported_us < ?")
+            params.append(end)
+        right.append("(" + " AND ".join(parts) + ")")
+    return "NOT (" + " OR ".join(right) + ")", params

@@ -11,7 +11,7 @@ event instant and each crossing: a lookup equals the fold by construction, and
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -181,7 +181,9 @@ def _closed(rows: list[LedgerInterval]) -> list[LedgerInterval]:
 # -- rows of the materialised ledger (`rm_sla_ledger`; no database code) ---------------------
 
 LEDGER_TABLE = "rm_sla_ledger"
-LEDGER_TRACKING = "ledger@store"  # notification id of the store the table was computed at
+LEDGER_TRACKING = "ledger@store"  # the highest store notification the table has applied
+LEDGER_CONTRACTS = "ledger@contracts"  # the contract version the whole table is measured by
+LEDGER_PREFIX = "ledger@"
 TABLE_COLUMNS = (
     "incident_id", "metric", "start_us", "end_us", "customer", "reported_us", "metric_rank",
     "status", "priority", "target_s", "due_us", "counted_us", "contract_version",
@@ -229,3 +231,51 @@ def row_interval(row: Sequence[Any]) -> LedgerInterval:
             None if values["contract_version"] is None else int(values["contract_version"])
         ),
     )
+
+
+def measuring_segments(book: ContractBook) -> list[tuple[int | None, int]]:
+    """The measuring rule as steps over report instants: `(from_us, version)`, each version
+    measuring incidents reported from `from_us` (None: since ever) to the next step."""
+    starts = sorted({v.effective_from for v in book.versions})
+    first = book.measuring_version(starts[0]).version
+    steps: list[tuple[int | None, int]] = [(None, first)]
+    for start in starts[1:]:
+        version = book.measuring_version(start).version
+        if version != steps[-1][1]:
+            steps.append((to_us(start), version))
+    return steps
+
+
+# -- how many clocks are in each status at an instant (`slatrail ledger status`) -------------
+
+STATUS_ORDER: tuple[Status, ...] = (
+    Status.RUNNING, Status.AT_RISK, Status.BREACHED, Status.PAUSED, Status.PENDING,
+    Status.MET, Status.NOT_APPLICABLE,
+)  # fmt: skip
+StatusKey = tuple[str, Metric]  # (customer, clock)
+
+
+def clock_statuses(
+    events: Sequence[IncidentEvent], contracts: ContractSource, moment: datetime
+) -> list[tuple[str, Metric, Status]]:
+    """(customer, clock, status) of each of an incident's clocks at `moment`, as the fold
+    answers (none before the report); the ledger's interval covering `moment` says the same."""
+    timeline = build_timeline(in_occurred_order(events), moment)
+    if timeline is None:
+        return []
+    clocks = evaluate(timeline, contracts)
+    return [(timeline.customer, m, clock.status) for m, clock in clocks.clocks.items()]
+
+
+def status_counts(
+    statuses: Iterable[tuple[str, Metric | str, Status | str, int]],
+) -> list[tuple[str, Metric, dict[Status, int]]]:
+    """`(customer, clock, status, count)` summed into one row per customer and clock (customer,
+    then clock order), every status of `STATUS_ORDER` counted (0 if none)."""
+    table: dict[StatusKey, dict[Status, int]] = {}
+    for customer, metric, status, count in statuses:
+        key = (customer, Metric(metric))
+        row = table.setdefault(key, dict.fromkeys(STATUS_ORDER, 0))
+        row[Status(status)] += count
+    ordered = sorted(table, key=lambda k: (k[0], _RANK[k[1]]))
+    return [(customer, metric, table[(customer, metric)]) for customer, metric in ordered]

@@ -16,8 +16,10 @@ from slatrail.application.ledger import ledger_intervals, ledger_query
 from slatrail.application.selection import selected_histories
 from slatrail.infra.bootstrap import Container
 from slatrail.infra.errors import StoreMissingError, UsageError
+from slatrail.infra.ledger_check import freshness
 from slatrail.infra.ledger_files import write_ledger_csv, write_ledger_parquet
 from slatrail.infra.pathargs import cannot_write, output_file
+from slatrail.infra.read_model_store import ReadModelStore
 from slatrail.infra.render import echo
 from slatrail.infra.timearg import instant
 from slatrail.projections.ledger import LedgerInterval
@@ -57,21 +59,27 @@ def materialised(
     start: datetime | None,
     end: datetime,
 ) -> Iterator[LedgerInterval] | None:
-    """The intervals from the read-model database's ledger table, when it was computed at the
-    store's current notification id (every event and contract version is a notification, so
-    the table then holds exactly what computing would give); None otherwise."""
+    """The intervals from the read-model database's ledger table, when it is current (it then
+    holds exactly what computing would give: `ledger_check.freshness`); None otherwise."""
+    store = current_table(container)
+    if store is None:
+        return None
+    return store.ledger_intervals(customer=customer, start=start, end=end)
+
+
+def current_table(container: Container) -> ReadModelStore | None:
+    """The read-model database when its ledger table is current (log event `ledger_source`)."""
     try:
         store = container.read_models
     except StoreMissingError:
         log.info("ledger_source", source="events", why="no read-model database")
         return None
-    position = store.ledger_position()
-    head = container.app.recorder.max_notification_id() or 0
-    if position is None or position != head:
-        log.info("ledger_source", source="events", table_at=position, store_at=head)
+    fresh = freshness(store, container.app, container.contracts_known_at(None))
+    if not fresh.current:
+        log.info("ledger_source", source="events", why=fresh.why, table_at=fresh.position)
         return None
-    log.info("ledger_source", source="table", table_at=position)
-    return store.ledger_intervals(customer=customer, start=start, end=end)
+    log.info("ledger_source", source="table", table_at=fresh.position)
+    return store
 
 
 def run_export(container: Container, args: argparse.Namespace) -> int:

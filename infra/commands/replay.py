@@ -11,7 +11,7 @@ from typing import Any
 
 from slatrail.application.selection import selected_histories
 from slatrail.application.service import SlatrailApplication
-from slatrail.domain.contract_version import ContractSource
+from slatrail.domain.contract_version import ContractBook
 from slatrail.infra.bootstrap import Container
 from slatrail.infra.progress import Progress
 from slatrail.infra.read_model_store import ReadModelStore
@@ -103,18 +103,19 @@ def replay(
 
 
 def rebuild_ledger(
-    app: SlatrailApplication, store: ReadModelStore, contracts: ContractSource
+    app: SlatrailApplication, store: ReadModelStore, contracts: ContractBook
 ) -> tuple[int, int]:
     """The ledger table computed afresh from every incident in the store (one chunk of
-    incidents at a time), stamped with the store's notification id read before: a later event
-    makes it stale (docs/scale.md#the-sla-ledger). Returns (that id, intervals written)."""
+    incidents at a time), stamped with the store's notification id read before and the
+    latest contract version: a later event makes it stale until the projection consumer
+    applies it (docs/scale.md#the-sla-ledger). Returns (that id, intervals written)."""
     position = app.recorder.max_notification_id() or 0
     ledgers = (
         (events[0].occurred_at, incident_ledger(events, contracts))
         for events in selected_histories(app, IndexQuery())
         if events
     )
-    return position, store.rebuild_ledger(ledgers, position)
+    return position, store.rebuild_ledger(ledgers, position, contracts.latest.version)
 
 
 def run(container: Container, args: argparse.Namespace) -> int:
