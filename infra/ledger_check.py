@@ -9,10 +9,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from itertools import groupby
 
+import structlog
+
 from slatrail.application.selection import selected_histories
 from slatrail.application.service import INCIDENT_TOPICS, SlatrailApplication
 from slatrail.domain.contract_version import ContractBook, ContractSource
 from slatrail.domain.model import IncidentEvent
+from slatrail.infra.bootstrap import Container
+from slatrail.infra.errors import StoreMissingError
 from slatrail.infra.read_model_store import ReadModelStore
 from slatrail.projections.incident_index import IndexQuery
 from slatrail.projections.ledger import LedgerInterval, incident_ledger
@@ -20,6 +24,7 @@ from slatrail.projections.verification.differences import Difference, Difference
 
 Keyed = tuple[tuple[datetime, str], list[LedgerInterval]]
 LIMIT = 20  # incidents reported by name; the count says how many more
+log = structlog.get_logger("slatrail.ledger")
 
 
 def _stored(store: ReadModelStore) -> Iterator[Keyed]:
@@ -68,6 +73,39 @@ def freshness(
         why = f"incident events recorded after notification {position} not applied yet"
         return Freshness(False, position, version, why)
     return Freshness(True, position, version)
+
+
+def current_table(container: Container) -> ReadModelStore | None:
+    """The read-model database when its ledger table is current (log event `ledger_source`:
+    `table`, or `events` with why not)."""
+    try:
+        store = container.read_models
+    except StoreMissingError:
+        log.info("ledger_source", source="events", why="no read-model database")
+        return None
+    fresh = freshness(store, container.app, container.contracts_known_at(None))
+    if not fresh.current:
+        log.info("ledger_source", source="events", why=fresh.why, table_at=fresh.position)
+        return None
+    log.info("ledger_source", source="table", table_at=fresh.position)
+    return store
+
+
+def status_preselection(
+    container: Container,
+    status: str,
+    as_of: datetime,
+    *,
+    customer: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> Iterator[str] | None:
+    """`sla --status S --as-of T`: the incidents a current ledger table says have a clock in
+    `status` at `as_of`, in report order (the fold still decides); None when not current."""
+    store = current_table(container)
+    if store is None:
+        return None
+    return store.ledger_incidents(status, as_of, customer=customer, since=since, until=until)
 
 
 def ledger_drift(

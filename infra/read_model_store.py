@@ -333,6 +333,44 @@ class ReadModelStore:
                 last[c] for c in ("reported_us", "incident_id", "metric_rank", "start_us")
             )
 
+    def ledger_incidents(
+        self,
+        status: str,
+        as_of: datetime,
+        *,
+        customer: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        page: int = _LEDGER_BATCH,
+    ) -> Iterator[str]:
+        """The incidents with a clock in `status` at `as_of` (reported in `[since, until)`), in
+        report order, a page at a time (keyset pagination)."""
+        t = to_us(as_of)
+        where = ["status = ?", "start_us <= ?", "(end_us IS NULL OR end_us > ?)"]
+        params: list[Any] = [status, t, t]
+        for clause, value in (
+            ("customer = ?", customer),
+            ("reported_us >= ?", to_us(since)),
+            ("reported_us < ?", to_us(until)),
+        ):
+            if value is not None:
+                where.append(clause)
+                params.append(value)
+        after: tuple[Any, ...] = ()
+        while True:
+            keyset = ["(reported_us, incident_id) > (?, ?)"] if after else []
+            rows = self._recorder.read(
+                f"SELECT reported_us, incident_id FROM {LEDGER_TABLE} "
+                f"WHERE {' AND '.join(where + keyset)} GROUP BY reported_us, incident_id "
+                "ORDER BY reported_us, incident_id LIMIT ?",
+                (*params, *after, page),
+            )
+            for _, incident_id in rows:
+                yield str(incident_id)
+            if len(rows) < page:
+                return
+            after = (rows[-1][0], rows[-1][1])
+
     # -- tracking -----------------------------------------------------------------------
 
     def positions(self, read_model: str) -> dict[str, int]:

@@ -17,11 +17,10 @@ from slatrail.application.selection import selected_histories
 from slatrail.domain.clocks import Metric, Status
 from slatrail.domain.model import format_instant
 from slatrail.infra.bootstrap import Container
-from slatrail.infra.errors import StoreMissingError, UsageError
-from slatrail.infra.ledger_check import freshness
+from slatrail.infra.errors import UsageError
+from slatrail.infra.ledger_check import current_table
 from slatrail.infra.ledger_files import write_ledger_csv, write_ledger_parquet
 from slatrail.infra.pathargs import cannot_write, output_file
-from slatrail.infra.read_model_store import ReadModelStore
 from slatrail.infra.render import echo, table, to_json
 from slatrail.infra.timearg import instant
 from slatrail.projections.incident_index import IndexQuery
@@ -83,21 +82,6 @@ def materialised(
     if store is None:
         return None
     return store.ledger_intervals(customer=customer, start=start, end=end)
-
-
-def current_table(container: Container) -> ReadModelStore | None:
-    """The read-model database when its ledger table is current (log event `ledger_source`)."""
-    try:
-        store = container.read_models
-    except StoreMissingError:
-        log.info("ledger_source", source="events", why="no read-model database")
-        return None
-    fresh = freshness(store, container.app, container.contracts_known_at(None))
-    if not fresh.current:
-        log.info("ledger_source", source="events", why=fresh.why, table_at=fresh.position)
-        return None
-    log.info("ledger_source", source="table", table_at=fresh.position)
-    return store
 
 
 def run_export(container: Container, args: argparse.Namespace) -> int:

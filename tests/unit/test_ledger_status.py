@@ -18,6 +18,7 @@ from structlog.testing import capture_logs
 from slatrail.infra.bootstrap import Container
 from slatrail.infra.commands.ledger import run_status
 from slatrail.infra.commands.replay import rebuild_ledger, replay
+from slatrail.infra.commands.sla import run as sla_run
 from slatrail.infra.ledger_check import freshness
 from slatrail.infra.settings import Settings
 from slatrail.infra.wire import decode
@@ -144,3 +145,26 @@ def test_a_stale_table_is_not_asked(
         )
     )
     assert answer == the_fold(container, AT) != stale  # A-2's response is met now
+
+
+def test_sla_status_is_preselected_from_a_current_table_with_the_same_answer(
+    container: Container, capsys: pytest.CaptureFixture[str]
+) -> None:
+    history(container)
+
+    def sla(status: str, source: str | None) -> str:
+        args = argparse.Namespace(
+            as_of=AT, as_known_at=None, incident=None, from_read_model=False, customer=None,
+            state=None, status=status, since=None, until=None, explain=False, format="json",
+        )  # fmt: skip
+        with capture_logs() as logs:
+            assert sla_run(container, args) == 0
+        sources = [e["source"] for e in logs if e["event"] == "ledger_source"]
+        assert sources == ([] if source is None else [source])
+        return capsys.readouterr().out
+
+    before = {s: sla(s, "events") for s in ("met", "running", "pending")}
+    build_table(container)
+    for status, answer in before.items():
+        assert sla(status, "table") == answer
+    assert [i["incident_id"] for i in json.loads(before["met"])] == ["A-1", "D-1"]
