@@ -114,12 +114,22 @@ def ledger_drift(
     contracts: ContractSource,
     head: int,
     notes: list[str],
+    *,
+    sla_lagging: int = 0,
 ) -> list[Difference]:
     """Differences between a current ledger table and the ledger the events give; a note when
-    the table is not current (behind the store: not a difference), none when never built."""
+    the table is not current (behind the store: not a difference), none when never built.
+    `sla_lagging`: recorded events the `sla` read model has not applied (verify counts them
+    exactly): the ledger kept with it lags too, even where its own check cannot tell (a
+    partition behind another)."""
     fresh = freshness(store, app, contracts)
     if not fresh.built:
         return []
+    if fresh.current and sla_lagging:
+        fresh = Freshness(
+            False, fresh.position, fresh.version,
+            f"the sla read model it is kept with has {sla_lagging} recorded events not applied",
+        )  # fmt: skip
     if not fresh.current:
         notes.append(
             f"SLA ledger: the table is not current ({fresh.why}; the store is at notification "
