@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -173,8 +173,11 @@ class ReadModelStore:
                 for tracking, position in new.positions.items():
                     cursor.insert_tracking(Tracking(tracking, position))
             if ledger is not None:
-                touched = sorted({item.event.incident_id for item in batch})
-                _replace_ledgers(cursor, touched, ledger)
+                since: dict[str, datetime] = {}  # incident → its earliest event in the batch
+                for item in batch:
+                    at, incident = item.event.occurred_at, item.event.incident_id
+                    since[incident] = min(since.get(incident, at), at)
+                _replace_ledgers(cursor, sorted(since), ledger, since)
                 if starting:
                     cursor.insert_tracking(Tracking(LEDGER_CONTRACTS, ledger.latest.version))
                 if cursor.max_tracking_id(LEDGER_CONTRACTS) is not None:
@@ -497,9 +500,16 @@ def _insert_rows(cursor: Cursor, rows: Sequence[tuple[Any, ...]]) -> None:
         )
 
 
-def _replace_ledgers(cursor: Cursor, ids: Sequence[str], contracts: ContractBook) -> None:
+def _replace_ledgers(
+    cursor: Cursor,
+    ids: Sequence[str],
+    contracts: ContractBook,
+    since: Mapping[str, datetime] | None = None,
+) -> None:
     """The ledger of each of `ids` computed again from its whole history in the `sla` read
-    model (as this transaction sees it) and written in place of its rows."""
+    model (as this transaction sees it) and written in place of its rows; with `since` (the
+    earliest instant each incident's new events occurred at), its stored intervals before
+    then are kept and only the rest is computed (`incident_ledger`)."""
     for chunk in _chunks(ids):
         marks = ", ".join("?" for _ in chunk)
         cursor.execute(
@@ -511,10 +521,25 @@ def _replace_ledgers(cursor: Cursor, ids: Sequence[str], contracts: ContractBook
         for row in cursor.fetchall():
             event = row_event(row)
             histories.setdefault(event.incident_id, []).append(event)
+        kept: dict[str, list[LedgerInterval]] = {}
+        if since is not None:
+            cursor.execute(
+                f"SELECT {', '.join(TABLE_COLUMNS)} FROM {LEDGER_TABLE} "
+                f"WHERE incident_id IN ({marks})",
+                chunk,
+            )
+            for row in cursor.fetchall():
+                interval = row_interval(row)
+                kept.setdefault(interval.incident_id, []).append(interval)
         rows = [
             table_row(interval, events[0].occurred_at)
-            for events in histories.values()
-            for interval in incident_ledger(events, contracts)
+            for incident, events in histories.items()
+            for interval in incident_ledger(
+                events,
+                contracts,
+                since=None if since is None else since.get(incident),
+                kept=kept.get(incident, ()),
+            )
         ]
         _delete_ledgers(cursor, chunk)
         _insert_rows(cursor, rows)

@@ -77,11 +77,19 @@ class LedgerInterval:
 
 
 def incident_ledger(
-    events: Sequence[IncidentEvent], contracts: ContractSource
+    events: Sequence[IncidentEvent],
+    contracts: ContractSource,
+    *,
+    since: datetime | None = None,
+    kept: Sequence[LedgerInterval] = (),
 ) -> list[LedgerInterval]:
     """Every clock's intervals from the report on, in (metric, start) order; [] if unreported.
 
-    The events may be given in any order: they are folded in occurred order."""
+    The events may be given in any order: they are folded in occurred order. With `kept`, the
+    incident's intervals computed before the events occurring from `since` on were added,
+    only the intervals from `since` on are computed again: the fold at an instant sees only
+    the events occurred by then, so those before `since` stand (a full computation when
+    `kept` does not fit: another contract version, or a clock without an interval)."""
     ordered = in_occurred_order(events)
     instants = sorted({e.occurred_at for e in ordered})
     first = build_timeline(ordered, instants[-1]) if instants else None
@@ -93,7 +101,10 @@ def incident_ledger(
         if isinstance(contracts, ContractBook)
         else None
     )
-    rows: dict[Metric, list[LedgerInterval]] = {m: [] for m in Metric}
+    rows = _seeded(kept, since, version, first.reported_at)
+    if any(rows.values()):
+        assert since is not None
+        instants = [at for at in instants if at >= since]
 
     def clocks_at(moment: datetime) -> IncidentClocks:
         timeline = build_timeline(ordered, moment)
@@ -113,6 +124,25 @@ def incident_ledger(
                 moment = crossing
                 clock = clocks_at(moment).clocks[metric]
     return [interval for m in Metric for interval in _closed(rows[m])]
+
+
+def _seeded(
+    kept: Sequence[LedgerInterval], since: datetime | None, version: int | None, reported: datetime
+) -> dict[Metric, list[LedgerInterval]]:
+    """Each clock's kept intervals starting before `since`, or none at all (compute whole)."""
+    rows: dict[Metric, list[LedgerInterval]] = {m: [] for m in Metric}
+    if since is None or since <= reported or not kept:
+        return rows
+    for interval in kept:
+        if interval.contract_version != version:
+            return {m: [] for m in Metric}
+        if interval.start < since:
+            rows[interval.metric].append(interval)
+    if not all(rows.values()):
+        return {m: [] for m in Metric}
+    for metric in Metric:
+        rows[metric].sort(key=lambda i: i.start)
+    return rows
 
 
 def next_crossing(clock: Clock, moment: datetime) -> datetime | None:

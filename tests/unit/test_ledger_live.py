@@ -187,10 +187,10 @@ def test_a_batch_that_fails_leaves_no_rows_of_it(
     batch = [TrackedEvent(STORE_SOURCE, n, e) for n, e in app.all_events()]
     real = read_model_store.incident_ledger
 
-    def failing(events: Any, contracts: Any) -> list[LedgerInterval]:
+    def failing(events: Any, contracts: Any, **options: Any) -> list[LedgerInterval]:
         if events[0].incident_id == "I-2":
             raise RuntimeError("disk full")
-        return real(events, contracts)
+        return real(events, contracts, **options)
 
     monkeypatch.setattr(read_model_store, "incident_ledger", failing)
     with pytest.raises(RuntimeError):
