@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,15 @@ from eventsourcing.persistence import IntegrityError, OperationalError, Tracking
 
 from slatrail.domain.contract_version import ContractBook
 from slatrail.domain.model import IncidentEvent
-from slatrail.infra.read_model_drivers import Cursor, ReadModelRecorder, open_recorder
+from slatrail.infra.ledger_table import (
+    advance,
+    any_row,
+    delete_ledgers,
+    insert_rows,
+    mismatched,
+    replace_ledgers,
+)
+from slatrail.infra.read_model_drivers import ReadModelRecorder, open_recorder
 from slatrail.infra.store import StoreURLError
 from slatrail.projections.ledger import (
     LEDGER_CONTRACTS,
@@ -34,8 +42,6 @@ from slatrail.projections.ledger import (
     LEDGER_TRACKING,
     TABLE_COLUMNS,
     LedgerInterval,
-    incident_ledger,
-    measuring_segments,
     row_interval,
     table_row,
     to_us,
@@ -63,7 +69,6 @@ _TABLES = {
 _COLUMNS = ", ".join(EVENT_COLUMNS)
 _RETRIES = 5  # a concurrent writer got further first: read the tracking again
 _LEDGER_BATCH = 5000  # ledger rows per insert / per page read
-_IN_CHUNK = 400  # incident ids per `IN (…)` (under SQLite's parameter limit)
 _REMEASURE = 200  # incidents recomputed per transaction when a contract version is recorded
 log = structlog.get_logger("slatrail.read_models")
 
@@ -144,7 +149,7 @@ class ReadModelStore:
         with self._recorder.write() as cursor:
             if ledger is not None:
                 # an empty `sla` read model fed from the start keeps a complete ledger
-                starting = cursor.max_tracking_id(LEDGER_CONTRACTS) is None and not _any_row(
+                starting = cursor.max_tracking_id(LEDGER_CONTRACTS) is None and not any_row(
                     cursor, "rm_sla_events"
                 )
             for name in names:
@@ -177,11 +182,11 @@ class ReadModelStore:
                 for item in batch:
                     at, incident = item.event.occurred_at, item.event.incident_id
                     since[incident] = min(since.get(incident, at), at)
-                _replace_ledgers(cursor, sorted(since), ledger, since)
+                replace_ledgers(cursor, sorted(since), ledger, since)
                 if starting:
                     cursor.insert_tracking(Tracking(LEDGER_CONTRACTS, ledger.latest.version))
                 if cursor.max_tracking_id(LEDGER_CONTRACTS) is not None:
-                    _advance(cursor, LEDGER_TRACKING, notification)
+                    advance(cursor, LEDGER_TRACKING, notification)
         return written
 
     def remeasure(self, contracts: ContractBook, *, limit: int = _REMEASURE) -> int:
@@ -202,14 +207,14 @@ class ReadModelStore:
         with self._recorder.write() as cursor:
             if (cursor.max_tracking_id(LEDGER_CONTRACTS) or 0) >= version:
                 return 0
-            wrong, params = _mismatched(contracts)
+            wrong, params = mismatched(contracts)
             cursor.execute(
                 f"SELECT DISTINCT incident_id FROM {LEDGER_TABLE} WHERE {wrong} "
                 "ORDER BY incident_id LIMIT ?",
                 (*params, limit),
             )
             ids = [str(row[0]) for row in cursor.fetchall()]
-            _replace_ledgers(cursor, ids, contracts)
+            replace_ledgers(cursor, ids, contracts)
             if len(ids) < limit:
                 cursor.insert_tracking(Tracking(LEDGER_CONTRACTS, version))
                 log.info("ledger_remeasured", contract_version=version)
@@ -267,8 +272,8 @@ class ReadModelStore:
     def _insert_ledger(self, rows: list[tuple[Any, ...]]) -> int:
         if rows:
             with self._recorder.write() as cursor:
-                _delete_ledgers(cursor, sorted({str(row[0]) for row in rows}))
-                _insert_rows(cursor, rows)
+                delete_ledgers(cursor, sorted({str(row[0]) for row in rows}))
+                insert_rows(cursor, rows)
         return len(rows)
 
     def ledger_position(self) -> int | None:
@@ -461,105 +466,3 @@ class ReadModelStore:
             "SELECT incident_id, customer, reported_at FROM rm_sla_incidents"
         )
         return {str(r[0]): (str(r[1]), str(r[2])) for r in rows}
-
-
-# -- the ledger kept in the read-model transaction ----------------------------------------
-
-
-def _any_row(cursor: Cursor, table: str) -> bool:
-    cursor.execute(f"SELECT 1 FROM {table} LIMIT 1")
-    return bool(cursor.fetchall())
-
-
-def _advance(cursor: Cursor, name: str, position: int | None) -> None:
-    """Move a tracking record forward to `position` (never back)."""
-    if position is None:
-        return
-    current = cursor.max_tracking_id(name)
-    if current is None or position > current:
-        cursor.insert_tracking(Tracking(name, position))
-
-
-def _chunks(ids: Sequence[str]) -> Iterator[Sequence[str]]:
-    for start in range(0, len(ids), _IN_CHUNK):
-        yield ids[start : start + _IN_CHUNK]
-
-
-def _delete_ledgers(cursor: Cursor, ids: Sequence[str]) -> None:
-    for chunk in _chunks(ids):
-        marks = ", ".join("?" for _ in chunk)
-        cursor.execute(f"DELETE FROM {LEDGER_TABLE} WHERE incident_id IN ({marks})", chunk)
-
-
-def _insert_rows(cursor: Cursor, rows: Sequence[tuple[Any, ...]]) -> None:
-    if rows:
-        cursor.executemany(
-            f"INSERT INTO {LEDGER_TABLE} ({', '.join(TABLE_COLUMNS)}) "
-            f"VALUES ({', '.join('?' for _ in TABLE_COLUMNS)})",
-            rows,
-        )
-
-
-def _replace_ledgers(
-    cursor: Cursor,
-    ids: Sequence[str],
-    contracts: ContractBook,
-    since: Mapping[str, datetime] | None = None,
-) -> None:
-    """The ledger of each of `ids` computed again from its whole history in the `sla` read
-    model (as this transaction sees it) and written in place of its rows; with `since` (the
-    earliest instant each incident's new events occurred at), its stored intervals before
-    then are kept and only the rest is computed (`incident_ledger`)."""
-    for chunk in _chunks(ids):
-        marks = ", ".join("?" for _ in chunk)
-        cursor.execute(
-            f"SELECT {_COLUMNS} FROM rm_sla_events WHERE incident_id IN ({marks}) "
-            "ORDER BY incident_id, position",
-            chunk,
-        )
-        histories: dict[str, list[IncidentEvent]] = {}
-        for row in cursor.fetchall():
-            event = row_event(row)
-            histories.setdefault(event.incident_id, []).append(event)
-        kept: dict[str, list[LedgerInterval]] = {}
-        if since is not None:
-            cursor.execute(
-                f"SELECT {', '.join(TABLE_COLUMNS)} FROM {LEDGER_TABLE} "
-                f"WHERE incident_id IN ({marks})",
-                chunk,
-            )
-            for row in cursor.fetchall():
-                interval = row_interval(row)
-                kept.setdefault(interval.incident_id, []).append(interval)
-        rows = [
-            table_row(interval, events[0].occurred_at)
-            for incident, events in histories.items()
-            for interval in incident_ledger(
-                events,
-                contracts,
-                since=None if since is None else since.get(incident),
-                kept=kept.get(incident, ()),
-            )
-        ]
-        _delete_ledgers(cursor, chunk)
-        _insert_rows(cursor, rows)
-
-
-def _mismatched(contracts: ContractBook) -> tuple[str, list[Any]]:
-    """A condition on ledger rows: measured by another version than the one the measuring
-    rule gives their report instant (`measuring_segments`)."""
-    steps = measuring_segments(contracts)
-    right: list[str] = []
-    params: list[Any] = []
-    for index, (start, version) in enumerate(steps):
-        end = steps[index + 1][0] if index + 1 < len(steps) else None
-        parts = ["COALESCE(contract_version, -1) = ?"]
-        params.append(version)
-        if start is not None:
-            parts.append("reported_us >= ?")
-            params.append(start)
-        if end is not None:
-            parts.append("reported_us < ?")
-            params.append(end)
-        right.append("(" + " AND ".join(parts) + ")")
-    return "NOT (" + " OR ".join(right) + ")", params

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-import slatrail.infra.read_model_store as read_model_store
+import slatrail.infra.ledger_table as ledger_table
 from slatrail.application.service import SlatrailApplication
 from slatrail.consumers.projections import ProjectionConsumer
 from slatrail.consumers.relay import EventRelay
@@ -185,20 +185,20 @@ def test_a_batch_that_fails_leaves_no_rows_of_it(
 ) -> None:
     first_part(app)
     batch = [TrackedEvent(STORE_SOURCE, n, e) for n, e in app.all_events()]
-    real = read_model_store.incident_ledger
+    real = ledger_table.incident_ledger
 
     def failing(events: Any, contracts: Any, **options: Any) -> list[LedgerInterval]:
         if events[0].incident_id == "I-2":
             raise RuntimeError("disk full")
         return real(events, contracts, **options)
 
-    monkeypatch.setattr(read_model_store, "incident_ledger", failing)
+    monkeypatch.setattr(ledger_table, "incident_ledger", failing)
     with pytest.raises(RuntimeError):
         read_models.apply(batch, contracts=book(app), notification=batch[-1].position)
     assert read_models.counts(SLA) == (0, 0)
     assert list(read_models.ledger_intervals()) == []
     assert read_models.ledger_position() is None and read_models.position(SLA, "store") is None
-    monkeypatch.setattr(read_model_store, "incident_ledger", real)
+    monkeypatch.setattr(ledger_table, "incident_ledger", real)
     read_models.apply(batch, contracts=book(app), notification=batch[-1].position)
     assert list(read_models.ledger_intervals()) == recomputed(app)
 
