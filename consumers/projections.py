@@ -6,6 +6,10 @@ keyed by (incident_id, position), so the relay's duplicates are stored once. Whe
 is the read model's own tracking, not the group's committed offsets: on assignment each
 partition is sought to its tracked offset + 1 (0 when the read model is empty — a rebuild).
 Kafka offsets are still committed afterwards, for lag monitoring only.
+
+Given the contract versions (`contracts`, as `serve` has read them), the same transaction keeps
+the SLA ledger of the incidents each batch touches, and every step re-measures a chunk of the
+incidents a newly recorded version measures (docs/scale.md#the-sla-ledger).
 """
 
 from __future__ import annotations
