@@ -119,8 +119,9 @@ class ReadModelStore:
         Returns how many (event, read model) rows were newly written. Events whose position is
         at or below a read model's tracking for their source are skipped for that read model.
         With `contracts` (and the `sla` read model), the SLA ledger of every incident the batch
-        touches is computed again from its whole history under them and replaces its rows, in
-        the same transaction; `notification` is the highest store notification id in the batch.
+        touches is computed again under them from its history, from the earliest instant a
+        batch event of it occurred at on, and replaces its rows in the same transaction;
+        `notification` is the highest store notification id in the batch.
         """
         if not batch:
             return 0
@@ -226,17 +227,19 @@ class ReadModelStore:
         names = check_read_models(read_models)
         with self._lock, self._recorder.write() as cursor:
             for name in names:
-                prefixes = [name] + (["ledger"] if name == SLA else [])
+                prefixes = [f"{name}{TRACKING_SEPARATOR}"]
+                if name == SLA:
+                    prefixes.append(LEDGER_PREFIX)
                 for table in _TABLES[name]:
                     cursor.execute(f"DELETE FROM {table}")
                 for prefix in prefixes:
                     cursor.execute(
                         f"DELETE FROM {self._recorder.tracking_table} "
                         "WHERE application_name LIKE ?",
-                        (f"{prefix}{TRACKING_SEPARATOR}%",),
+                        (f"{prefix}%",),
                     )
 
-    # -- the SLA ledger (materialised by `slatrail replay`; docs/scale.md#the-sla-ledger) ----
+    # -- the SLA ledger (kept by `apply`, rebuilt by `replay`; docs/scale.md#the-sla-ledger) --
 
     def rebuild_ledger(
         self,
