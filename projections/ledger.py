@@ -267,9 +267,9 @@ def measuring_segments(book: ContractBook) -> list[tuple[int | None, int]]:
     """The measuring rule as steps over report instants: `(from_us, version)`, each version
     measuring incidents reported from `from_us` (None: since ever) to the next step."""
     starts = sorted({v.effective_from for v in book.versions})
-    first = book.measuring_version(starts[0]).version
+    first = book.measuring_version(starts[0] - _MICRO).version  # before every effective_from
     steps: list[tuple[int | None, int]] = [(None, first)]
-    for start in starts[1:]:
+    for start in starts:
         version = book.measuring_version(start).version
         if version != steps[-1][1]:
             steps.append((to_us(start), version))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +19,14 @@ from slatrail.application.service import SlatrailApplication
 from slatrail.consumers.projections import ProjectionConsumer
 from slatrail.consumers.relay import EventRelay
 from slatrail.consumers.streams import OnAssign
-from slatrail.domain.contract_version import SINCE_EVER, ContractBook
+from slatrail.domain.contract_version import SINCE_EVER, ContractBook, ContractVersion
 from slatrail.infra.kafka_envelope import ENVELOPES
 from slatrail.infra.kafka_outbox import Outbox
 from slatrail.infra.ledger_check import freshness
 from slatrail.infra.read_model_store import ReadModelStore
 from slatrail.infra.store import open_application
 from slatrail.infra.wire import decode
-from slatrail.projections.ledger import LedgerInterval, incident_ledger
+from slatrail.projections.ledger import LedgerInterval, incident_ledger, measuring_segments, to_us
 from slatrail.projections.read_models import SLA, STORE_SOURCE, TrackedEvent
 from tests.builders import CONTRACTS_TOML, contracts_from, reported_data, utc, wire
 from tests.memory_broker import MemoryBroker
@@ -234,3 +235,22 @@ def test_a_new_version_re_measures_a_bounded_chunk_per_call(
     assert read_models.remeasure(book(app), limit=1) == 0  # none left: the version is recorded
     assert read_models.ledger_version() == 2
     assert list(read_models.ledger_intervals()) == recomputed(app)
+
+
+def test_the_measuring_steps_are_the_measuring_rule() -> None:
+    """`remeasure` finds the rows another version measures through these steps."""
+    v1 = ContractVersion.unrecorded(contracts_from(), CONTRACTS_TOML, utc(2026, 3, 1))
+    v1 = replace(v1, effective_from=utc(2026, 3, 1))
+    v2 = replace(v1, version=2)  # the same effective_from, recorded later: it wins from then
+    v3 = replace(v1, version=3, effective_from=utc(2026, 4, 1))
+    v4 = replace(v1, version=4, effective_from=utc(2026, 2, 1))  # a restatement back in time
+    for book, expected in ((ContractBook((v1, v2, v3, v4)), [4, 2, 3]),
+                           (ContractBook((v1, v2, v3)), [1, 2, 3])):  # fmt: skip
+        steps = measuring_segments(book)
+        for moment in (utc(2026, 1, 1), utc(2026, 2, 1), utc(2026, 2, 28), utc(2026, 3, 1),
+                       utc(2026, 3, 31), utc(2026, 4, 1), utc(2027, 1, 1)):  # fmt: skip
+            us = to_us(moment)
+            assert us is not None
+            step = [v for start, v in steps if start is None or start <= us][-1]
+            assert step == book.measuring_version(moment).version, moment
+        assert [v for _, v in steps] == expected
