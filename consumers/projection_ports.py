@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
+from slatrail.domain.contract_version import ContractBook
 from slatrail.domain.model import IncidentEvent
 from slatrail.projections.read_models import TrackedEvent
 
@@ -60,6 +61,15 @@ class OutboxPort(Protocol):
 class ReadModelWriter(Protocol):
     """What the projection consumer needs from the read models."""
 
-    def apply(self, batch: Sequence[TrackedEvent], *, read_models: Iterable[str] = ...) -> int: ...
+    def apply(
+        self,
+        batch: Sequence[TrackedEvent],
+        *,
+        read_models: Iterable[str] = ...,
+        contracts: ContractBook | None = ...,
+        notification: int | None = ...,
+    ) -> int: ...
 
     def positions(self, read_model: str) -> dict[str, int]: ...
+
+    def remeasure(self, contracts: ContractBook, *, limit: int = ...) -> int: ...

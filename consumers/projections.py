@@ -6,6 +6,10 @@ keyed by (incident_id, position), so the relay's duplicates are stored once. Whe
 is the read model's own tracking, not the group's committed offsets: on assignment each
 partition is sought to its tracked offset + 1 (0 when the read model is empty — a rebuild).
 Kafka offsets are still committed afterwards, for lag monitoring only.
+
+Given the contract versions (`contracts`, as `serve` has read them), the same transaction keeps
+the SLA ledger of the incidents each batch touches, and every step re-measures a chunk of the
+incidents a newly recorded version measures (docs/scale.md#the-sla-ledger).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import structlog
 from slatrail.consumers.projection_ports import EnvelopeDecoder, ReadModelWriter
 from slatrail.consumers.runtime import BrokerWatch, consumer_health
 from slatrail.consumers.streams import OnAssign, Partition, Record, Source
+from slatrail.domain.contract_version import ContractBook
 from slatrail.projections.read_models import READ_MODELS, TrackedEvent, kafka_source
 
 log = structlog.get_logger("slatrail.projections")
@@ -43,8 +48,11 @@ class ProjectionConsumer:
         unreachable_after_s: float = 6.0,
         reset_check_s: float = 5.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        contracts: Callable[[], ContractBook] | None = None,
     ) -> None:
         self.read_models = read_models
+        # with the contract versions as recorded now, the SLA ledger is kept too
+        self.contracts = contracts
         self.source_factory = source_factory
         self.envelopes = envelopes
         self.names = tuple(names)
@@ -116,16 +124,27 @@ class ProjectionConsumer:
             self.watch.observe(self.source.broker_silence_s())
         if records:
             self.handle(records)
+        self._remeasure()
         self._rewind_if_reset()
         return len(records)
+
+    def _remeasure(self) -> None:
+        """A newly recorded contract version re-measures the incidents it measures: a chunk
+        of them per step, so `stop` is honoured (docs/scale.md#the-sla-ledger)."""
+        if self.contracts is None:
+            return
+        recomputed = self.read_models.remeasure(self.contracts())
+        if recomputed:
+            log.info("ledger_remeasuring", incidents=recomputed)
 
     def handle(self, records: list[Record]) -> int:
         """Apply a batch; returns the rows newly written."""
         assert self.source is not None
         batch: list[TrackedEvent] = []
+        notification: int | None = None
         for record in records:
             try:
-                _, event = self.envelopes.decode(record.value)
+                notification_id, event = self.envelopes.decode(record.value)
                 if event.computed_hash() != event.hash:
                     raise ValueError(f"hash mismatch for {event.incident_id}#{event.position}")
             except ValueError as error:
@@ -142,7 +161,16 @@ class ProjectionConsumer:
             batch.append(
                 TrackedEvent(kafka_source(record.topic, record.partition), record.offset, event)
             )
-        written = self.read_models.apply(batch, read_models=self.names)
+            notification = max(notification or 0, notification_id)
+        if self.contracts is None:
+            written = self.read_models.apply(batch, read_models=self.names)
+        else:
+            written = self.read_models.apply(
+                batch,
+                read_models=self.names,
+                contracts=self.contracts(),
+                notification=notification,
+            )
         offsets: dict[Partition, int] = {}
         for record in records:
             offsets[record.tp] = max(offsets.get(record.tp, 0), record.offset + 1)

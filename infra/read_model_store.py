@@ -20,12 +20,24 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+import structlog
 from eventsourcing.persistence import IntegrityError, OperationalError, Tracking
 
+from slatrail.domain.contract_version import ContractBook
 from slatrail.domain.model import IncidentEvent
+from slatrail.infra.ledger_table import (
+    advance,
+    any_row,
+    delete_ledgers,
+    insert_rows,
+    mismatched,
+    replace_ledgers,
+)
 from slatrail.infra.read_model_drivers import ReadModelRecorder, open_recorder
 from slatrail.infra.store import StoreURLError
 from slatrail.projections.ledger import (
+    LEDGER_CONTRACTS,
+    LEDGER_PREFIX,
     LEDGER_TABLE,
     LEDGER_TRACKING,
     TABLE_COLUMNS,
@@ -51,12 +63,14 @@ ReadModelURLError = StoreURLError
 """A read-model URL slatrail cannot use."""
 
 _TABLES = {
-    SLA: ("rm_sla_events", "rm_sla_incidents"),
+    SLA: ("rm_sla_events", "rm_sla_incidents", LEDGER_TABLE),
     AUDIT: ("rm_audit_events",),
 }
 _COLUMNS = ", ".join(EVENT_COLUMNS)
 _RETRIES = 5  # a concurrent writer got further first: read the tracking again
 _LEDGER_BATCH = 5000  # ledger rows per insert / per page read
+_REMEASURE = 200  # incidents recomputed per transaction when a contract version is recorded
+log = structlog.get_logger("slatrail.read_models")
 
 
 def default_read_model_url(store_url: str) -> str:
@@ -93,31 +107,52 @@ class ReadModelStore:
     # -- writing ----------------------------------------------------------------------
 
     def apply(
-        self, batch: Sequence[TrackedEvent], *, read_models: Iterable[str] = READ_MODELS
+        self,
+        batch: Sequence[TrackedEvent],
+        *,
+        read_models: Iterable[str] = READ_MODELS,
+        contracts: ContractBook | None = None,
+        notification: int | None = None,
     ) -> int:
         """Store the events each read model has not seen yet, with the new tracking positions.
 
         Returns how many (event, read model) rows were newly written. Events whose position is
         at or below a read model's tracking for their source are skipped for that read model.
+        With `contracts` (and the `sla` read model), the SLA ledger of every incident the batch
+        touches is computed again under them from its history, from the earliest instant a
+        batch event of it occurred at on, and replaces its rows in the same transaction;
+        `notification` is the highest store notification id in the batch.
         """
         if not batch:
             return 0
         names = check_read_models(read_models)
+        ledger = contracts if SLA in names else None
         for attempt in range(_RETRIES):
             try:
                 with self._lock:
-                    return self._apply(batch, names)
+                    return self._apply(batch, names, ledger, notification)
             except (IntegrityError, OperationalError):
                 if attempt == _RETRIES - 1:
                     raise
                 time.sleep(0.05 * (attempt + 1))
         raise AssertionError("unreachable")
 
-    def _apply(self, batch: Sequence[TrackedEvent], names: list[str]) -> int:
+    def _apply(
+        self,
+        batch: Sequence[TrackedEvent],
+        names: list[str],
+        ledger: ContractBook | None,
+        notification: int | None,
+    ) -> int:
         rows: dict[int, tuple[Any, ...]] = {}  # computed once per event, shared by read models
         sources = {item.source for item in batch}
         written = 0
         with self._recorder.write() as cursor:
+            if ledger is not None:
+                # an empty `sla` read model fed from the start keeps a complete ledger
+                starting = cursor.max_tracking_id(LEDGER_CONTRACTS) is None and not any_row(
+                    cursor, "rm_sla_events"
+                )
             for name in names:
                 tracked: dict[str, int] = {}
                 for source in sources:
@@ -143,34 +178,86 @@ class ReadModelStore:
                     )
                 for tracking, position in new.positions.items():
                     cursor.insert_tracking(Tracking(tracking, position))
+            if ledger is not None:
+                since: dict[str, datetime] = {}  # incident → its earliest event in the batch
+                for item in batch:
+                    at, incident = item.event.occurred_at, item.event.incident_id
+                    since[incident] = min(since.get(incident, at), at)
+                replace_ledgers(cursor, sorted(since), ledger, since)
+                if starting:
+                    cursor.insert_tracking(Tracking(LEDGER_CONTRACTS, ledger.latest.version))
+                if cursor.max_tracking_id(LEDGER_CONTRACTS) is not None:
+                    advance(cursor, LEDGER_TRACKING, notification)
         return written
 
+    def remeasure(self, contracts: ContractBook, *, limit: int = _REMEASURE) -> int:
+        """Bring a complete ledger table to the latest contract version: recompute (at most
+        `limit` per call, one transaction) the incidents whose rows another version measures;
+        when none is left, record the version. Returns the incidents recomputed."""
+        version = contracts.latest.version
+        with self._lock:
+            measured = self._recorder.max_tracking_id(LEDGER_CONTRACTS)
+            if measured is None or measured >= version:
+                return 0
+            try:
+                return self._remeasure(contracts, version, limit)
+            except IntegrityError:  # another process recorded the version first
+                return 0
+
+    def _remeasure(self, contracts: ContractBook, version: int, limit: int) -> int:
+        with self._recorder.write() as cursor:
+            if (cursor.max_tracking_id(LEDGER_CONTRACTS) or 0) >= version:
+                return 0
+            wrong, params = mismatched(contracts)
+            cursor.execute(
+                f"SELECT DISTINCT incident_id FROM {LEDGER_TABLE} WHERE {wrong} "
+                "ORDER BY incident_id LIMIT ?",
+                (*params, limit),
+            )
+            ids = [str(row[0]) for row in cursor.fetchall()]
+            replace_ledgers(cursor, ids, contracts)
+            if len(ids) < limit:
+                cursor.insert_tracking(Tracking(LEDGER_CONTRACTS, version))
+                log.info("ledger_remeasured", contract_version=version)
+        return len(ids)
+
     def reset(self, read_models: Iterable[str] = READ_MODELS) -> None:
-        """Empty read models and forget their tracking (they are then fed from the start)."""
+        """Empty read models and forget their tracking (they are then fed from the start);
+        the SLA ledger goes with the `sla` read model it is kept with."""
         names = check_read_models(read_models)
         with self._lock, self._recorder.write() as cursor:
             for name in names:
+                prefixes = [f"{name}{TRACKING_SEPARATOR}"]
+                if name == SLA:
+                    prefixes.append(LEDGER_PREFIX)
                 for table in _TABLES[name]:
                     cursor.execute(f"DELETE FROM {table}")
-                cursor.execute(
-                    f"DELETE FROM {self._recorder.tracking_table} WHERE application_name LIKE ?",
-                    (f"{name}{TRACKING_SEPARATOR}%",),
-                )
+                for prefix in prefixes:
+                    cursor.execute(
+                        f"DELETE FROM {self._recorder.tracking_table} "
+                        "WHERE application_name LIKE ?",
+                        (f"{prefix}%",),
+                    )
 
-    # -- the SLA ledger (materialised by `slatrail replay`; docs/scale.md#the-sla-ledger) ----
+    # -- the SLA ledger (kept by `apply`, rebuilt by `replay`; docs/scale.md#the-sla-ledger) --
 
     def rebuild_ledger(
-        self, ledgers: Iterable[tuple[datetime, Sequence[LedgerInterval]]], position: int
+        self,
+        ledgers: Iterable[tuple[datetime, Sequence[LedgerInterval]]],
+        position: int,
+        version: int,
     ) -> int:
         """Replace the ledger table with `ledgers` (each incident's report instant and its
-        intervals), computed from the store at notification `position`. The tracking record is
-        removed first and written last: a table whose rebuild was interrupted is never fresh."""
+        intervals), computed from the store at notification `position` under contract
+        `version`. The tracking records are removed first and written last: a table whose
+        rebuild was interrupted is never current. Each chunk replaces its incidents' rows (a
+        projection consumer running meanwhile may have written some)."""
         with self._lock:
             with self._recorder.write() as cursor:
                 cursor.execute(f"DELETE FROM {LEDGER_TABLE}")
                 cursor.execute(
-                    f"DELETE FROM {self._recorder.tracking_table} WHERE application_name = ?",
-                    (LEDGER_TRACKING,),
+                    f"DELETE FROM {self._recorder.tracking_table} WHERE application_name LIKE ?",
+                    (f"{LEDGER_PREFIX}%",),
                 )
             written = 0
             pending: list[tuple[Any, ...]] = []
@@ -181,22 +268,41 @@ class ReadModelStore:
                     pending = []
             written += self._insert_ledger(pending)
             with self._recorder.write() as cursor:
+                cursor.insert_tracking(Tracking(LEDGER_CONTRACTS, version))
                 cursor.insert_tracking(Tracking(LEDGER_TRACKING, position))
         return written
 
     def _insert_ledger(self, rows: list[tuple[Any, ...]]) -> int:
         if rows:
             with self._recorder.write() as cursor:
-                cursor.executemany(
-                    f"INSERT INTO {LEDGER_TABLE} ({', '.join(TABLE_COLUMNS)}) "
-                    f"VALUES ({', '.join('?' for _ in TABLE_COLUMNS)})",
-                    rows,
-                )
+                delete_ledgers(cursor, sorted({str(row[0]) for row in rows}))
+                insert_rows(cursor, rows)
         return len(rows)
 
     def ledger_position(self) -> int | None:
-        """The store notification the ledger table was computed at (None: not built)."""
+        """The highest store notification the ledger table has applied (None: not built)."""
         return self._recorder.max_tracking_id(LEDGER_TRACKING)
+
+    def ledger_version(self) -> int | None:
+        """The contract version the whole table is measured by (None: not complete)."""
+        return self._recorder.max_tracking_id(LEDGER_CONTRACTS)
+
+    def ledger_status(
+        self, as_of: datetime, *, customer: str | None = None
+    ) -> list[tuple[str, str, str, int]]:
+        """(customer, clock, status, clocks) of the intervals covering `as_of`: one query."""
+        t = to_us(as_of)
+        where = "start_us <= ? AND (end_us IS NULL OR end_us > ?)"
+        params: list[Any] = [t, t]
+        if customer is not None:
+            where += " AND customer = ?"
+            params.append(customer)
+        rows = self._recorder.read(
+            f"SELECT customer, metric, status, COUNT(*) FROM {LEDGER_TABLE} WHERE {where} "
+            "GROUP BY customer, metric, status",
+            params,
+        )
+        return [(str(c), str(m), str(s), int(n)) for c, m, s, n in rows]
 
     def ledger_intervals(
         self,
@@ -237,6 +343,44 @@ class ReadModelStore:
             after = tuple(
                 last[c] for c in ("reported_us", "incident_id", "metric_rank", "start_us")
             )
+
+    def ledger_incidents(
+        self,
+        status: str,
+        as_of: datetime,
+        *,
+        customer: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        page: int = _LEDGER_BATCH,
+    ) -> Iterator[str]:
+        """The incidents with a clock in `status` at `as_of` (reported in `[since, until)`), in
+        report order, a page at a time (keyset pagination)."""
+        t = to_us(as_of)
+        where = ["status = ?", "start_us <= ?", "(end_us IS NULL OR end_us > ?)"]
+        params: list[Any] = [status, t, t]
+        for clause, value in (
+            ("customer = ?", customer),
+            ("reported_us >= ?", to_us(since)),
+            ("reported_us < ?", to_us(until)),
+        ):
+            if value is not None:
+                where.append(clause)
+                params.append(value)
+        after: tuple[Any, ...] = ()
+        while True:
+            keyset = ["(reported_us, incident_id) > (?, ?)"] if after else []
+            rows = self._recorder.read(
+                f"SELECT reported_us, incident_id FROM {LEDGER_TABLE} "
+                f"WHERE {' AND '.join(where + keyset)} GROUP BY reported_us, incident_id "
+                "ORDER BY reported_us, incident_id LIMIT ?",
+                (*params, *after, page),
+            )
+            for _, incident_id in rows:
+                yield str(incident_id)
+            if len(rows) < page:
+                return
+            after = (rows[-1][0], rows[-1][1])
 
     # -- tracking -----------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ event instant and each crossing: a lookup equals the fold by construction, and
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -77,11 +77,19 @@ class LedgerInterval:
 
 
 def incident_ledger(
-    events: Sequence[IncidentEvent], contracts: ContractSource
+    events: Sequence[IncidentEvent],
+    contracts: ContractSource,
+    *,
+    since: datetime | None = None,
+    kept: Sequence[LedgerInterval] = (),
 ) -> list[LedgerInterval]:
     """Every clock's intervals from the report on, in (metric, start) order; [] if unreported.
 
-    The events may be given in any order: they are folded in occurred order."""
+    The events may be given in any order: they are folded in occurred order. With `kept`, the
+    incident's intervals computed before the events occurring from `since` on were added,
+    only the intervals from `since` on are computed again: the fold at an instant sees only
+    the events occurred by then, so those before `since` stand (a full computation when
+    `kept` does not fit: another contract version, or a clock without an interval)."""
     ordered = in_occurred_order(events)
     instants = sorted({e.occurred_at for e in ordered})
     first = build_timeline(ordered, instants[-1]) if instants else None
@@ -93,7 +101,10 @@ def incident_ledger(
         if isinstance(contracts, ContractBook)
         else None
     )
-    rows: dict[Metric, list[LedgerInterval]] = {m: [] for m in Metric}
+    rows = _seeded(kept, since, version, first.reported_at)
+    if any(rows.values()):
+        assert since is not None
+        instants = [at for at in instants if at >= since]
 
     def clocks_at(moment: datetime) -> IncidentClocks:
         timeline = build_timeline(ordered, moment)
@@ -113,6 +124,25 @@ def incident_ledger(
                 moment = crossing
                 clock = clocks_at(moment).clocks[metric]
     return [interval for m in Metric for interval in _closed(rows[m])]
+
+
+def _seeded(
+    kept: Sequence[LedgerInterval], since: datetime | None, version: int | None, reported: datetime
+) -> dict[Metric, list[LedgerInterval]]:
+    """Each clock's kept intervals starting before `since`, or none at all (compute whole)."""
+    rows: dict[Metric, list[LedgerInterval]] = {m: [] for m in Metric}
+    if since is None or since <= reported or not kept:
+        return rows
+    for interval in kept:
+        if interval.contract_version != version:
+            return {m: [] for m in Metric}
+        if interval.start < since:
+            rows[interval.metric].append(interval)
+    if not all(rows.values()):
+        return {m: [] for m in Metric}
+    for metric in Metric:
+        rows[metric].sort(key=lambda i: i.start)
+    return rows
 
 
 def next_crossing(clock: Clock, moment: datetime) -> datetime | None:
@@ -181,7 +211,9 @@ def _closed(rows: list[LedgerInterval]) -> list[LedgerInterval]:
 # -- rows of the materialised ledger (`rm_sla_ledger`; no database code) ---------------------
 
 LEDGER_TABLE = "rm_sla_ledger"
-LEDGER_TRACKING = "ledger@store"  # notification id of the store the table was computed at
+LEDGER_TRACKING = "ledger@store"  # the highest store notification the table has applied
+LEDGER_CONTRACTS = "ledger@contracts"  # the contract version the whole table is measured by
+LEDGER_PREFIX = "ledger@"
 TABLE_COLUMNS = (
     "incident_id", "metric", "start_us", "end_us", "customer", "reported_us", "metric_rank",
     "status", "priority", "target_s", "due_us", "counted_us", "contract_version",
@@ -229,3 +261,51 @@ def row_interval(row: Sequence[Any]) -> LedgerInterval:
             None if values["contract_version"] is None else int(values["contract_version"])
         ),
     )
+
+
+def measuring_segments(book: ContractBook) -> list[tuple[int | None, int]]:
+    """The measuring rule as steps over report instants: `(from_us, version)`, each version
+    measuring incidents reported from `from_us` (None: since ever) to the next step."""
+    starts = sorted({v.effective_from for v in book.versions})
+    first = book.measuring_version(starts[0] - _MICRO).version  # before every effective_from
+    steps: list[tuple[int | None, int]] = [(None, first)]
+    for start in starts:
+        version = book.measuring_version(start).version
+        if version != steps[-1][1]:
+            steps.append((to_us(start), version))
+    return steps
+
+
+# -- how many clocks are in each status at an instant (`slatrail ledger status`) -------------
+
+STATUS_ORDER: tuple[Status, ...] = (
+    Status.RUNNING, Status.AT_RISK, Status.BREACHED, Status.PAUSED, Status.PENDING,
+    Status.MET, Status.NOT_APPLICABLE,
+)  # fmt: skip
+StatusKey = tuple[str, Metric]  # (customer, clock)
+
+
+def clock_statuses(
+    events: Sequence[IncidentEvent], contracts: ContractSource, moment: datetime
+) -> list[tuple[str, Metric, Status]]:
+    """(customer, clock, status) of each of an incident's clocks at `moment`, as the fold
+    answers (none before the report); the ledger's interval covering `moment` says the same."""
+    timeline = build_timeline(in_occurred_order(events), moment)
+    if timeline is None:
+        return []
+    clocks = evaluate(timeline, contracts)
+    return [(timeline.customer, m, clock.status) for m, clock in clocks.clocks.items()]
+
+
+def status_counts(
+    statuses: Iterable[tuple[str, Metric | str, Status | str, int]],
+) -> list[tuple[str, Metric, dict[Status, int]]]:
+    """`(customer, clock, status, count)` summed into one row per customer and clock (customer,
+    then clock order), every status of `STATUS_ORDER` counted (0 if none)."""
+    table: dict[StatusKey, dict[Status, int]] = {}
+    for customer, metric, status, count in statuses:
+        key = (customer, Metric(metric))
+        row = table.setdefault(key, dict.fromkeys(STATUS_ORDER, 0))
+        row[Status(status)] += count
+    ordered = sorted(table, key=lambda k: (k[0], _RANK[k[1]]))
+    return [(customer, metric, table[(customer, metric)]) for customer, metric in ordered]

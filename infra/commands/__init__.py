@@ -35,7 +35,7 @@ COMMANDS: dict[str, str] = {
     "contracts": "record and inspect contract versions",
     "restatements": "figures that changed between two knowledge instants, and why",
     "whatif": "the report under a draft contract next to the recorded one",
-    "ledger": "the SLA ledger: status intervals of every clock",
+    "ledger": "the SLA ledger: status intervals of every clock, clocks per status",
 }
 COMMAND_MODULES = tuple(COMMANDS)
 

@@ -1,5 +1,5 @@
-"""`slatrail ledger export`: the SLA ledger's intervals for BI tools
-(docs/reference/commands.md#ledger-export)."""
+"""`slatrail ledger export`: the SLA ledger's intervals for BI tools; `slatrail ledger status`:
+how many clocks are in each status at an instant (docs/reference/commands.md#ledger-export)."""
 
 from __future__ import annotations
 
@@ -14,19 +14,31 @@ import structlog
 
 from slatrail.application.ledger import ledger_intervals, ledger_query
 from slatrail.application.selection import selected_histories
+from slatrail.domain.clocks import Metric, Status
+from slatrail.domain.model import format_instant
 from slatrail.infra.bootstrap import Container
-from slatrail.infra.errors import StoreMissingError, UsageError
+from slatrail.infra.errors import UsageError
+from slatrail.infra.ledger_check import current_table
 from slatrail.infra.ledger_files import write_ledger_csv, write_ledger_parquet
 from slatrail.infra.pathargs import cannot_write, output_file
-from slatrail.infra.render import echo
+from slatrail.infra.render import echo, table, to_json
 from slatrail.infra.timearg import instant
-from slatrail.projections.ledger import LedgerInterval
+from slatrail.projections.incident_index import IndexQuery
+from slatrail.projections.ledger import (
+    STATUS_ORDER,
+    LedgerInterval,
+    clock_statuses,
+    status_counts,
+)
 
 log = structlog.get_logger("slatrail.ledger")
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("ledger", help="the SLA ledger: status intervals of every clock")
+    parser = subparsers.add_parser(
+        "ledger",
+        help="the SLA ledger: status intervals of every clock, clocks per status",
+    )
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     export = actions.add_parser(
         "export", help="write the ledger's intervals for BI tools (Parquet or CSV)"
@@ -48,6 +60,13 @@ def register(subparsers: Any) -> None:
         help="file to write (default: standard output; Parquet is not written to a terminal)",
     )  # fmt: skip
     export.set_defaults(handler=run_export)
+    status = actions.add_parser(
+        "status", help="how many clocks are in each status at an instant, per customer and clock"
+    )
+    status.add_argument("--as-of", type=instant, help="the instant (default: now)")
+    status.add_argument("--customer", help="only this customer's clocks")
+    status.add_argument("--format", choices=("table", "json"), default="table")
+    status.set_defaults(handler=run_status)
 
 
 def materialised(
@@ -57,20 +76,11 @@ def materialised(
     start: datetime | None,
     end: datetime,
 ) -> Iterator[LedgerInterval] | None:
-    """The intervals from the read-model database's ledger table, when it was computed at the
-    store's current notification id (every event and contract version is a notification, so
-    the table then holds exactly what computing would give); None otherwise."""
-    try:
-        store = container.read_models
-    except StoreMissingError:
-        log.info("ledger_source", source="events", why="no read-model database")
+    """The intervals from the read-model database's ledger table, when it is current (it then
+    holds exactly what computing would give: `ledger_check.freshness`); None otherwise."""
+    store = current_table(container)
+    if store is None:
         return None
-    position = store.ledger_position()
-    head = container.app.recorder.max_notification_id() or 0
-    if position is None or position != head:
-        log.info("ledger_source", source="events", table_at=position, store_at=head)
-        return None
-    log.info("ledger_source", source="table", table_at=position)
     return store.ledger_intervals(customer=customer, start=start, end=end)
 
 
@@ -112,4 +122,57 @@ def run_export(container: Container, args: argparse.Namespace) -> int:
             raise cannot_write(args.output or "standard output", error) from None
     if args.output is not None:
         echo(f"exported {count} ledger intervals to {args.output} ({args.format})")
+    return 0
+
+
+StatusRows = list[tuple[str, Metric, dict[Status, int]]]
+
+
+def statuses_at(container: Container, as_of: datetime, customer: str | None) -> StatusRows:
+    """Clocks per customer, clock and status at `as_of`: one query of a current ledger table,
+    else each incident reported by then folded at `as_of` (the same counts either way)."""
+    store = current_table(container)
+    if store is not None:
+        return status_counts(store.ledger_status(as_of, customer=customer))
+    contracts = container.contracts_known_at(None)
+    histories = selected_histories(container.app, IndexQuery(customer=customer, reported_by=as_of))
+    return status_counts(
+        (name, metric, status, 1)
+        for events in histories
+        for name, metric, status in clock_statuses(events, contracts, as_of)
+        if customer is None or name == customer
+    )
+
+
+def status_document(as_of: datetime, customer: str | None, rows: StatusRows) -> dict[str, Any]:
+    """The JSON of `ledger status` (docs/reference/commands.md#ledger-status)."""
+    return {
+        "as_of": format_instant(as_of),
+        "customer": customer,
+        "statuses": [str(s) for s in STATUS_ORDER],
+        "clocks": [
+            {
+                "customer": name,
+                "clock": str(metric),
+                "counts": {str(s): counts[s] for s in STATUS_ORDER},
+                "total": sum(counts.values()),
+            }
+            for name, metric, counts in rows
+        ],
+    }
+
+
+def run_status(container: Container, args: argparse.Namespace) -> int:
+    as_of = args.as_of if args.as_of is not None else container.clock()
+    rows = statuses_at(container, as_of, args.customer)
+    if args.format == "json":
+        print(to_json(status_document(as_of, args.customer, rows)))
+        return 0
+    headers = ["customer", "clock", *(str(s) for s in STATUS_ORDER), "total"]
+    body = [
+        [name, str(metric), *(counts[s] for s in STATUS_ORDER), sum(counts.values())]
+        for name, metric, counts in rows
+    ]
+    echo(f"clocks by status as of {format_instant(as_of)}")
+    echo(table(headers, body) if body else "(no clock: nothing reported by then)")
     return 0

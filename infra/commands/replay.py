@@ -1,4 +1,5 @@
-"""`slatrail replay`: rebuild read models from the event store, resumable (tracking position)."""
+"""`slatrail replay`: rebuild read models, the SLA ledger and the incident index from the event
+store, resumable (tracking position)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from slatrail.application.selection import selected_histories
-from slatrail.application.service import SlatrailApplication
-from slatrail.domain.contract_version import ContractSource
+from slatrail.application.service import IndexedRecorder, SlatrailApplication
+from slatrail.domain.contract_version import ContractBook
 from slatrail.infra.bootstrap import Container
 from slatrail.infra.progress import Progress
 from slatrail.infra.read_model_store import ReadModelStore
 from slatrail.infra.redact import redact_url
-from slatrail.projections.incident_index import IndexQuery
+from slatrail.projections.incident_index import EntryBuilder, IndexQuery
 from slatrail.projections.ledger import incident_ledger
 from slatrail.projections.read_models import READ_MODELS, SLA, STORE_SOURCE, TrackedEvent
 
@@ -61,8 +62,10 @@ def replay(
     batch: int = BATCH,
     progress: Callable[[int, int], None] | None = None,
     on_start: Callable[[int, int], None] | None = None,
+    index: dict[str, EntryBuilder] | None = None,
 ) -> ReplayResult:
-    """Feed every recorded event (after the tracking position when resuming) to `names`.
+    """Feed every recorded event (after the tracking position when resuming) to `names`, and
+    to `index` (one incident index row built per incident) when given.
 
     Each batch is written with its tracking position in one transaction, so an interrupted
     replay loses nothing and `resume=True` continues where it stopped.
@@ -94,6 +97,8 @@ def replay(
 
     for notification_id, event in app.all_events(start=after + 1, page=batch):
         pending.append(TrackedEvent(STORE_SOURCE, notification_id, event))
+        if index is not None:
+            index.setdefault(event.incident_id, EntryBuilder()).add(event)
         if len(pending) >= batch:
             flush()
     flush()
@@ -102,19 +107,34 @@ def replay(
     return ReplayResult(names, after, last, events, written, time.perf_counter() - started)
 
 
+def rebuild_index(app: SlatrailApplication, builders: dict[str, EntryBuilder] | None) -> int | None:
+    """Write the incident index afresh (docs/scale.md#the-incident-index): from `builders`, fed
+    by the replay's own pass over every event, or (None: the replay resumed) from a pass of
+    its own. Returns the incidents indexed; None when the store has no index table."""
+    recorder = app.recorder
+    if not isinstance(recorder, IndexedRecorder) or not recorder.has_index():
+        return None
+    if builders is None:
+        return app.rebuild_index()
+    entries = [e for b in builders.values() if (e := b.entry()) is not None]
+    recorder.replace_index(entries)
+    return len(entries)
+
+
 def rebuild_ledger(
-    app: SlatrailApplication, store: ReadModelStore, contracts: ContractSource
+    app: SlatrailApplication, store: ReadModelStore, contracts: ContractBook
 ) -> tuple[int, int]:
     """The ledger table computed afresh from every incident in the store (one chunk of
-    incidents at a time), stamped with the store's notification id read before: a later event
-    makes it stale (docs/scale.md#the-sla-ledger). Returns (that id, intervals written)."""
+    incidents at a time), stamped with the store's notification id read before and the
+    latest contract version: a later event makes it stale until the projection consumer
+    applies it (docs/scale.md#the-sla-ledger). Returns (that id, intervals written)."""
     position = app.recorder.max_notification_id() or 0
     ledgers = (
         (events[0].occurred_at, incident_ledger(events, contracts))
         for events in selected_histories(app, IndexQuery())
         if events
     )
-    return position, store.rebuild_ledger(ledgers, position)
+    return position, store.rebuild_ledger(ledgers, position, contracts.latest.version)
 
 
 def run(container: Container, args: argparse.Namespace) -> int:
@@ -132,10 +152,11 @@ def run(container: Container, args: argparse.Namespace) -> int:
         if bar is not None:
             bar.advance(notifications, events)
 
+    builders: dict[str, EntryBuilder] | None = None if args.resume else {}
     try:
         result = replay(
-            container.app, container.read_models, names,
-            resume=args.resume, batch=BATCH, progress=advance, on_start=start,
+            container.app, container.read_models, names, resume=args.resume, batch=BATCH,
+            progress=advance, on_start=start, index=builders,
         )  # fmt: skip
     except KeyboardInterrupt:
         if bar is not None:
@@ -147,6 +168,12 @@ def run(container: Container, args: argparse.Namespace) -> int:
         return 130
     if bar is not None:
         bar.close()
+    indexed = rebuild_index(container.app, builders)
+    if indexed is None:
+        print("incident index: the store has none (a writing command creates it)",
+              file=sys.stderr)  # fmt: skip
+    else:
+        print(f"incident index: {indexed} incidents rebuilt from the events", file=sys.stderr)
     if SLA in names:
         started = time.perf_counter()
         position, intervals = rebuild_ledger(

@@ -108,6 +108,7 @@ def build_projections(container: Container, *, read_models: Any = None) -> Worke
         envelopes=ENVELOPES,
         batch_size=s.kafka_batch_size,
         unreachable_after_s=_unreachable_after(container),
+        contracts=lambda: container.contract_book,  # keeps the SLA ledger (docs/scale.md)
     )
 
 

@@ -61,6 +61,17 @@ def run(container: Container, args: argparse.Namespace) -> int:
             state=args.state, since=args.since, until=args.until,
         )  # fmt: skip
         histories = selected_histories(container.app, query)
+        if args.status is not None and args.as_known_at is None:
+            from slatrail.application.ledger import histories_of_ids
+            from slatrail.infra.ledger_check import status_preselection
+
+            # a current SLA ledger table names the incidents with a clock in that status
+            ids = status_preselection(
+                container, args.status, as_of, customer=args.customer,
+                since=args.since, until=args.until,
+            )  # fmt: skip
+            if ids is not None:
+                histories = histories_of_ids(container.app, ids)
     answers = sla_answers(
         histories, container.contracts_known_at(args.as_known_at), as_of,
         as_known_at=args.as_known_at,

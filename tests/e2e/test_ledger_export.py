@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import shutil
 import sqlite3
@@ -130,12 +131,23 @@ def test_replay_materialises_the_ledger_and_a_later_event_makes_it_stale(
 ) -> None:
     store = tmp_path / "store"
     shutil.copytree(demo, store)
+    status = ["ledger", "status", "--as-of", "2026-10-02T15:00:00Z"]
+    computed = _run(store, *status, "--format", "json")
+    assert '"source": "events"' in computed.stderr
     replayed = _run(store, "replay")
     assert replayed.returncode == 0, replayed.stderr
     assert "SLA ledger: " in replayed.stderr
+    assert "incident index: " in replayed.stderr
     from_table = _run(store, "ledger", "export", "--format", "csv")
     assert '"source": "table"' in from_table.stderr
     assert from_table.stdout.replace("\n", "\r\n") == full_csv  # (text mode read LF)
+    counted = _run(store, *status, "--format", "json")
+    assert '"source": "table"' in counted.stderr
+    assert counted.stdout == computed.stdout  # one GROUP BY, the same answer
+    rows = json.loads(counted.stdout)["clocks"]
+    assert {"customer": "brightcall", "clock": "resolution", "total": 1} | {
+        "counts": {**dict.fromkeys(json.loads(counted.stdout)["statuses"], 0), "at_risk": 1}
+    } in rows  # the demo's P1 at risk then (AT_RISK above)
     with closing(sqlite3.connect(store / "slatrail-read.db")) as db, db:
         db.execute("UPDATE rm_sla_ledger SET status = 'breached' WHERE status = 'at_risk' "
                    "AND incident_id = 'BRIG-202610-001'")  # fmt: skip

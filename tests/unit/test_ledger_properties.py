@@ -156,3 +156,32 @@ def test_intervals_tile_each_clock_from_the_report_on(case: Any) -> None:
 
 def test_an_unreported_history_has_no_intervals() -> None:
     assert incident_ledger([], CONTRACTS) == []
+
+
+@settings(
+    max_examples=examples(100),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(histories(), st.sampled_from([CONTRACTS, BOOK]), st.randoms(use_true_random=False))
+def test_recomputing_from_the_new_events_on_equals_the_whole_ledger(
+    case: Any, contracts: ContractSource, rng: random.Random
+) -> None:
+    """What the projection consumer does per batch: the intervals before the earliest new event
+    are kept, the rest computed again — in any arrival order (late facts), batch after batch."""
+    events, _ = case
+    arrival = list(events)
+    rng.shuffle(arrival)
+    cuts = sorted(rng.sample(range(1, len(arrival) + 1), k=min(3, len(arrival))))
+    seen: list[IncidentEvent] = []
+    kept = incident_ledger([], contracts)
+    start = 0
+    for cut in cuts:
+        batch = arrival[start:cut]
+        start = cut
+        if not batch:
+            continue
+        seen += batch
+        since = min(e.occurred_at for e in batch)
+        kept = incident_ledger(seen, contracts, since=since, kept=kept)
+        assert kept == incident_ledger(seen, contracts)
