@@ -28,6 +28,7 @@ UTC_ZONE = ZoneInfo("UTC")
 CHUNK = 256  # incidents whose events are read in one query
 # Month bounds are in each customer's reporting zone: a day either side covers every zone.
 ZONE_MARGIN = timedelta(days=1)
+_NEVER = datetime(9999, 12, 31, tzinfo=UTC_ZONE)
 
 
 class IndexedHistories(Protocol):
@@ -244,3 +245,13 @@ def listing_query(
         as_of=as_of, as_known_at=as_known_at, customer=customer,
         state="open" if unresolved else state, since=start, until=until,
     )  # fmt: skip
+
+
+def open_histories(store: IndexedHistories) -> Iterator[list[IncidentEvent]] | None:
+    """The histories of every incident unresolved now, in report order (None: the store has
+    no index)."""
+    # Open now, or changed after an instant no event can be at: open now.
+    query = IndexQuery(open_or_changed_after=_NEVER)
+    if store.select_incident_ids(query) is None:
+        return None
+    return selected_histories(store, query)

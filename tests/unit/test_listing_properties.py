@@ -16,17 +16,21 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from slatrail.application.queries import read_model_histories
-from slatrail.application.selection import sla_answers
+from slatrail.application.selection import open_histories, sla_answers
 from slatrail.application.service import SlatrailApplication
 from slatrail.infra.read_model_store import ReadModelStore
 from slatrail.infra.web.answers import Filters, incidents_page
+from slatrail.infra.web.open_incidents import OpenIncidents
 from slatrail.infra.web.tokens import Principal
+from slatrail.infra.wire import decode
 from slatrail.projections.read_models import STORE_SOURCE, TrackedEvent
 from slatrail.projections.sla import sla_view
+from tests.builders import line, reported_data, wire
 from tests.hypothesis_profiles import examples
 from tests.unit.test_selection_properties import (
     CONTRACTS,
     CUSTOMERS,
+    NOW,
     T0,
     every,
     incident,
@@ -162,4 +166,70 @@ def test_listed_pages_equal_the_whole_store_answer_filtered(
         ]
     finally:
         read_models.close()
+        app.close()
+
+
+class CountingLog:
+    """The store's event log, noting from where it was read."""
+
+    def __init__(self, app: SlatrailApplication) -> None:
+        self.app = app
+        self.starts: list[int] = []
+
+    def all_events(self, *, start: int = 1, page: int = 2000) -> Iterator[tuple[int, Any]]:
+        self.starts.append(start)
+        return self.app.all_events(start=start, page=page)
+
+    def incident_events(self, incident_id: str) -> list[Any]:
+        return self.app.incident_events(incident_id)
+
+
+def open_now(app: SlatrailApplication) -> tuple[int, list[list[Any]]] | None:
+    head = app.recorder.max_notification_id() or 0
+    histories = open_histories(app)
+    return None if histories is None else (head, list(histories))
+
+
+def board_state(incidents: OpenIncidents) -> dict[str, list[Any]]:
+    while incidents.refresh():
+        pass
+    return {events[0].incident_id: events for events in incidents.histories()}
+
+
+@given(
+    st.lists(st.integers(0, 10**6), min_size=1, max_size=8).flatmap(
+        lambda ns: st.tuples(*(incident(n) for n in range(len(ns))))
+    ),
+    st.data(),
+)
+@settings(
+    max_examples=examples(30),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+def test_the_open_incidents_start_from_the_index_and_follow_the_log_alike(
+    store: Path, incidents: tuple[list[dict[str, Any]], ...], data: st.DataObject
+) -> None:
+    app = recorded(store, list(incidents))
+    try:
+        head = app.recorder.max_notification_id() or 0
+        from_log, from_index = CountingLog(app), CountingLog(app)
+        whole, indexed = OpenIncidents(from_log), OpenIncidents(from_index, lambda: open_now(app))
+        assert board_state(indexed) == board_state(whole)
+        assert from_index.starts[0] == head + 1  # nothing before the head was read
+        # then both follow what is recorded: resolutions, reopenings, new incidents
+        later = NOW + timedelta(days=1)
+        more = [
+            wire(kind, later, {"resolution": "fixed"} if kind == "resolved" else {"reason": "r"},
+                 incident_id=f"S-{n}", message_id=f"late-{n}-{kind}")
+            for n in range(len(incidents))
+            for kind in [data.draw(st.sampled_from(("resolved", "reopened", None)))]
+            if kind is not None
+        ]  # fmt: skip
+        more.append(wire("reported", later, reported_data(customer=CUSTOMERS[0]),
+                         incident_id="S-new"))  # fmt: skip
+        app.record([decode(line(m)) for m in more], now=later)
+        assert board_state(indexed) == board_state(whole)
+        assert "S-new" in board_state(indexed)
+    finally:
         app.close()
