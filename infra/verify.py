@@ -260,7 +260,10 @@ def verify_store(
     builders: dict[str, EntryBuilder] = {}
 
     def note_index(notification_id: int, event: IncidentEvent) -> None:
-        builders.setdefault(event.incident_id, EntryBuilder()).add(event)
+        builder = builders.get(event.incident_id)
+        if builder is None:  # one builder per incident, not one thrown away per event
+            builder = builders[event.incident_id] = EntryBuilder()
+        builder.add(event)
 
     stored_index = app.index_entries()
     observers: list[Callable[[int, IncidentEvent], None]] = [note_tracked] if tracked_last else []
