@@ -130,9 +130,9 @@ def test_filters_and_a_stable_cursor(sqlite_web: Web) -> None:
 
 
 def test_the_list_selects_a_reported_window_and_pages_what_the_whole_answer_holds(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    store_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    store = f"sqlite:///{tmp_path / 'web.db'}"
+    store = store_url
     _ingest(store, tmp_path)
     assert main(["--store", store, "replay"]) == 0
     cli = _cli(capsys, store)
