@@ -7,16 +7,17 @@ the small interfaces below, which the composition root's `Container` satisfies.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
+from slatrail.application.selection import selected_reports
 from slatrail.domain.contract_version import ContractBook
 from slatrail.domain.contracts import Contracts
-from slatrail.domain.model import IncidentEvent
+from slatrail.domain.model import IncidentEvent, parse_instant
 from slatrail.projections.availability import Month
+from slatrail.projections.incident_index import IndexQuery
 from slatrail.projections.read_models import AUDIT, SLA
-from slatrail.projections.report import monthly_reports
 
 
 class EventHistories(Protocol):
@@ -25,6 +26,10 @@ class EventHistories(Protocol):
     def incident_events(self, incident_id: str) -> list[IncidentEvent]: ...
 
     def histories(self) -> dict[str, list[IncidentEvent]]: ...
+
+    def select_incident_ids(self, query: IndexQuery) -> Iterator[str] | None: ...
+
+    def histories_of(self, incident_ids: Sequence[str]) -> list[list[IncidentEvent]]: ...
 
 
 class ReadModelHistories(Protocol):
@@ -35,6 +40,10 @@ class ReadModelHistories(Protocol):
     def histories(
         self, read_model: str = ..., *, customer: str | None = None
     ) -> dict[str, list[IncidentEvent]]: ...
+
+    def sla_incidents(self, *, customer: str | None = None) -> list[tuple[str, str]]: ...
+
+    def sla_histories_of(self, incident_ids: Sequence[str]) -> list[list[IncidentEvent]]: ...
 
 
 class Stores(Protocol):
@@ -81,6 +90,44 @@ def histories_for(
     return list(stores.app.histories().values())
 
 
+READ_MODEL_CHUNK = 256  # incidents whose read-model events are read in one query
+
+
+def read_model_histories(
+    read_models: ReadModelHistories,
+    customers: Sequence[str | None] = (None,),
+    *,
+    reported_by: datetime | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    after: tuple[datetime, str] | None = None,
+    chunk: int = READ_MODEL_CHUNK,
+) -> Iterator[list[IncidentEvent]]:
+    """The `sla` read model's histories of `customers` (None: every customer) reported by
+    `reported_by`, in `[since, until)` and after the report-order key `after`, in report
+    order, a chunk of incidents at a time.
+
+    Selected on the read model's own incident table (customer and report instant, both fixed
+    when an incident is reported): exactly the incidents a fold of the whole read model could
+    show, whatever the read model has applied so far. Only (id, instant) pairs of the selected
+    customers are held; events are read `chunk` incidents at a time."""
+    keys: list[tuple[datetime, str]] = []
+    for customer in customers:
+        for incident_id, reported_text in read_models.sla_incidents(customer=customer):
+            reported = parse_instant(reported_text)
+            key = (reported, incident_id)
+            if (
+                (reported_by is None or reported <= reported_by)
+                and (since is None or reported >= since)
+                and (until is None or reported < until)
+                and (after is None or key > after)
+            ):
+                keys.append(key)
+    keys.sort()
+    for first in range(0, len(keys), chunk):
+        yield from read_models.sla_histories_of([i for _, i in keys[first : first + chunk]])
+
+
 def trail_events(
     stores: Stores, incident: str, *, from_read_model: bool = False
 ) -> list[IncidentEvent]:
@@ -98,8 +145,9 @@ def reports_for(
     as_known_at: datetime | None = None,
     customer: str | None = None,
 ) -> list[dict[str, Any]]:
-    """The monthly service reports of `months` (per customer), from the event store."""
-    return monthly_reports(
-        stores.app.histories().values(), stores.contracts_known_at(as_known_at), months, as_of,
+    """The monthly service reports of `months` (per customer), from the event store: the
+    incidents its index selects for those months (`selected_reports`)."""
+    return selected_reports(
+        stores.app, stores.contracts_known_at(as_known_at), months, as_of=as_of,
         as_known_at=as_known_at, customer=customer,
     )  # fmt: skip

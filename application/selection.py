@@ -10,7 +10,9 @@ from the whole store, filtered by the same conditions.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+import heapq
+import itertools
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -26,6 +28,7 @@ UTC_ZONE = ZoneInfo("UTC")
 CHUNK = 256  # incidents whose events are read in one query
 # Month bounds are in each customer's reporting zone: a day either side covers every zone.
 ZONE_MARGIN = timedelta(days=1)
+_NEVER = datetime(9999, 12, 31, tzinfo=UTC_ZONE)
 
 
 class IndexedHistories(Protocol):
@@ -172,3 +175,83 @@ def unsettled_events(store: IndexedHistories, *, since: datetime) -> Iterator[In
     query = IndexQuery(unsettled_or_changed_since=since)
     for events in selected_histories(store, query):
         yield from events
+
+
+def report_key(events: Sequence[IncidentEvent]) -> tuple[datetime, str]:
+    """Where an incident's history stands in report order (by its reported event)."""
+    return events[0].occurred_at, events[0].incident_id
+
+
+def merged_histories(
+    store: IndexedHistories, queries: Sequence[IndexQuery], *, chunk: int = CHUNK
+) -> Iterator[list[IncidentEvent]]:
+    """The histories several queries select (one per customer a token may see), merged in
+    report order; memory holds one chunk per query, `chunk` incidents in all."""
+    if len(queries) == 1:
+        yield from selected_histories(store, queries[0], chunk=chunk)
+        return
+    each = max(16, chunk // max(len(queries), 1))
+    streams = [selected_histories(store, query, chunk=each) for query in queries]
+    yield from heapq.merge(*streams, key=report_key)
+
+
+def histories_after(
+    histories: Iterable[list[IncidentEvent]], after: tuple[datetime, str] | None
+) -> Iterator[list[IncidentEvent]]:
+    """The histories (in report order) that come after the key `after` (a page's cursor)."""
+    for events in histories:
+        if events and (after is None or report_key(events) > after):
+            yield events
+
+
+def sla_page(
+    histories: Iterable[Sequence[IncidentEvent]],
+    contracts: ContractSource,
+    as_of: datetime,
+    *,
+    as_known_at: datetime | None,
+    keep: Callable[[IncidentSla], bool],
+    limit: int,
+) -> tuple[list[IncidentSla], bool]:
+    """The first `limit` answers `keep` admits, and whether another follows: incidents are
+    folded one at a time and folding stops at the one after the page."""
+    answers = (
+        sla
+        for sla in sla_answers(histories, contracts, as_of, as_known_at=as_known_at)
+        if keep(sla)
+    )
+    page = list(itertools.islice(answers, limit + 1))
+    return page[:limit], len(page) > limit
+
+
+def listing_query(
+    *,
+    as_of: datetime,
+    as_known_at: datetime | None,
+    customer: str | None,
+    state: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    after: tuple[datetime, str] | None = None,
+) -> IndexQuery:
+    """The incidents a page of the incident list may show: `sla_query` for a lifecycle state
+    (`open` and `awaiting_customer` are both unresolved; the fold tells them apart), reported
+    from the page cursor's report instant on (`histories_after` drops those at or before it)."""
+    unresolved = state in ("open", "awaiting_customer")
+    start = since
+    if after is not None and (start is None or after[0] > start):
+        start = after[0]
+    return sla_query(
+        as_of=as_of, as_known_at=as_known_at, customer=customer,
+        state="open" if unresolved else state, since=start, until=until,
+    )  # fmt: skip
+
+
+def open_histories(store: IndexedHistories) -> Iterator[list[IncidentEvent]] | None:
+    """The histories of every incident unresolved now, in report order (None: the store has
+    no index)."""
+    # Open now, or changed after an instant no event can be at: open now.
+    query = IndexQuery(open_or_changed_after=_NEVER)
+    if store.select_incident_ids(query) is None:
+        return None
+    return selected_histories(store, query)

@@ -16,6 +16,11 @@ batch: the same path as `slatrail ingest`, without the JSON Lines file), then ti
   report --month M                  target < 3 s
   escalations                       target < 1 s
 every one under 300 MiB peak (the process's own maximum resident set).
+
+Then `slatrail verify` as a whole process against reading and decoding every stored record
+with eventsourcing's own machinery (`recorder.select_notifications` pages and
+`mapper.to_domain_event`, also a whole process, same store, same run): the ratio
+read+decode ÷ verify, target ≥ 0.5 (verify at most twice the cost of just decoding the store).
 """
 
 from __future__ import annotations
@@ -55,6 +60,25 @@ elapsed = time.perf_counter() - started
 peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
 print(elapsed, peak, done.returncode)
 sys.stderr.write(done.stderr.decode()[-400:])
+"""
+
+
+# Reads and decodes every stored record with eventsourcing's machinery: verify's baseline.
+READ_DECODE = """
+import sys
+from slatrail.infra.bootstrap import read_contracts
+from slatrail.infra.store import open_application
+app = open_application(sys.argv[1], read_contracts(None), read_only=True)
+position, decoded = 1, 0
+while True:
+    page = app.recorder.select_notifications(position, 10_000)
+    if not page:
+        break
+    for notification in page:
+        app.mapper.to_domain_event(notification)
+    decoded += len(page)
+    position = page[-1].id + 1
+print(decoded, file=sys.stderr)
 """
 
 
@@ -186,6 +210,12 @@ def run(workdir: Path, count: int, *, timing: bool) -> None:
         flag = "" if code in (0, 1) else f"  (exit {code})"
         print(f"{name:36} {seconds:7.2f} {seconds / baseline:9.1f} {peak:9.0f}  {goal}, "
               f"< 300 MiB{flag}")  # fmt: skip
+    raw, raw_peak, _ = timed([sys.executable, "-c", READ_DECODE, store], env)
+    verify, verify_peak, code = timed([*cli, "verify", "--format", "json"], env)
+    flag = "" if code == 0 else f"  (exit {code})"
+    print(f"{'read+decode (eventsourcing)':36} {raw:7.2f} {raw / baseline:9.1f} {raw_peak:9.0f}")
+    print(f"{'verify':36} {verify:7.2f} {verify / baseline:9.1f} {verify_peak:9.0f}{flag}")
+    print(f"verify: {raw / verify:.2f}× raw eventsourcing read+decode (target ≥ 0.5)")
 
 
 if __name__ == "__main__":

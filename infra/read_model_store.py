@@ -438,6 +438,35 @@ class ReadModelStore:
             }
         return grouped
 
+    def sla_incidents(self, *, customer: str | None = None) -> list[tuple[str, str]]:
+        """(incident_id, reported_at) of the `sla` read model's incidents (of one customer),
+        from its incident table: what a question selects before reading any event."""
+        if customer is None:
+            rows = self._recorder.read("SELECT incident_id, reported_at FROM rm_sla_incidents")
+        else:
+            rows = self._recorder.read(
+                "SELECT incident_id, reported_at FROM rm_sla_incidents WHERE customer = ?",
+                (customer,),
+            )
+        return [(str(r[0]), str(r[1])) for r in rows]
+
+    def sla_histories_of(self, incident_ids: Sequence[str]) -> list[list[IncidentEvent]]:
+        """The `sla` read model's events of each of `incident_ids` that has any (one query),
+        in the order given, each in position order."""
+        if not incident_ids:
+            return []
+        marks = ", ".join("?" * len(incident_ids))
+        rows = self._recorder.read(
+            f"SELECT {_COLUMNS} FROM rm_sla_events WHERE incident_id IN ({marks}) "
+            "ORDER BY incident_id, position",
+            tuple(incident_ids),
+        )
+        grouped: dict[str, list[IncidentEvent]] = {}
+        for row in rows:
+            event = row_event(row)
+            grouped.setdefault(event.incident_id, []).append(event)
+        return [grouped[i] for i in incident_ids if i in grouped]
+
     def counts(self, read_model: str) -> tuple[int, int]:
         """(incidents, events) in a read model."""
         rows = self._recorder.read(

@@ -9,29 +9,26 @@ not of events.
 from __future__ import annotations
 
 import contextlib
-import json
 import multiprocessing
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eventsourcing.persistence import Notification, StoredEvent
 from eventsourcing.utils import get_topic
 
 from slatrail.application.service import INCIDENT_TOPICS, SlatrailApplication
 from slatrail.domain.contract_version import ContractHistory
-from slatrail.domain.incident import Incident
+from slatrail.domain.incident import EVENT_CLASSES
 from slatrail.domain.model import IncidentEvent, format_instant, incident_uuid
 from slatrail.domain.receipt import MessageReceipt
-from slatrail.infra.bootstrap import Container, read_contracts
+from slatrail.infra.bootstrap import Container
 from slatrail.infra.errors import StoreMissingError
-from slatrail.infra.ledger_check import ledger_drift
-from slatrail.infra.read_model_store import ReadModelStore
 from slatrail.infra.redact import redact_url
-from slatrail.infra.store import open_application, sqlite_path
+from slatrail.infra.store import sqlite_path
 from slatrail.projections.incident_index import EntryBuilder, IndexEntry
 from slatrail.projections.read_models import READ_MODELS, SLA, STORE_SOURCE
 from slatrail.projections.sla import incident_sla
@@ -42,7 +39,6 @@ from slatrail.projections.verification import (
     Difference,
     DifferenceKind,
     ReadModelRows,
-    ReceiptCheck,
     ReceiptRecord,
     compare_read_model,
     malformed,
@@ -50,10 +46,14 @@ from slatrail.projections.verification import (
 )
 from slatrail.projections.verification.contract_chain import StoredVersion
 
+if TYPE_CHECKING:  # imported where used: a store without read models never needs them
+    from slatrail.infra.read_model_store import ReadModelStore
+
 PAGE = 10_000
 RECEIPT_TOPIC = get_topic(MessageReceipt.Received)
 CONTRACT_TOPICS = frozenset(ContractHistory.EVENT_TOPICS)
 _INCIDENT_TOPICS = frozenset(INCIDENT_TOPICS)
+_EVENT_TYPES = {get_topic(cls): cls.type_name for cls in EVENT_CLASSES.values()}
 
 Progress = Callable[[int, int], None]  # (notifications advanced, events in them)
 
@@ -63,28 +63,58 @@ def stored_notifications(
 ) -> Iterator[Notification]:
     """Every stored record from notification id `start`, in store order, whatever its topic
     (or only `topics`)."""
+    for notifications in stored_pages(app, start=start, page=page, topics=topics):
+        yield from notifications
+
+
+def stored_pages(
+    app: SlatrailApplication, *, start: int = 1, page: int = PAGE, topics: Sequence[str] = ()
+) -> Iterator[Sequence[Notification]]:
+    """`stored_notifications` a page at a time (each page non-empty)."""
     position = start
     while True:
         notifications = app.recorder.select_notifications(position, page, topics=topics)
         if not notifications:
             return
-        yield from notifications
+        yield notifications
         position = notifications[-1].id + 1
 
 
 def decode_incident_event(
     app: SlatrailApplication, notification: StoredEvent
 ) -> tuple[IncidentEvent | None, str | None]:
-    """The recorded event in a stored incident record, or None and why it does not decode."""
+    """The recorded event in a stored incident record, or None and why it does not decode.
+
+    The state is decoded by the application's own mapper parts (cipher, compressor,
+    transcoder) straight into the record the projections fold, without the aggregate event
+    object `mapper.to_domain_event` would build first, then convert."""
+    kind = _EVENT_TYPES.get(notification.topic)
+    if kind is None:
+        return None, f"topic {notification.topic!r} is not an incident event"
     try:
-        event = app.mapper.to_domain_event(notification)
-        if not isinstance(event, Incident.Event):
-            return None, f"topic {notification.topic!r} is not an incident event"
-        record = event.to_record()
+        state = _stored_state(app, notification)
+        record = IncidentEvent(
+            incident_id=state["incident_id"], position=notification.originator_version,
+            type=kind, occurred_at=state["occurred_at"], recorded_at=state["timestamp"],
+            actor=state["actor"], source=state["source"], message_id=state["message_id"],
+            data=state["data"], prev_hash=state["prev_hash"], hash=state["hash"],
+            redrive=state.get("redrive"), traceparent=state.get("traceparent"),
+        )  # fmt: skip
     except Exception as error:  # any damage to the bytes shows up here
         return None, _reason(error)
     problem = malformed(record)
     return (None, problem) if problem else (record, None)
+
+
+def _stored_state(app: SlatrailApplication, stored: StoredEvent) -> Any:
+    """A stored record's state as `mapper.to_domain_event` decodes it."""
+    mapper = app.mapper
+    data = stored.state
+    if mapper.cipher is not None:
+        data = mapper.cipher.decrypt(data)
+    if mapper.compressor is not None:
+        data = mapper.compressor.decompress(data)
+    return mapper.transcoder.decode(data)
 
 
 def decode_contract_version(
@@ -106,8 +136,8 @@ def decode_receipt(
     app: SlatrailApplication, notification: Notification
 ) -> tuple[ReceiptRecord | None, str | None]:
     try:
-        event: Any = app.mapper.to_domain_event(notification)
-        record = ReceiptRecord(event.message_id, event.incident_id, event.position)
+        state = _stored_state(app, notification)
+        record = ReceiptRecord(state["message_id"], state["incident_id"], state["position"])
     except Exception as error:
         return None, _reason(error)
     if not (
@@ -156,98 +186,51 @@ def verify_chains(
     anchors: Mapping[str, Anchor] | None = None,
     progress: Progress | None = None,
     observers: Sequence[Callable[[int, IncidentEvent], None]] = (),
-    receipts: bool = True,
     page: int = PAGE,
 ) -> ChainVerifier:
     """Stream the whole store through a `ChainVerifier` (finished) and return it; each
-    decoded incident event also goes to every observer, with its notification id. With
-    `receipts=False` only incident events are read (`check_receipts` does the rest)."""
-    verifier = ChainVerifier(anchors, receipts=receipts)
+    decoded incident event also goes to every observer, with its notification id."""
+    verifier = ChainVerifier(anchors)
+    incident_event, receipt_of = verifier.incident_event, verifier.receipt
     last_id = 0
-    topics = () if receipts else INCIDENT_TOPICS
-    for notification in stored_notifications(app, page=page, topics=topics):
-        topic = notification.topic
-        originator_id: Any = notification.originator_id
-        version = notification.originator_version
-        if topic in _INCIDENT_TOPICS:
-            event, error = decode_incident_event(app, notification)
-            verifier.incident_event(
-                originator_id, version, event, notification_id=notification.id, error=error
-            )
-            if event is not None:
-                for observe in observers:
-                    observe(notification.id, event)
-            counted = 1
-        elif topic in CONTRACT_TOPICS:
-            stored, error = decode_contract_version(app, notification)
-            verifier.contracts.version(
-                originator_id, stored, version=version, notification_id=notification.id,
-                error=error,
-            )  # fmt: skip
-            counted = 0
-        elif topic == RECEIPT_TOPIC:
-            receipt, error = decode_receipt(app, notification)
-            verifier.receipt(
-                originator_id, version, receipt, notification_id=notification.id, error=error
-            )
-            counted = 0
-        else:
-            verifier.other(originator_id, version, topic, notification_id=notification.id)
-            counted = 0
-        if progress is not None:
-            progress(notification.id - last_id, counted)
-        last_id = notification.id
-    verifier.finish()
-    return verifier
-
-
-PARALLEL_FROM = 200_000  # stored records from which receipts and read models get a process
-
-
-def check_receipts(store_url: str, *, page: int = PAGE) -> ReceiptCheck:
-    """Every receipt (and unknown record) of the store against the events' message ids, in a
-    process of its own beside `verify_chains(receipts=False)`: unfinished, to be finished
-    with the undecodable events the chain pass found."""
-    app = open_application(store_url, read_contracts(None), read_only=True)
-    check = ReceiptCheck()
-    plain = app.mapper.cipher is None and app.mapper.compressor is None
-    try:
-        for notification in stored_notifications(app, page=page):
+    for notifications in stored_pages(app, page=page):
+        events = 0
+        for notification in notifications:
             topic = notification.topic
             originator_id: Any = notification.originator_id
             version = notification.originator_version
             if topic in _INCIDENT_TOPICS:
-                ids = _message_of(app, notification, plain)
-                if ids is not None:  # else the chain pass reports it undecodable
-                    check.event(ids[1], ids[0], version, originator_id, notification.id)
+                event, error = decode_incident_event(app, notification)
+                incident_event(
+                    originator_id, version, event, notification_id=notification.id, error=error
+                )
+                if event is not None:
+                    for observe in observers:
+                        observe(notification.id, event)
+                events += 1
             elif topic == RECEIPT_TOPIC:
                 receipt, error = decode_receipt(app, notification)
-                check.receipt(
+                receipt_of(
                     originator_id, version, receipt, notification_id=notification.id, error=error
                 )
+            elif topic in CONTRACT_TOPICS:
+                stored, error = decode_contract_version(app, notification)
+                verifier.contracts.version(
+                    originator_id, stored, version=version, notification_id=notification.id,
+                    error=error,
+                )  # fmt: skip
             else:
-                check.other(originator_id, version, topic, notification_id=notification.id)
-    finally:
-        app.close()
-    return check
+                verifier.other(originator_id, version, topic, notification_id=notification.id)
+        if progress is not None:  # once a page: the bar moves as often as it can be seen
+            progress(notifications[-1].id - last_id, events)
+        last_id = notifications[-1].id
+    verifier.finish()
+    return verifier
 
 
-def _message_of(
-    app: SlatrailApplication, notification: Notification, plain: bool
-) -> tuple[str, str] | None:
-    """(incident_id, message_id) of a stored incident event; only these two are read here."""
-    try:
-        state: Any = (
-            json.loads(notification.state)
-            if plain
-            else vars(app.mapper.to_domain_event(notification))
-        )
-        incident_id, message_id = state["incident_id"], state["message_id"]
-    except Exception:  # undecodable: the chain pass says so
-        return None
-    if isinstance(incident_id, str) and isinstance(message_id, str):
-        return incident_id, message_id
-    return None
+# Stored records from which the read models are summarised in a process of their own (they are
+# another database: that work runs beside the one pass over the store).
+PARALLEL_FROM = 200_000
 
 
 def verify_store(
@@ -259,8 +242,9 @@ def verify_store(
 ) -> Verification:
     """Every chain and receipt of the store, and every stored read model against the events.
 
-    The read models' rows are summarised (`summarise_rows`) while the store is streamed — in a
-    second process for a large store — then compared with the verified chains."""
+    The store is read once, chains and receipts checked in the same pass; the read models'
+    rows are summarised (`summarise_rows`) while it is streamed — in a second process for a
+    large store — then compared with the verified chains."""
     notes: list[str] = []
     store = stored_read_models(container, notes) if read_models else None
     plans = read_model_plans(store, notes) if store is not None else []
@@ -276,7 +260,10 @@ def verify_store(
     builders: dict[str, EntryBuilder] = {}
 
     def note_index(notification_id: int, event: IncidentEvent) -> None:
-        builders.setdefault(event.incident_id, EntryBuilder()).add(event)
+        builder = builders.get(event.incident_id)
+        if builder is None:  # one builder per incident, not one thrown away per event
+            builder = builders[event.incident_id] = EntryBuilder()
+        builder.add(event)
 
     stored_index = app.index_entries()
     observers: list[Callable[[int, IncidentEvent], None]] = [note_tracked] if tracked_last else []
@@ -285,26 +272,14 @@ def verify_store(
     parallel = (app.recorder.max_notification_id() or 0) >= PARALLEL_FROM
     with contextlib.ExitStack() as stack:
         rows: Future[list[ReadModelRows]] | None = None
-        receipts: Future[ReceiptCheck] | None = None
-        if parallel:
+        if parallel and plans:
             pool = stack.enter_context(
-                ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn"))
+                ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
             )
-            receipts = pool.submit(check_receipts, container.settings.store)
-            if plans:
-                rows = pool.submit(summarise_read_models, container.read_model_url, plans)
-        verifier = verify_chains(
-            app,
-            anchors=anchors,
-            progress=progress,
-            observers=observers,
-            receipts=receipts is None,
-        )
-        if receipts is not None:
-            check = receipts.result()
-            verifier.differences.extend(check.finish(verifier.undecodable))
-            verifier.summary.receipts = check.receipts
-            verifier.summary.other_records = check.other_records
+            rows = pool.submit(summarise_read_models, container.read_model_url, plans)
+        # One pass over the store checks chains and receipts together: a second process reading
+        # the store again for the receipts cost more than it saved (docs/scale.md, "Verify").
+        verifier = verify_chains(app, anchors=anchors, progress=progress, observers=observers)
         if rows is not None:
             summaries = rows.result()
         elif store is not None:
@@ -342,6 +317,8 @@ def verify_store(
     if store is not None and verifier.differences:
         result.notes.append("SLA ledger: not compared (the store's own differences come first)")
     elif store is not None:
+        from slatrail.infra.ledger_check import ledger_drift
+
         head = app.recorder.max_notification_id() or 0
         result.differences.extend(
             ledger_drift(
@@ -403,6 +380,8 @@ def summarise_read_models(
     url: str, plans: Sequence[ReadModelPlan], store: ReadModelStore | None = None
 ) -> list[ReadModelRows]:
     """`summarise_rows` of each planned read model (in a worker process: opens its own store)."""
+    from slatrail.infra.read_model_store import ReadModelStore
+
     own = store is None
     store = store or ReadModelStore(url)
     try:

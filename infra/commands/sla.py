@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from slatrail.application.queries import answer_as_of, histories_for
+from slatrail.application.queries import answer_as_of, histories_for, read_model_histories
 from slatrail.application.selection import selected_histories, sla_answers, sla_query
 from slatrail.domain.clocks import Clock, Status
 from slatrail.domain.durations import format_duration
@@ -46,7 +46,7 @@ def register(subparsers: Any) -> None:
 def run(container: Container, args: argparse.Namespace) -> int:
     as_of = answer_as_of(args.as_of, args.as_known_at, container.clock)
     histories: Iterable[Sequence[IncidentEvent]]
-    if args.incident is not None or args.from_read_model:
+    if args.incident is not None:
         histories = histories_for(
             container, args.incident, from_read_model=args.from_read_model,
             customer=args.customer,
@@ -55,6 +55,11 @@ def run(container: Container, args: argparse.Namespace) -> int:
             echo(f"slatrail sla: no incident {args.incident!r}")
             return 1
         histories = sorted_by_report(histories)
+    elif args.from_read_model:  # selected on the read model's incident table, in report order
+        histories = read_model_histories(
+            container.read_models, [args.customer], reported_by=as_of,
+            since=args.since, until=args.until,
+        )  # fmt: skip
     else:  # from the incident index: only the incidents the options may select
         query = sla_query(
             as_of=as_of, as_known_at=args.as_known_at, customer=args.customer,

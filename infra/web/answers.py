@@ -13,12 +13,24 @@ import hashlib
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from slatrail.application.queries import answer_as_of, histories_for, reports_for, trail_events
+from slatrail.application.queries import (
+    answer_as_of,
+    histories_for,
+    read_model_histories,
+    reports_for,
+    trail_events,
+)
+from slatrail.application.selection import (
+    histories_after,
+    listing_query,
+    merged_histories,
+    sla_page,
+)
 from slatrail.domain.clocks import Status
 from slatrail.domain.model import IncidentEvent, State
 from slatrail.infra.bootstrap import Container
@@ -41,6 +53,8 @@ class Filters:
     state: str | None = None
     status: str | None = None
     priority: str | None = None
+    since: datetime | None = None  # reported at or after
+    until: datetime | None = None  # reported before
 
     def keeps(self, sla: IncidentSla) -> bool:
         t = sla.clocks.timeline
@@ -48,12 +62,17 @@ class Filters:
             return False
         if self.priority is not None and str(t.priority) != self.priority:
             return False
+        if (self.since is not None and t.reported_at < self.since) or (
+            self.until is not None and t.reported_at >= self.until
+        ):
+            return False
         return self.status is None or any(
             str(clock.status) == self.status for clock in sla.clocks.clocks.values()
         )
 
     def fingerprint(self, *extra: object) -> str:
-        text = json.dumps([self.customer, self.state, self.status, self.priority, *map(str, extra)])
+        text = json.dumps([self.customer, self.state, self.status, self.priority,
+                           *map(str, (self.since, self.until, *extra))])  # fmt: skip
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -62,17 +81,21 @@ def encode_cursor(sla: IncidentSla, fingerprint: str) -> str:
     return base64.urlsafe_b64encode(json.dumps(key).encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, fingerprint: str) -> tuple[str, str]:
+def decode_cursor(cursor: str, fingerprint: str) -> tuple[datetime, str]:
+    """The report-order key (reported_at, incident_id) a page ended at."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         reported_at, incident_id, seen = json.loads(base64.urlsafe_b64decode(padded))
         if not (isinstance(reported_at, str) and isinstance(incident_id, str)):
             raise ValueError
+        reported = datetime.fromisoformat(reported_at)
+        if reported.tzinfo is None:
+            raise ValueError
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
         raise Problem("usage", "cursor: not a cursor this API gave") from None
     if seen != fingerprint:
         raise Problem("usage", "cursor: it belongs to a query with other filters or instants")
-    return reported_at, incident_id
+    return reported, incident_id
 
 
 def customers_asked(principal: Principal, customer: str | None) -> Sequence[str | None]:
@@ -98,31 +121,38 @@ def incidents_page(
     cursor: str | None,
     from_read_model: bool,
 ) -> dict[str, Any]:
+    """One page of `sla --format json`: the incidents the filters may admit are selected (the
+    store's incident index, or the read model's incident table) from the cursor on, in report
+    order, and folded one at a time until the page is full (docs/web.md, "API")."""
     moment = answer_as_of(as_of, as_known_at, container.clock)
     # No as_of given means "now": the cursor does not pin it, every page answers as of now.
     fingerprint = filters.fingerprint(as_of, as_known_at)
     after = decode_cursor(cursor, fingerprint) if cursor else None
-    view: list[IncidentSla] = []
-    for customer in customers_asked(principal, filters.customer):
-        histories = histories_for(
-            container, None, from_read_model=from_read_model, customer=customer
-        )
-        view += sla_view(
-            histories,
-            container.contracts_known_at(as_known_at),
-            moment,
-            as_known_at=as_known_at,
-            customer=customer,
-        )
-    view.sort(key=lambda s: (s.clocks.timeline.reported_at, s.incident_id))
-    kept = [s for s in view if filters.keeps(s)]
-    if after is not None:
-        kept = [
-            s for s in kept
-            if (s.clocks.timeline.reported_at.isoformat(), s.incident_id) > after
-        ]  # fmt: skip
-    page = kept[:limit]
-    more = len(kept) > limit
+    customers = customers_asked(principal, filters.customer)
+    histories: Iterable[list[IncidentEvent]]
+    if from_read_model:
+        histories = read_model_histories(
+            container.read_models, customers, reported_by=moment, since=filters.since,
+            until=filters.until, after=after,
+        )  # fmt: skip
+    else:
+        queries = [
+            listing_query(
+                as_of=moment,
+                as_known_at=as_known_at,
+                customer=customer,
+                state=filters.state,
+                since=filters.since,
+                until=filters.until,
+                after=after,
+            )
+            for customer in customers
+        ]
+        histories = histories_after(merged_histories(container.app, queries), after)
+    page, more = sla_page(
+        histories, container.contracts_known_at(as_known_at), moment,
+        as_known_at=as_known_at, keep=filters.keeps, limit=limit,
+    )  # fmt: skip
     return {
         "items": sla_command.documents(page),
         "next_cursor": encode_cursor(page[-1], fingerprint) if more and page else None,

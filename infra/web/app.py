@@ -49,6 +49,9 @@ ALL_READ = ("auditor", "admin")
 STATES = ("open", "awaiting_customer", "resolved")
 STATUSES = ("not_applicable", "pending", "met", "breached", "paused", "at_risk", "running")
 PRIORITIES = ("P1", "P2", "P3", "P4")
+ReportedBound = Annotated[
+    str | None, Query(max_length=64, description="RFC 3339 instant: the reported window's bound")
+]
 
 
 @dataclass
@@ -183,15 +186,19 @@ def create_app(context: WebContext) -> FastAPI:
         state: Annotated[str | None, Query(pattern="^(" + "|".join(STATES) + ")$")] = None,
         status: Annotated[str | None, Query(pattern="^(" + "|".join(STATUSES) + ")$")] = None,
         priority: Annotated[str | None, Query(pattern="^P[1-4]$")] = None,
+        since: ReportedBound = None,
+        until: ReportedBound = None,
         as_of: AsOf = None,
         as_known_at: KnownAt = None,
         limit: Annotated[int, Query(ge=1, le=answers.MAX_LIMIT)] = answers.DEFAULT_LIMIT,
         cursor: Annotated[str | None, Query(max_length=600)] = None,
     ) -> Response:
         """The objects of `slatrail sla --format json`, ordered by report time, a page at a time:
-        `next_cursor` (null on the last page) continues after the page's last incident."""
+        `next_cursor` (null on the last page) continues after the page's last incident.
+        `since`/`until`: only incidents reported in that window (as `sla --since/--until`)."""
+        window = _instant("since", since), _instant("until", until)
         return JSONResponse(answers.incidents_page(
-            container, who, answers.Filters(customer, state, status, priority),
+            container, who, answers.Filters(customer, state, status, priority, *window),
             as_of=_instant("as_of", as_of), as_known_at=_instant("as_known_at", as_known_at),
             limit=limit, cursor=cursor, from_read_model=context.from_read_model,
         ))  # fmt: skip

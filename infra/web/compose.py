@@ -4,14 +4,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 import structlog
 from prometheus_client import CollectorRegistry
 from starlette.concurrency import run_in_threadpool
 
+from slatrail.application.selection import open_histories
 from slatrail.consumers.runtime import WorkerState
+from slatrail.domain.model import IncidentEvent
 from slatrail.infra.bootstrap import Container
 from slatrail.infra.errors import UsageError
 from slatrail.infra.web.app import WebContext
@@ -47,7 +49,15 @@ def web_context(
     app = container.app  # open the store before the request threads share it
     if from_read_model:
         container.read_models  # noqa: B018
-    incidents = OpenIncidents(app)
+
+    def open_start() -> tuple[int, Iterable[list[IncidentEvent]]] | None:
+        if app.index_is_stale():  # recorded before the index: read the log
+            return None
+        head = app.recorder.max_notification_id() or 0  # before the index: nothing missed
+        histories = open_histories(app)
+        return None if histories is None else (head, list(histories))
+
+    incidents = OpenIncidents(app, open_start)
     board = BoardCache(incidents, lambda: container.contract_book, container.clock)
     if instruments is None:
         instruments = Instruments(CollectorRegistry())

@@ -321,7 +321,7 @@ class VerifyContract:
             "read model audit: position 1 does not hash to its stored hash"
         )
 
-    def test_a_large_store_checks_receipts_and_read_models_in_processes_with_the_same_result(
+    def test_a_large_store_summarises_read_models_in_a_process_with_the_same_result(
         self, run: Run, raw: RawStore, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         assert run("replay")[0] == 0

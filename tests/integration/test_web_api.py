@@ -129,6 +129,46 @@ def test_filters_and_a_stable_cursor(sqlite_web: Web) -> None:
     )
 
 
+def test_the_list_selects_a_reported_window_and_pages_what_the_whole_answer_holds(
+    store_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = store_url
+    _ingest(store, tmp_path)
+    assert main(["--store", store, "replay"]) == 0
+    cli = _cli(capsys, store)
+    window = "since=2026-10-05T10:00:00Z&until=2026-10-06T00:00:00Z"
+    for from_read_model in (False, True):
+        with running_web(
+            Settings(store=store),
+            tmp_path / f"tokens-{from_read_model}.json",
+            from_read_model=from_read_model,
+        ) as web:
+            every = web.get(f"/v1/incidents?as_of={AS_OF}").json()["items"]
+            assert every == cli("sla", "--as-of", AS_OF, "--format", "json")
+            inside = web.get(f"/v1/incidents?as_of={AS_OF}&{window}").json()
+            assert [i["incident_id"] for i in inside["items"]] == ["A-2", "B-1"]
+            assert inside["items"] == cli(
+                "sla", "--as-of", AS_OF, "--since", "2026-10-05T10:00:00Z",
+                "--until", "2026-10-06T00:00:00Z", "--format", "json",
+                *(["--from-read-model"] if from_read_model else []),
+            )  # fmt: skip
+            for filters in ("state=open", "state=resolved", "priority=P1", "customer=acme-rtc"):
+                whole = web.get(f"/v1/incidents?as_of={AS_OF}&{filters}").json()["items"]
+                paged, cursor = [], None
+                while True:
+                    more = f"&cursor={cursor}" if cursor else ""
+                    page = web.get(f"/v1/incidents?as_of={AS_OF}&{filters}&limit=1{more}").json()
+                    paged += page["items"]
+                    cursor = page["next_cursor"]
+                    if cursor is None:
+                        break
+                assert whole and paged == whole, (filters, from_read_model)
+            viewer = web.get(f"/v1/incidents?as_of={AS_OF}&limit=2", token="viewer").json()
+            assert [i["incident_id"] for i in viewer["items"]] == ["A-1", "A-2"]
+            bad = web.get(f"/v1/incidents?as_of={AS_OF}&since=yesterday")
+            assert bad.status == 400 and bad.json()["code"] == "usage"
+
+
 def test_no_valid_token_is_401_and_a_removed_token_stops_working(sqlite_web: Web) -> None:
     web = sqlite_web
     for route in ROUTES:
