@@ -5,6 +5,9 @@ sums (date-by-date walk and per-year sums, still in the code as `_count_by_dates
 `_instant_after_by_dates`), on fresh calendars each, with identical results asserted; and a
 minute-stepping evaluation of counted time (the obviously-correct reference of the property
 tests) over a sample of the same clocks.
+Then whole clock evaluations, warm, best of three alternating rounds: the evaluation before the
+µs core (`tests/clock_reference.py`, the same-run baseline), today's `evaluate` per incident and
+the batched `evaluate_figures` (every incident in one call), results asserted identical.
 Usage: python bench/clocks.py [INCIDENTS]
 """
 
@@ -18,12 +21,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._data import incident_messages
 from slatrail.domain.calendars import BusinessCalendar, Calendar, _to_us
-from slatrail.domain.clocks import IncidentClocks, evaluate
+from slatrail.domain.clocks import ClockFigures, IncidentClocks, evaluate, evaluate_figures
 from slatrail.domain.incident import Incident
 from slatrail.domain.messages import to_fact
 from slatrail.domain.model import IncidentEvent
@@ -32,6 +36,7 @@ from slatrail.infra.bootstrap import read_contracts
 from slatrail.infra.wire import decode
 from slatrail.projections.escalation import escalations_with_next, next_alert, state_of
 from slatrail.projections.sla import sla_view
+from tests import clock_reference
 
 AS_OF = datetime(2026, 10, 1, tzinfo=UTC)
 
@@ -130,6 +135,7 @@ def main() -> None:
     print(f"baseline minute-stepping counted time (extrapolated from {len(sample)} incidents): "
           f"{reference_s:.1f} s; speed-up {reference_s / clocks_s:,.0f}x")  # fmt: skip
     arithmetic(evaluated)
+    whole_evaluations(data)
     shared_sweep(data)
     long_span()
 
@@ -160,6 +166,57 @@ def arithmetic(evaluated: list[IncidentClocks]) -> None:
     ratio = walk_s / blocks_s
     print(f"calendar arithmetic alone ({len(calls):,} counts + due-time searches, warm): date "
           f"walk {walk_s:.3f} s, block prefix sums {blocks_s:.3f} s = {ratio:.1f}x")  # fmt: skip
+
+
+def whole_evaluations(data: list[list[IncidentEvent]]) -> None:
+    """All four clocks of every incident: the evaluation before the µs core, `evaluate` per
+    incident and `evaluate_figures` in one call (warm calendars, same figures asserted)."""
+    contracts = read_contracts(None)
+    timelines = [t for events in data if (t := build_timeline(events, AS_OF))]
+
+    def before() -> list[tuple[str | None, tuple[ClockFigures, ...]]]:
+        out = []
+        for t in timelines:
+            clocks = clock_reference.evaluate(t, contracts)
+            out.append((clocks.tier, tuple(
+                ClockFigures(
+                    c.metric, c.status, c.target_s, c.elapsed_us,
+                    None if c.due_at is None else _to_us(c.due_at),
+                    None if c.stopped_at is None else _to_us(c.stopped_at), c.priority,
+                )
+                for c in clocks.clocks.values()
+            )))  # fmt: skip
+        return out
+
+    def per_clock() -> list[tuple[str | None, tuple[ClockFigures, ...]]]:
+        out = []
+        for t in timelines:
+            clocks = evaluate(t, contracts)
+            out.append((clocks.tier, tuple(c.figures() for c in clocks.clocks.values())))
+        return out
+
+    def batched() -> list[tuple[str | None, tuple[ClockFigures, ...]]]:
+        return evaluate_figures(timelines, contracts)
+
+    def timed_run(action: Any) -> tuple[float, Any]:
+        started = time.perf_counter()
+        result = action()
+        return time.perf_counter() - started, result
+
+    reference = before()  # warms the calendars
+    best = {"before": float("inf"), "evaluate": float("inf"), "batched": float("inf")}
+    for _ in range(3):
+        for name, action in (("before", before), ("evaluate", per_clock), ("batched", batched)):
+            elapsed, result = timed_run(action)
+            assert result == reference, name
+            best[name] = min(best[name], elapsed)
+    n = 4 * len(timelines)
+    rate = {name: n / seconds for name, seconds in best.items()}
+    print(f"whole clock evaluations, warm, best of 3 ({n:,} clocks): before the µs core "
+          f"{rate['before']:,.0f}/s (baseline); evaluate {rate['evaluate']:,.0f}/s = "
+          f"{rate['evaluate'] / rate['before']:.2f}x; batched evaluate_figures "
+          f"{rate['batched']:,.0f}/s = {rate['batched'] / rate['before']:.2f}x "
+          f"({rate['batched'] / rate['evaluate']:.2f}x evaluate); identical figures")  # fmt: skip
 
 
 def shared_sweep(data: list[list[IncidentEvent]]) -> None:
