@@ -27,7 +27,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._data import incident_messages
 from slatrail.domain.calendars import BusinessCalendar, Calendar, _to_us
-from slatrail.domain.clocks import ClockFigures, IncidentClocks, evaluate, evaluate_figures
+from slatrail.domain.clocks import (
+    ClockFigures,
+    IncidentClocks,
+    evaluate,
+    evaluate_figures,
+    evaluate_instants,
+)
 from slatrail.domain.incident import Incident
 from slatrail.domain.messages import to_fact
 from slatrail.domain.model import IncidentEvent
@@ -136,6 +142,7 @@ def main() -> None:
           f"{reference_s:.1f} s; speed-up {reference_s / clocks_s:,.0f}x")  # fmt: skip
     arithmetic(evaluated)
     whole_evaluations(data)
+    many_instants(data[:2000])
     shared_sweep(data)
     long_span()
 
@@ -175,18 +182,7 @@ def whole_evaluations(data: list[list[IncidentEvent]]) -> None:
     timelines = [t for events in data if (t := build_timeline(events, AS_OF))]
 
     def before() -> list[tuple[str | None, tuple[ClockFigures, ...]]]:
-        out = []
-        for t in timelines:
-            clocks = clock_reference.evaluate(t, contracts)
-            out.append((clocks.tier, tuple(
-                ClockFigures(
-                    c.metric, c.status, c.target_s, c.elapsed_us,
-                    None if c.due_at is None else _to_us(c.due_at),
-                    None if c.stopped_at is None else _to_us(c.stopped_at), c.priority,
-                )
-                for c in clocks.clocks.values()
-            )))  # fmt: skip
-        return out
+        return [reference_figures(t, contracts) for t in timelines]
 
     def per_clock() -> list[tuple[str | None, tuple[ClockFigures, ...]]]:
         out = []
@@ -217,6 +213,76 @@ def whole_evaluations(data: list[list[IncidentEvent]]) -> None:
           f"{rate['evaluate'] / rate['before']:.2f}x; batched evaluate_figures "
           f"{rate['batched']:,.0f}/s = {rate['batched'] / rate['before']:.2f}x "
           f"({rate['batched'] / rate['evaluate']:.2f}x evaluate); identical figures")  # fmt: skip
+
+
+def reference_figures(timeline: Any, contracts: Any) -> tuple[str | None, tuple[ClockFigures, ...]]:
+    """The figures the evaluation before the µs core gives (`tests/clock_reference.py`)."""
+    clocks = clock_reference.evaluate(timeline, contracts)
+    return clocks.tier, tuple(
+        ClockFigures(
+            c.metric, c.status, c.target_s, c.elapsed_us,
+            None if c.due_at is None else _to_us(c.due_at),
+            None if c.stopped_at is None else _to_us(c.stopped_at), c.priority,
+        )
+        for c in clocks.clocks.values()
+    )  # fmt: skip
+
+
+def many_instants(data: list[list[IncidentEvent]], per_incident: int = 24) -> None:
+    """Each incident at `per_incident` instants spread over its life and two days on (what the
+    ledger and the audit ask): its timeline and clocks at each instant with the evaluation
+    before the µs core (baseline) and with `evaluate`, against `evaluate_instants` (one call
+    per incident); warm calendars, best of 3, identical figures."""
+    contracts = read_contracts(None)
+    asked = []
+    for events in data:
+        first, last = events[0].occurred_at, AS_OF + timedelta(days=2)
+        step = (last - first) / per_incident
+        asked.append((events, [first + step * k for k in range(per_incident)]))
+
+    def before() -> list[Any]:
+        return [
+            [None if (t := build_timeline(e, m)) is None else reference_figures(t, contracts)
+             for m in moments]
+            for e, moments in asked
+        ]  # fmt: skip
+
+    def per_clock() -> list[Any]:
+        out = []
+        for e, moments in asked:
+            row = []
+            for m in moments:
+                t = build_timeline(e, m)
+                clocks = None if t is None else evaluate(t, contracts)
+                row.append(
+                    None if clocks is None
+                    else (clocks.tier, tuple(c.figures() for c in clocks.clocks.values()))
+                )  # fmt: skip
+            out.append(row)
+        return out
+
+    def batched() -> list[Any]:
+        out = []
+        for e, moments in asked:
+            found = evaluate_instants(e, moments, contracts)
+            out.append([found[m] for m in moments])
+        return out
+
+    reference = before()
+    best = {"before": float("inf"), "evaluate": float("inf"), "instants": float("inf")}
+    for _ in range(3):
+        for name, action in (("before", before), ("evaluate", per_clock), ("instants", batched)):
+            started = time.perf_counter()
+            result = action()
+            best[name] = min(best[name], time.perf_counter() - started)
+            assert result == reference, name
+    n = 4 * per_incident * len(asked)
+    rate = {name: n / seconds for name, seconds in best.items()}
+    print(f"{len(asked):,} incidents at {per_incident} instants each ({n:,} clocks, timelines "
+          f"included): before the µs core {rate['before']:,.0f}/s (baseline); evaluate "
+          f"{rate['evaluate']:,.0f}/s = {rate['evaluate'] / rate['before']:.2f}x; batched "
+          f"evaluate_instants {rate['instants']:,.0f}/s = "
+          f"{rate['instants'] / rate['before']:.2f}x; identical figures")  # fmt: skip
 
 
 def shared_sweep(data: list[list[IncidentEvent]]) -> None:

@@ -5,6 +5,7 @@ Every result is a pure function of (timeline as of `as_of`, contracts).
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime
@@ -15,8 +16,8 @@ from typing import Any, NamedTuple
 from slatrail.domain.calendars import Calendar, from_instant_us, instant_us
 from slatrail.domain.contract_version import ContractSource
 from slatrail.domain.contracts import Contracts
-from slatrail.domain.model import Priority, State, format_instant
-from slatrail.domain.timeline import Interval, Timeline
+from slatrail.domain.model import IncidentEvent, Priority, State, format_instant
+from slatrail.domain.timeline import Interval, Timeline, build_timeline, in_occurred_order
 
 
 class Metric(StrEnum):
@@ -175,6 +176,78 @@ def evaluate_figures(
             known = measures[id(contracts)] = (contracts, _Measures(contracts))
         of = known[1]
         out.append((of.tier(timeline.customer), of.figures(timeline)))
+    return out
+
+
+def evaluate_instants(
+    events: Sequence[IncidentEvent], instants: Iterable[datetime], source: ContractSource
+) -> dict[datetime, IncidentFigures | None]:
+    """The figures of one incident's four clocks at each of many instants, in one call (None:
+    not reported by then): `evaluate_figures` of the timeline as of each instant.
+
+    Between two of the incident's events only `as_of` changes: every run, pause, stop and
+    priority is the same, so each clock's segments are cut once for all the instants that
+    see the same events, and at each instant only the open segment is counted again (its
+    due instant does not move: counting on from the open segment's start reaches the target
+    where counting on from the instant would, counted time being exactly additive)."""
+    ordered = in_occurred_order(events)
+    occurred = [e.occurred_at for e in ordered]
+    groups: dict[int, list[datetime]] = {}
+    for moment in set(instants):
+        groups.setdefault(bisect.bisect_right(occurred, moment), []).append(moment)
+    out: dict[datetime, IncidentFigures | None] = {}
+    measures: _Measures | None = None
+    for known, moments in groups.items():
+        moments.sort()
+        timeline = build_timeline(ordered[:known], moments[-1])
+        if timeline is None:
+            out.update(dict.fromkeys(moments))
+            continue
+        contracts = source.measuring(timeline.reported_at)
+        if measures is None or measures.contracts is not contracts:
+            measures = _Measures(contracts)
+        tier = measures.tier(timeline.customer)
+        if len(moments) == 1:
+            out[moments[0]] = (tier, measures.figures(timeline))
+            continue
+        per_clock = [_along(spec, measures._as_of, moments) for spec in measures._specs(timeline)]
+        for index, moment in enumerate(moments):
+            out[moment] = (tier, tuple(figures[index] for figures in per_clock))
+    return out
+
+
+def _along(spec: _Spec, last: int, moments: Sequence[datetime]) -> list[ClockFigures]:
+    """One clock's figures at each of `moments` (sorted, the last one `last` in µs), all
+    seeing the same events."""
+    metric, _, stop, runs, pauses, _, priority, goal, fixed = spec
+    if goal is None or fixed is not None:  # not measured: not applicable, or pending
+        seconds = None if goal is None else goal.seconds
+        found = ClockFigures(metric, fixed or _NOT_APPLICABLE, seconds, None, None, None, None)
+        return [found] * len(moments)
+    if stop is not None:  # stopped by the first of the moments: the same figures at each
+        stop_us = instant_us(stop)
+        status, elapsed, due, _ = _core(goal, stop_us, stop_us, runs, pauses)
+        found = ClockFigures(metric, status, goal.seconds, elapsed, due, stop_us, priority)
+        return [found] * len(moments)
+    status, elapsed, due, segments = _core(goal, None, last, runs, pauses)
+    # Between events no pause starts or ends and no run either: only a segment still open at
+    # `last` grows; an earlier moment sees it up to itself (it starts at or before the moment).
+    count = goal.calendar.count_us
+    open_from = segments[-1][0] if segments and segments[-1][1] == last else None
+    closed = elapsed if open_from is None else elapsed - count(open_from, last)
+    paused = any(a <= last and (b is None or b > last) for a, b in pauses)
+    # A running clock not paused counts on from a run still open: its due instant is where
+    # counting on from that segment's start reaches the target, whichever the moment.
+    assert open_from is not None or paused
+    out = []
+    for moment in moments:
+        horizon = instant_us(moment)
+        counted = closed if open_from is None else closed + count(open_from, horizon)
+        if goal.seconds is None:
+            out.append(ClockFigures(metric, _NOT_APPLICABLE, None, counted, None, None, priority))
+            continue
+        status = _status_of(goal, counted, stopped=False, paused=paused)
+        out.append(ClockFigures(metric, status, goal.seconds, counted, due, None, priority))
     return out
 
 
@@ -382,17 +455,7 @@ def _core(
         return _NOT_APPLICABLE, elapsed, None, segments
     target_us = seconds * _US
     due = _due_us(calendar, segments, counted, None if paused else horizon, target_us)
-    # First match wins (clocks.md#statuses), in whole microseconds, the threshold exactly.
-    if stop_us is not None and elapsed <= target_us:
-        status = _MET
-    elif elapsed > target_us:
-        status = _BREACHED
-    elif paused:
-        status = _PAUSED
-    elif elapsed >= goal.risk_us:
-        status = _AT_RISK
-    else:
-        status = _RUNNING
+    status = _status_of(goal, elapsed, stopped=stop_us is not None, paused=paused)
     return status, elapsed, due, segments
 
 
@@ -425,6 +488,21 @@ def active_segments_us(
             pieces = cut
         segments.extend(pieces)
     return segments
+
+
+def _status_of(goal: _Goal, elapsed: int, *, stopped: bool, paused: bool) -> Status:
+    """First match wins (clocks.md#statuses), in whole microseconds, the threshold exactly."""
+    assert goal.seconds is not None and goal.risk_us is not None
+    target_us = goal.seconds * _US
+    if stopped and elapsed <= target_us:
+        return _MET
+    if elapsed > target_us:
+        return _BREACHED
+    if paused:
+        return _PAUSED
+    if elapsed >= goal.risk_us:
+        return _AT_RISK
+    return _RUNNING
 
 
 def _due_us(

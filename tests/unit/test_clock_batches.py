@@ -1,9 +1,10 @@
-"""The clocks' µs core and batched evaluation against the evaluation they replaced.
+"""The clocks' µs core and batched evaluations against the evaluation they replaced.
 
-`evaluate_figures` (many incidents and instants in one call) must say exactly what
-`evaluate` says clock by clock, and both what the previous, datetime-based evaluation
-(`tests/clock_reference.py`) said: at random instants to the microsecond and one microsecond
-either side of every due instant, on 24x7 and business calendars (DST, a holiday, lunch).
+`evaluate_figures` (many incidents in one call) and `evaluate_instants` (one incident at many
+instants in one call) must say exactly what `evaluate` says clock by clock, and that what the
+previous, datetime-based evaluation (`tests/clock_reference.py`) said: at random instants to
+the microsecond, one microsecond either side of every due instant and of every event, on the
+24x7 calendar and the Berlin office calendar (lunch break, a holiday).
 """
 
 from __future__ import annotations
@@ -14,7 +15,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from slatrail.domain.calendars import instant_us
-from slatrail.domain.clocks import ClockFigures, Metric, Status, evaluate, evaluate_figures
+from slatrail.domain.clocks import (
+    ClockFigures,
+    Metric,
+    Status,
+    evaluate,
+    evaluate_figures,
+    evaluate_instants,
+)
 from slatrail.domain.timeline import Timeline, build_timeline
 from tests import clock_reference
 from tests.builders import record_history, utc
@@ -68,6 +76,22 @@ def test_batched_and_per_clock_evaluations_equal_the_previous_one_to_the_microse
     batched = evaluate_figures(timelines, CONTRACTS)
     assert batched == [per_clock(t) for t in timelines]
     assert batched == [reference(t) for t in timelines]
+
+
+@settings(max_examples=examples(120), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(walks(), st.lists(st.integers(0, 1_000_000), min_size=1, max_size=6))
+def test_one_incident_at_many_instants_in_one_call_equals_evaluating_each_instant(
+    walk: Walk, offsets: list[int]
+) -> None:
+    events = record_history(walk.facts, CONTRACTS)
+    edges = [at + d for _, at, _ in walk.facts for d in (-US, 0 * US, US)]
+    moments = instants(walk, offsets) + edges
+    found = evaluate_instants(events, moments, CONTRACTS)
+    assert set(found) == set(moments)
+    for moment in moments:
+        timeline = build_timeline(events, moment)
+        expected = None if timeline is None else per_clock(timeline)
+        assert found[moment] == expected, moment
 
 
 def test_a_batch_mixes_incidents_instants_and_clocks_in_any_order() -> None:
