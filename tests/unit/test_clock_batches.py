@@ -9,6 +9,7 @@ the microsecond, one microsecond either side of every due instant and of every e
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import datetime, timedelta
 
 from hypothesis import HealthCheck, given, settings
@@ -16,6 +17,7 @@ from hypothesis import strategies as st
 
 from slatrail.domain.calendars import instant_us
 from slatrail.domain.clocks import (
+    Clock,
     ClockFigures,
     Metric,
     Status,
@@ -76,6 +78,12 @@ def test_batched_and_per_clock_evaluations_equal_the_previous_one_to_the_microse
     batched = evaluate_figures(timelines, CONTRACTS)
     assert batched == [per_clock(t) for t in timelines]
     assert batched == [reference(t) for t in timelines]
+    for timeline in timelines:  # each Clock as its dataclass constructor would build it
+        for clock in evaluate(timeline, CONTRACTS).clocks.values():
+            assert set(vars(clock)) == {f.name for f in fields(Clock)}
+            assert clock == Clock(**{f.name: getattr(clock, f.name) for f in fields(Clock)})
+            if clock.elapsed_us is not None:
+                assert clock.elapsed_s == clock.elapsed_us / 1_000_000
 
 
 @settings(max_examples=examples(120), deadline=None, suppress_health_check=[HealthCheck.too_slow])
