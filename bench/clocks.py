@@ -5,11 +5,15 @@ sums (date-by-date walk and per-year sums, still in the code as `_count_by_dates
 `_instant_after_by_dates`), on fresh calendars each, with identical results asserted; and a
 minute-stepping evaluation of counted time (the obviously-correct reference of the property
 tests) over a sample of the same clocks.
+Then whole clock evaluations, warm, best of five alternating rounds: the evaluation before the
+µs core (`tests/clock_reference.py`, the same-run baseline), today's `evaluate` per incident and
+the batched `evaluate_figures` (every incident in one call), results asserted identical.
 Usage: python bench/clocks.py [INCIDENTS]
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import random
 import sys
@@ -18,12 +22,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._data import incident_messages
 from slatrail.domain.calendars import BusinessCalendar, Calendar, _to_us
-from slatrail.domain.clocks import IncidentClocks, evaluate
+from slatrail.domain.clocks import (
+    ClockFigures,
+    IncidentClocks,
+    evaluate,
+    evaluate_figures,
+    evaluate_instants,
+)
 from slatrail.domain.incident import Incident
 from slatrail.domain.messages import to_fact
 from slatrail.domain.model import IncidentEvent
@@ -32,8 +43,10 @@ from slatrail.infra.bootstrap import read_contracts
 from slatrail.infra.wire import decode
 from slatrail.projections.escalation import escalations_with_next, next_alert, state_of
 from slatrail.projections.sla import sla_view
+from tests import clock_reference
 
 AS_OF = datetime(2026, 10, 1, tzinfo=UTC)
+ROUNDS = 5  # alternating rounds of each way, the best of each kept (2 shared cores under load)
 
 
 def histories(count: int) -> list[list[IncidentEvent]]:
@@ -130,6 +143,8 @@ def main() -> None:
     print(f"baseline minute-stepping counted time (extrapolated from {len(sample)} incidents): "
           f"{reference_s:.1f} s; speed-up {reference_s / clocks_s:,.0f}x")  # fmt: skip
     arithmetic(evaluated)
+    whole_evaluations(data)
+    many_instants(data[:2000])
     shared_sweep(data)
     long_span()
 
@@ -162,17 +177,141 @@ def arithmetic(evaluated: list[IncidentClocks]) -> None:
           f"walk {walk_s:.3f} s, block prefix sums {blocks_s:.3f} s = {ratio:.1f}x")  # fmt: skip
 
 
-def shared_sweep(data: list[list[IncidentEvent]]) -> None:
-    """Level and next alert of every incident (what `escalations` shows): one crossing sweep
-    per incident against the two separate ones (to as_of, then unbounded) it replaced."""
+def whole_evaluations(data: list[list[IncidentEvent]]) -> None:
+    """All four clocks of every incident: the evaluation before the µs core, `evaluate` per
+    incident and `evaluate_figures` in one call (warm calendars, same figures asserted)."""
     contracts = read_contracts(None)
     timelines = [t for events in data if (t := build_timeline(events, AS_OF))]
-    started = time.perf_counter()
-    separate = [(state_of(t, contracts), next_alert(t, contracts)) for t in timelines]
-    separate_s = time.perf_counter() - started
-    started = time.perf_counter()
-    shared = escalations_with_next(data, contracts, AS_OF, include_resolved=True)
-    shared_s = time.perf_counter() - started
+
+    def before() -> list[tuple[str | None, tuple[ClockFigures, ...]]]:
+        return [reference_figures(t, contracts) for t in timelines]
+
+    def per_clock() -> list[tuple[str | None, tuple[ClockFigures, ...]]]:
+        out = []
+        for t in timelines:
+            clocks = evaluate(t, contracts)
+            out.append((clocks.tier, tuple(c.figures() for c in clocks.clocks.values())))
+        return out
+
+    def batched() -> list[tuple[str | None, tuple[ClockFigures, ...]]]:
+        return evaluate_figures(timelines, contracts)
+
+    def timed_run(action: Any) -> tuple[float, Any]:
+        started = time.perf_counter()
+        result = action()
+        return time.perf_counter() - started, result
+
+    reference = before()  # warms the calendars
+    best = {"before": float("inf"), "evaluate": float("inf"), "batched": float("inf")}
+    for _ in range(ROUNDS):
+        for name, action in (("before", before), ("evaluate", per_clock), ("batched", batched)):
+            gc.collect()
+            elapsed, result = timed_run(action)
+            assert result == reference, name
+            best[name] = min(best[name], elapsed)
+    n = 4 * len(timelines)
+    rate = {name: n / seconds for name, seconds in best.items()}
+    print(f"whole clock evaluations, warm, best of {ROUNDS} ({n:,} clocks): before the µs core "
+          f"{rate['before']:,.0f}/s (baseline); evaluate {rate['evaluate']:,.0f}/s = "
+          f"{rate['evaluate'] / rate['before']:.2f}x; batched evaluate_figures "
+          f"{rate['batched']:,.0f}/s = {rate['batched'] / rate['before']:.2f}x "
+          f"({rate['batched'] / rate['evaluate']:.2f}x evaluate); identical figures")  # fmt: skip
+
+
+def reference_figures(timeline: Any, contracts: Any) -> tuple[str | None, tuple[ClockFigures, ...]]:
+    """The figures the evaluation before the µs core gives (`tests/clock_reference.py`)."""
+    clocks = clock_reference.evaluate(timeline, contracts)
+    return clocks.tier, tuple(
+        ClockFigures(
+            c.metric, c.status, c.target_s, c.elapsed_us,
+            None if c.due_at is None else _to_us(c.due_at),
+            None if c.stopped_at is None else _to_us(c.stopped_at), c.priority,
+        )
+        for c in clocks.clocks.values()
+    )  # fmt: skip
+
+
+def many_instants(data: list[list[IncidentEvent]], per_incident: int = 24) -> None:
+    """Each incident at `per_incident` instants spread over its life and two days on (what the
+    ledger and the audit ask): its timeline and clocks at each instant with the evaluation
+    before the µs core (baseline) and with `evaluate`, against `evaluate_instants` (one call
+    per incident); warm calendars, best of ROUNDS, identical figures."""
+    contracts = read_contracts(None)
+    asked = []
+    for events in data:
+        first, last = events[0].occurred_at, AS_OF + timedelta(days=2)
+        step = (last - first) / per_incident
+        asked.append((events, [first + step * k for k in range(per_incident)]))
+
+    def before() -> list[Any]:
+        return [
+            [None if (t := build_timeline(e, m)) is None else reference_figures(t, contracts)
+             for m in moments]
+            for e, moments in asked
+        ]  # fmt: skip
+
+    def per_clock() -> list[Any]:
+        out = []
+        for e, moments in asked:
+            row = []
+            for m in moments:
+                t = build_timeline(e, m)
+                clocks = None if t is None else evaluate(t, contracts)
+                row.append(
+                    None if clocks is None
+                    else (clocks.tier, tuple(c.figures() for c in clocks.clocks.values()))
+                )  # fmt: skip
+            out.append(row)
+        return out
+
+    def batched() -> list[Any]:
+        out = []
+        for e, moments in asked:
+            found = evaluate_instants(e, moments, contracts)
+            out.append([found[m] for m in moments])
+        return out
+
+    reference = before()
+    best = {"before": float("inf"), "evaluate": float("inf"), "instants": float("inf")}
+    for _ in range(ROUNDS):
+        for name, action in (("before", before), ("evaluate", per_clock), ("instants", batched)):
+            gc.collect()
+            started = time.perf_counter()
+            result = action()
+            best[name] = min(best[name], time.perf_counter() - started)
+            assert result == reference, name
+    n = 4 * per_incident * len(asked)
+    rate = {name: n / seconds for name, seconds in best.items()}
+    print(f"{len(asked):,} incidents at {per_incident} instants each ({n:,} clocks, timelines "
+          f"included): before the µs core {rate['before']:,.0f}/s (baseline); evaluate "
+          f"{rate['evaluate']:,.0f}/s = {rate['evaluate'] / rate['before']:.2f}x; batched "
+          f"evaluate_instants {rate['instants']:,.0f}/s = "
+          f"{rate['instants'] / rate['before']:.2f}x; identical figures")  # fmt: skip
+
+
+def shared_sweep(data: list[list[IncidentEvent]]) -> None:
+    """Level and next alert of every incident (what `escalations` shows): one crossing sweep
+    per incident against the two separate ones (to as_of, then unbounded) it replaced; the
+    timelines built in both, best of ROUNDS alternating rounds."""
+    contracts = read_contracts(None)
+
+    def two_sweeps() -> list[Any]:
+        timelines = [t for events in data if (t := build_timeline(events, AS_OF))]
+        return [(state_of(t, contracts), next_alert(t, contracts)) for t in timelines]
+
+    def one_sweep() -> list[Any]:
+        return escalations_with_next(data, contracts, AS_OF, include_resolved=True)
+
+    separate_s = shared_s = float("inf")
+    for _ in range(ROUNDS):
+        gc.collect()
+        started = time.perf_counter()
+        separate = two_sweeps()
+        separate_s = min(separate_s, time.perf_counter() - started)
+        gc.collect()
+        started = time.perf_counter()
+        shared = one_sweep()
+        shared_s = min(shared_s, time.perf_counter() - started)
     key = {state.incident_id: (state, coming) for state, coming in shared}
     assert all(key[state.incident_id] == (state, coming) for state, coming in separate)
     assert len(key) == len(separate)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import heapq
 import json
 import sys
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -75,6 +76,11 @@ class _Incident:
     customer: str = ""
 
 
+PLANS_KEPT = 4096
+"""Plans kept in memory (the incidents replanned last): bounded, so the timer's memory does not
+grow with the incidents it tracks; an alert of an incident whose plan was dropped is swept
+again when it fires."""
+
 _Entry = tuple[datetime, str, int, int, int]
 """A heap entry: (instant, incident_id, kind rank, alert code, generation) — small on purpose:
 the alert itself is recomputed from the incident's events when it fires. At one instant an
@@ -122,8 +128,10 @@ class AlertTimer:
         late_after: timedelta = timedelta(seconds=60),
         catch_up: timedelta = timedelta(days=7),
         history: HistoryLoader | None = None,
+        plans_kept: int = PLANS_KEPT,
     ) -> None:
         self.contracts = contracts
+        self.plans_kept = plans_kept
         self.late_after = late_after
         self.catch_up = catch_up
         self.history = history
@@ -136,6 +144,9 @@ class AlertTimer:
         self._heap: list[_Entry] = []
         self._live = 0  # heap entries of the current generation (for compaction)
         self._last_clocks: tuple[list[IncidentEvent], datetime, IncidentClocks] | None = None
+        # The plans of the incidents replanned last (generation, alerts by code): an alert
+        # fires from the plan its incident's sweep made, not from a second sweep.
+        self._plans: OrderedDict[str, tuple[int, dict[int, PlannedAlert]]] = OrderedDict()
 
     # -- feeding ----------------------------------------------------------------------------
 
@@ -220,6 +231,7 @@ class AlertTimer:
         upcoming = 0
         generation = incident.generation
         plan = planned_alerts(timeline, self.contracts)
+        self._keep_plan(incident_id, generation, plan)
         if cause is not None and incident_id in self.fired_of:
             self._correct(incident_id, {a.key: a for a in plan}, cause, now)
         for alert in plan:
@@ -234,7 +246,7 @@ class AlertTimer:
         self._live += upcoming - incident.pending
         incident.pending = upcoming
         if not upcoming:
-            self._evict(incident)
+            self._evict(incident_id)
         if len(self._heap) > 1024 and len(self._heap) > 3 * self._live:
             self._compact()
 
@@ -277,11 +289,12 @@ class AlertTimer:
         out, self.corrections = self.corrections, []
         return out
 
-    def _evict(self, incident: _Incident) -> None:
-        """Nothing left to alert until a new event: free the events (reloaded when one comes;
-        the keys fired stay known, so nothing fires twice)."""
+    def _evict(self, incident_id: str) -> None:
+        """Nothing left to alert until a new event: free the events and the plan (reloaded
+        when one comes; the keys fired stay known, so nothing fires twice)."""
+        self._plans.pop(incident_id, None)
         if self.history is not None:
-            incident.events = None
+            self.incidents[incident_id].events = None
 
     def _compact(self) -> None:
         self._heap = [e for e in self._heap if self._current(e)]
@@ -325,11 +338,25 @@ class AlertTimer:
         for incident_id in plans:
             incident = self.incidents[incident_id]
             if not incident.pending:
-                self._evict(incident)
+                self._evict(incident_id)
         return out
 
+    def _keep_plan(self, incident_id: str, generation: int, plan: list[PlannedAlert]) -> None:
+        plans = self._plans
+        plans.pop(incident_id, None)
+        if self.plans_kept <= 0 or not plan:
+            return
+        plans[incident_id] = (generation, {alert_code(a): a for a in plan})
+        if len(plans) > self.plans_kept:
+            plans.popitem(last=False)
+
     def _plan(self, incident_id: str) -> dict[int, PlannedAlert]:
-        events = self.incidents[incident_id].events
+        """The incident's alerts by code: from its last sweep if kept, else swept again."""
+        incident = self.incidents[incident_id]
+        kept = self._plans.get(incident_id)
+        if kept is not None and kept[0] == incident.generation:
+            return kept[1]
+        events = incident.events
         assert events is not None
         timeline = build_timeline(events, FAR_FUTURE)
         assert timeline is not None

@@ -39,6 +39,8 @@ __all__ = [
     "BusinessCalendar",
     "Calendar",
     "CalendarError",
+    "from_instant_us",
+    "instant_us",
 ]
 
 HORIZON_DAYS = 3660
@@ -110,6 +112,13 @@ def _from_us(us: int) -> datetime:
     return _EPOCH + timedelta(microseconds=us)
 
 
+instant_us = _to_us
+"""Microseconds since the Unix epoch of an aware datetime (the calendars' integer instants)."""
+
+from_instant_us = _from_us
+"""The UTC datetime of an instant in microseconds since the Unix epoch."""
+
+
 def needed_us(seconds: float) -> int | None:
     """Smallest whole number of microseconds ``n`` with ``n / 1e6 >= seconds``.
 
@@ -160,6 +169,14 @@ class Calendar(ABC):
     def counted_us(self, start: datetime, end: datetime) -> int:
         """Total working time inside [start, end) in whole microseconds; 0 if end <= start."""
 
+    @abstractmethod
+    def count_us(self, start_us: int, end_us: int) -> int:
+        """`counted_us` on integer instants (µs since the epoch): no datetime conversion."""
+
+    @abstractmethod
+    def reach_us(self, start_us: int, need_us: int) -> int | None:
+        """`instant_after_us` on integer instants (µs since the epoch)."""
+
     def counted_seconds(self, start: datetime, end: datetime) -> float:
         """Total working seconds inside [start, end); 0 if end <= start."""
         return self.counted_us(start, end) / _US
@@ -199,11 +216,17 @@ class AlwaysCalendar(Calendar):
         return e - s if e > s else 0
 
     def instant_after_us(self, start: datetime, need_us: int) -> datetime | None:
-        s = _to_us(start)
+        found = self.reach_us(_to_us(start), need_us)
+        return None if found is None else _from_us(found)
+
+    def count_us(self, start_us: int, end_us: int) -> int:
+        return end_us - start_us if end_us > start_us else 0
+
+    def reach_us(self, start_us: int, need_us: int) -> int | None:
         _check_need(need_us)
-        if s + need_us > _MAX_US:
+        if start_us + need_us > _MAX_US:
             return None
-        return _from_us(s + need_us)
+        return start_us + need_us
 
 
 def _parse_weekdays(name: str, weekdays: Sequence[str]) -> frozenset[int]:
@@ -601,12 +624,17 @@ class BusinessCalendar(Calendar):
         return self._count(_to_us(start), _to_us(end))
 
     def instant_after_us(self, start: datetime, need_us: int) -> datetime | None:
-        s = _to_us(start)
+        found = self.reach_us(_to_us(start), need_us)
+        return None if found is None else _from_us(found)
+
+    def count_us(self, start_us: int, end_us: int) -> int:
+        return self._count(start_us, end_us)
+
+    def reach_us(self, start_us: int, need_us: int) -> int | None:
         _check_need(need_us)
         if need_us == 0:
-            return _from_us(s)
-        found = self._instant_after(s, need_us)
-        return None if found is None else _from_us(found)
+            return start_us
+        return self._instant_after(start_us, need_us)
 
     def _instant_after(self, s: int, need: int) -> int | None:
         """The earliest instant (µs) at which ``need`` > 0 working µs are counted from s, or

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from slatrail.domain.calendars import AlwaysCalendar, Calendar
+from slatrail.domain.calendars import AlwaysCalendar, Calendar, from_instant_us, instant_us
 from slatrail.domain.clocks import Metric, ratio_threshold_us
 from slatrail.domain.contract_version import ContractSource
 from slatrail.domain.contracts import Contracts, EscalationPolicy, Target
@@ -39,7 +39,7 @@ from slatrail.domain.timeline import ManualEscalation, Timeline
 _US = 1_000_000
 _ONE_US = timedelta(microseconds=1)
 
-Span = tuple[datetime, datetime | None]  # [start, end), end None: open-ended
+SpanUs = tuple[int, int | None]  # [start, end) in µs since the epoch, end None: open-ended
 
 DEFAULT_REASON = "support engineer (default)"
 
@@ -151,42 +151,44 @@ class Step:
 
 @dataclass(frozen=True, slots=True)
 class _ClockLife:
-    """One clock's life: when it may count, when it stopped for good, when it is in force."""
+    """One clock's life: when it may count, when it stopped for good, when it is in force
+    (instants in µs since the epoch)."""
 
     metric: Metric
-    start: datetime
-    stop: datetime | None
-    runs: tuple[Span, ...]
-    pauses: tuple[Span, ...]
-    in_force: tuple[Span, ...]
+    start: int
+    stop: int | None
+    runs: tuple[SpanUs, ...]
+    pauses: tuple[SpanUs, ...]
+    in_force: tuple[SpanUs, ...]
     fixed_priority: Priority | None = None
 
 
 def _lives(t: Timeline, metrics: Iterable[str]) -> list[_ClockLife]:
     """The clocks of `domain.clocks`, with the same starts, stops, runs and pauses."""
+    us = instant_us
     wanted = set(metrics)
-    open_runs = tuple((r.start, r.end) for r in t.open_runs())
-    pauses = tuple((p.start, p.end) for p in t.pauses)
-    since_report: tuple[Span, ...] = ((t.reported_at, None),)
+    open_runs = tuple((us(r.start), _us_or_none(r.end)) for r in t.open_runs())
+    pauses = tuple((us(p.start), _us_or_none(p.end)) for p in t.pauses)
+    reported = us(t.reported_at)
+    since_report: tuple[SpanUs, ...] = ((reported, None),)
     lives: list[_ClockLife] = []
     if Metric.RESPONSE in wanted:
         lives.append(
             _ClockLife(
-                Metric.RESPONSE, t.reported_at, t.acknowledged_at, since_report, (), open_runs
+                Metric.RESPONSE, reported, _us_or_none(t.acknowledged_at), since_report, (),
+                open_runs,
             )
-        )
+        )  # fmt: skip
     if Metric.WORKAROUND in wanted:
         stops = [m for m in (t.first_workaround_at, _first_resolution(t)) if m is not None]
         lives.append(
             _ClockLife(
-                Metric.WORKAROUND, t.reported_at, min(stops) if stops else None,
+                Metric.WORKAROUND, reported, us(min(stops)) if stops else None,
                 since_report, pauses, open_runs,
             )
         )  # fmt: skip
     if Metric.RESOLUTION in wanted:
-        lives.append(
-            _ClockLife(Metric.RESOLUTION, t.reported_at, None, open_runs, pauses, open_runs)
-        )
+        lives.append(_ClockLife(Metric.RESOLUTION, reported, None, open_runs, pauses, open_runs))
     if Metric.POSTMORTEM in wanted:
         # One post-mortem clock per resolution: it runs from the resolution until published;
         # a reopening returns it to pending (the clock of that resolution is gone).
@@ -198,18 +200,23 @@ def _lives(t: Timeline, metrics: Iterable[str]) -> list[_ClockLife]:
             published = next((at for at in t.postmortems if at >= resolution.at), None)
             if published is not None and gone is not None and published >= gone:
                 published = None
-            span = ((resolution.at, gone),)
+            at = us(resolution.at)
+            span = ((at, _us_or_none(gone)),)
             lives.append(
-                _ClockLife(Metric.POSTMORTEM, resolution.at, published, span, (), span, priority)
+                _ClockLife(Metric.POSTMORTEM, at, _us_or_none(published), span, (), span, priority)
             )
     return lives
+
+
+def _us_or_none(moment: datetime | None) -> int | None:
+    return None if moment is None else instant_us(moment)
 
 
 def _first_resolution(t: Timeline) -> datetime | None:
     return t.resolutions[0].at if t.resolutions else None
 
 
-def _inside(spans: Sequence[Span], moment: datetime) -> bool:
+def _inside(spans: Sequence[SpanUs], moment: int) -> bool:
     for start, end in spans:  # noqa: SIM110 - a loop is faster than any() here
         if start <= moment and (end is None or moment < end):
             return True
@@ -219,23 +226,13 @@ def _inside(spans: Sequence[Span], moment: datetime) -> bool:
 # -- calendar arithmetic in whole microseconds ---------------------------------------------
 
 
-def _counted_us(calendar: Calendar, start: datetime, end: datetime) -> int:
-    return calendar.counted_us(start, end)
-
-
-def _after(calendar: Calendar, start: datetime, need_us: int) -> datetime | None:
-    """Earliest instant at which `need_us` of working time has been counted from `start`
-    (None: not before the end of year 9999)."""
-    return calendar.instant_after_us(start, need_us)
-
-
-def _resume(calendar: Calendar, moment: datetime) -> datetime | None:
+def _resume(calendar: Calendar, moment: int) -> int | None:
     """First instant at or after `moment` from which working time is counted: the start of
     the first working microsecond (None: none before the end of year 9999)."""
     if isinstance(calendar, AlwaysCalendar):
         return moment
-    after_one = calendar.instant_after_us(moment, 1)
-    return None if after_one is None else after_one - _ONE_US
+    after_one = calendar.reach_us(moment, 1)
+    return None if after_one is None else after_one - 1
 
 
 # -- the sweep ----------------------------------------------------------------------------
@@ -315,8 +312,11 @@ def crossings(
     policy = contracts.escalation
     levels = _Levels.of(policy, contracts.at_risk_threshold)
     out: list[Crossing] = []
+    horizon_us = _us_or_none(horizon)
+    changes = [(instant_us(at), p) for at, p in t.priority_changes]
+    reopenings = [instant_us(at) for at in t.reopenings]
     for life in _lives(t, policy.metrics):
-        _sweep(life, t, contracts, levels, horizon, out)
+        _sweep(life, t, changes, reopenings, contracts, levels, horizon_us, out)
     out.sort(key=_order)
     return out
 
@@ -328,12 +328,15 @@ def _order(c: Crossing) -> tuple[datetime, bool, int]:
 def _sweep(
     life: _ClockLife,
     t: Timeline,
+    changes: Sequence[tuple[int, Priority]],
+    reopenings: Sequence[int],
     contracts: Contracts,
     levels: _Levels,
-    horizon: datetime | None,
+    horizon: int | None,
     out: list[Crossing],
 ) -> None:
-    """Cut the clock's life into phases and find each condition's first instant in each."""
+    """Cut the clock's life into phases and find each condition's first instant in each
+    (every instant in µs since the epoch; a crossing's instant a UTC datetime)."""
     start, stop, metric = life.start, life.stop, life.metric
     edges = {start}
     if stop is not None:
@@ -345,10 +348,10 @@ def _sweep(
                 edges.add(y)
     fixed = life.fixed_priority
     if fixed is None:
-        edges.update(at for at, _ in t.priority_changes if stop is None or at < stop)
+        edges.update(at for at, _ in changes if stop is None or at < stop)
     bounds = sorted(e for e in edges if e >= start and (horizon is None or e <= horizon))
     name = "postmortem" if metric is Metric.POSTMORTEM else str(metric)
-    pieces: list[tuple[datetime, datetime]] = []  # active time so far
+    pieces: list[tuple[int, int]] = []  # active time so far
     prefix: dict[int, int] = {}  # id(calendar) -> µs counted on it over `pieces`
     calendars: dict[int, Calendar] = {}
     seen: set[tuple[CrossingKind, int, int]] = set()  # (kind, cycle, level) already emitted
@@ -357,8 +360,15 @@ def _sweep(
         b = bounds[index + 1] if index < last else None
         before_stop = stop is None or a < stop
         active = before_stop and _inside(life.runs, a) and not _inside(life.pauses, a)
-        moment = a if before_stop or stop is None else stop  # a stopped clock keeps its priority
-        priority = fixed or t.priority_at(moment)
+        if fixed is not None:
+            priority = fixed
+        else:  # a stopped clock keeps its priority
+            moment = a if before_stop or stop is None else stop
+            priority = t.claimed_priority
+            for at, changed in changes:
+                if at > moment:
+                    break
+                priority = changed
         goal = _goal(contracts, t.customer, priority, name)
         if goal is not None and _inside(life.in_force, a):
             calendar = goal.calendar
@@ -366,14 +376,15 @@ def _sweep(
             counted = prefix.get(key)
             if counted is None:
                 calendars[key] = calendar
-                counted = prefix[key] = sum(_counted_us(calendar, x, y) for x, y in pieces)
+                count = calendar.count_us
+                counted = prefix[key] = sum(count(x, y) for x, y in pieces)
             end = b if b is not None else horizon  # where counting stops for this phase
             reached: int | None = counted  # counted at the phase's end (None: unbounded)
             if active:
-                reached = None if end is None else counted + _counted_us(calendar, a, end)
+                reached = None if end is None else counted + calendar.count_us(a, end)
             running = stop is None or a <= stop
-            cycle = bisect.bisect_right(t.reopenings, a)  # reopenings are phase edges
-            for kind, moment, inclusive, threshold, level in _phase(
+            cycle = bisect.bisect_right(reopenings, a)  # reopenings are phase edges
+            for kind, at_us, inclusive, threshold, level in _phase(
                 a, b, horizon, active, priority, goal, counted, reached, levels
             ):
                 mark = (kind, cycle, level)
@@ -382,23 +393,23 @@ def _sweep(
                 seen.add(mark)
                 out.append(
                     Crossing(
-                        metric, kind, moment, inclusive, cycle, priority, goal.seconds,
-                        threshold, calendar.name, running, level,
+                        metric, kind, from_instant_us(at_us), inclusive, cycle, priority,
+                        goal.seconds, threshold, calendar.name, running, level,
                     )
                 )  # fmt: skip
         if active and b is not None:
             pieces.append((a, b))
             for k, cal in calendars.items():
-                prefix[k] += _counted_us(cal, a, b)
+                prefix[k] += cal.count_us(a, b)
 
 
-_Found = tuple[CrossingKind, datetime, bool, float, int]
+_Found = tuple[CrossingKind, int, bool, float, int]
 
 
 def _phase(
-    a: datetime,
-    b: datetime | None,
-    horizon: datetime | None,
+    a: int,
+    b: int | None,
+    horizon: int | None,
     active: bool,
     priority: Priority,
     goal: _Goal,
@@ -414,7 +425,7 @@ def _phase(
         if goal.risk_us <= counted <= target:
             found.append((CrossingKind.AT_RISK, a, True, goal.risk_s, levels.at_risk))
         elif counted < goal.risk_us and (reached is None or reached >= goal.risk_us):
-            moment = _after(calendar, a, goal.risk_us - counted)
+            moment = calendar.reach_us(a, goal.risk_us - counted)
             if _within(moment, b, horizon, strictly=False):
                 assert moment is not None
                 found.append((CrossingKind.AT_RISK, moment, True, goal.risk_s, levels.at_risk))
@@ -423,7 +434,7 @@ def _phase(
     if counted > target:
         found.append((CrossingKind.BREACHED, a, True, float(goal.seconds), level))
     elif active and (reached is None or reached > target):
-        due = _after(calendar, a, target - counted)
+        due = calendar.reach_us(a, target - counted)
         moment = None if due is None else _resume(calendar, due)
         if _within(moment, b, horizon, strictly=True):
             assert moment is not None
@@ -432,16 +443,14 @@ def _phase(
     if counted >= goal.over_us:
         found.append((CrossingKind.OVERRUN, a, True, goal.over_s, levels.overrun))
     elif active and (reached is None or reached >= goal.over_us):
-        moment = _after(calendar, a, goal.over_us - counted)
+        moment = calendar.reach_us(a, goal.over_us - counted)
         if _within(moment, b, horizon, strictly=False):
             assert moment is not None
             found.append((CrossingKind.OVERRUN, moment, True, goal.over_s, levels.overrun))
     return found
 
 
-def _within(
-    moment: datetime | None, b: datetime | None, horizon: datetime | None, *, strictly: bool
-) -> bool:
+def _within(moment: int | None, b: int | None, horizon: int | None, *, strictly: bool) -> bool:
     """In the phase (before `b`) and reached by the horizon (a breach: strictly before it)."""
     if moment is None or (b is not None and moment >= b):
         return False
