@@ -11,6 +11,7 @@ PostgreSQL) is the eventsourcing environment the composition root builds (`infra
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
@@ -73,6 +74,8 @@ StoredEventsOf = Callable[[AggregateRecorder, Sequence[UUID]], Mapping[UUID, Seq
 recorder (in one query: `infra/batch_reads.py`)."""
 
 Receipt = MessageReceipt | NewReceipt  # a stored receipt, or one of this batch
+# every message names its incident: its uuid5 computed once per incident, not per message
+_aggregate_id = functools.lru_cache(maxsize=65_536)(incident_uuid)
 _OWN = (Incident, MessageReceipt, MessageReceipt.Received, NewReceipt)
 
 
@@ -200,7 +203,7 @@ class SlatrailApplication(Application[UUID]):
         receipts: dict[str, NewReceipt] = {}
         outcomes: list[Outcome] = []
         facts = [(to_fact(message), message, obj) for message, obj in batch]
-        ids = [incident_uuid(fact.incident_id) for fact, _, _ in facts]
+        ids = [_aggregate_id(fact.incident_id) for fact, _, _ in facts]
         self._look_up(ids)
         for (fact, message, obj), aggregate_id in zip(facts, ids, strict=True):
             if refs and id(message) in refs:
