@@ -40,8 +40,7 @@ class ReceiptRecords:
     def __init__(self, mapper: Mapper[UUID]) -> None:
         self._topic = get_topic(MessageReceipt.Received)
         self._head = '"},"originator_topic":' + encode_basestring(get_topic(MessageReceipt)) + ","
-        self._now: datetime | None = None
-        self._stamp = ""
+        self._stamp: tuple[datetime | None, str] = (None, "")  # (instant, its JSON prefix)
         self.enabled = (
             type(mapper) is Mapper
             and type(mapper.transcoder) is JSONTranscoder
@@ -53,11 +52,12 @@ class ReceiptRecords:
     def record(self, receipt: NewReceipt) -> StoredEvent:
         """The record `mapper.to_stored_event(self.event(receipt))` would be."""
         now = receipt.recorded_at
-        if now is not self._now:
-            self._now = now
-            self._stamp = '{"timestamp":{"_type_":"datetime_iso","_data_":"' + now.isoformat()
+        stamp = self._stamp  # one read: another thread may be recording at another instant
+        if stamp[0] is not now:
+            stamp = (now, '{"timestamp":{"_type_":"datetime_iso","_data_":"' + now.isoformat())
+            self._stamp = stamp
         state = (
-            f"{self._stamp}{self._head}"
+            f"{stamp[1]}{self._head}"
             f'"message_id":{encode_basestring(receipt.message_id)},'
             f'"incident_id":{encode_basestring(receipt.incident_id)},'
             f'"fingerprint":{encode_basestring(receipt.fingerprint)},'
