@@ -178,3 +178,17 @@ def test_postgres_index_rows_are_upserted_in_one_statement_or_merged(postgres_ur
         assert list(recorder.index_entries()) == [earlier]
     finally:
         app.close()
+
+
+def test_postgres_index_is_kept_whatever_the_environment_asks_of_the_library(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """eventsourcing's stored-procedure insert (POSTGRES_ENABLE_DB_FUNCTIONS) would skip the
+    recorder that writes the index rows: the store's environment turns it off."""
+    monkeypatch.setenv("POSTGRES_ENABLE_DB_FUNCTIONS", "y")
+    app = open_application(postgres_url, contracts_from())
+    try:
+        assert send(app, wire("reported", T0, reported_data(), incident_id="F-1")) == ["accepted"]
+        assert list(app.select_incident_ids(IndexQuery()) or ()) == ["F-1"]
+    finally:
+        app.close()
