@@ -1,6 +1,7 @@
 """Ingest throughput: `slatrail ingest` of N events as a ratio to eventsourcing's own saves.
 
-Usage: python bench/ingest.py [EVENTS] [--postgres]   (default 100000 events, SQLite)
+Usage: python bench/ingest.py [EVENTS] [--postgres] [--rounds N]
+       (default 100000 events, SQLite, one round)
 
 Same run, same database engine, same machine:
 - slatrail: `slatrail ingest FILE` as a whole process (start-up included), 10 messages per
@@ -11,12 +12,16 @@ Same run, same database engine, same machine:
 - per-save: `Application.save()` of one new aggregate per call.
 Prints events/s of each and the ratios slatrail ÷ batched (target ≥ 0.5) and slatrail ÷
 per-save (keep ≥ 2). `--postgres` runs on a throwaway PostgreSQL (tests/servers.py).
+`--rounds N` repeats the three measurements N times, each round on fresh databases, and prints
+every round's ratios and their medians: on a shared machine one round's ratio moves with the
+load of the moment.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -89,24 +94,52 @@ def stores(workdir: Path, postgres: bool) -> Iterator[tuple[str, dict[str, str],
         )
 
 
-def main() -> None:
-    args = [a for a in sys.argv[1:] if not a.startswith("--")]
-    postgres = "--postgres" in sys.argv
-    events = int(args[0]) if args else 100_000
+def one_round(events: int, postgres: bool) -> tuple[float, str, float, float]:
+    """(slatrail events/s, its summary, batched events/s, per-save events/s), same run."""
     single_count = min(events, 10_000)
     with tempfile.TemporaryDirectory() as tmp, stores(Path(tmp), postgres) as urls:
         store, batched_env, single_env = urls
         ingest_rate, summary = slatrail_ingest(Path(tmp), events, store)
         batched = library_saves(batched_env, events, BATCH)
         single = library_saves(single_env, single_count, 1)
+    return ingest_rate, summary, batched, single
+
+
+def main() -> None:
+    argv = sys.argv[1:]
+    rounds = 1
+    if "--rounds" in argv:
+        at = argv.index("--rounds")
+        rounds = int(argv[at + 1])
+        del argv[at : at + 2]
+    args = [a for a in argv if not a.startswith("--")]
+    postgres = "--postgres" in argv
+    events = int(args[0]) if args else 100_000
+    single_count = min(events, 10_000)
     engine = "PostgreSQL" if postgres else "SQLite"
     print(f"engine: {engine}")
-    print(f"slatrail ingest (whole process): {events} events, {ingest_rate:,.0f} events/s "
-          f"({summary})")  # fmt: skip
-    print(f"eventsourcing save, {BATCH} aggregates per call ({events}): {batched:,.0f} events/s")
-    print(f"eventsourcing save, one aggregate per call ({single_count}): {single:,.0f} events/s")
-    print(f"ratio slatrail / batched save: {ingest_rate / batched:.2f} (target >= 0.5)")
-    print(f"ratio slatrail / one-per-save: {ingest_rate / single:.2f} (keep >= 2)")
+    to_batched: list[float] = []
+    to_single: list[float] = []
+    for number in range(1, rounds + 1):
+        ingest_rate, summary, batched, single = one_round(events, postgres)
+        to_batched.append(ingest_rate / batched)
+        to_single.append(ingest_rate / single)
+        if rounds > 1:
+            print(f"round {number}:")
+        print(f"slatrail ingest (whole process): {events} events, {ingest_rate:,.0f} events/s "
+              f"({summary})")  # fmt: skip
+        print(
+            f"eventsourcing save, {BATCH} aggregates per call ({events}): {batched:,.0f} events/s"
+        )
+        print(
+            f"eventsourcing save, one aggregate per call ({single_count}): {single:,.0f} events/s"
+        )
+        print(f"ratio slatrail / batched save: {to_batched[-1]:.2f} (target >= 0.5)")
+        print(f"ratio slatrail / one-per-save: {to_single[-1]:.2f} (keep >= 2)")
+    if rounds > 1:
+        batched_median = statistics.median(to_batched)
+        print(f"median of {rounds} rounds: slatrail / batched save {batched_median:.2f}, "
+              f"slatrail / one-per-save {statistics.median(to_single):.2f}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ report order, streamed.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -37,7 +37,7 @@ INDEXES = (
 )
 UPSERT = (
     "INSERT INTO {table} (incident_id, customer, reported_us, starts_us, last_us, open, "
-    "priority, resolved_us, postmortem_us) VALUES ({marks}) "
+    "priority, resolved_us, postmortem_us) {rows} "
     "ON CONFLICT (incident_id) DO UPDATE SET "
     "starts_us = {least}({table}.starts_us, excluded.starts_us), "
     "last_us = {greatest}({table}.last_us, excluded.last_us), open = excluded.open, "
@@ -48,6 +48,9 @@ UPSERT = (
     "coalesce(excluded.postmortem_us, {table}.postmortem_us))"
 )
 MARKS = 9
+SQLITE_UPSERT = UPSERT.format(
+    table=INDEX_TABLE, rows="VALUES (" + ",".join("?" * MARKS) + ")", least="min", greatest="max"
+)
 
 
 def to_us(moment: datetime) -> int:
@@ -121,6 +124,40 @@ def where(query: IndexQuery, mark: str) -> tuple[str, list[Any]]:
     return (" WHERE " + " AND ".join(parts)) if parts else "", params
 
 
+SelectPage = Callable[[str, Sequence[Any]], Sequence[Any]]
+"""Runs one SELECT with its parameters and returns its rows (mapping-like)."""
+
+
+def keyset_incident_ids(
+    table: str, query: IndexQuery, mark: str, select: SelectPage, *, row_values: bool = False
+) -> Iterator[str]:
+    """The ids of the incidents `query` admits from the index `table`, in report order, a page
+    of `PAGE` at a time: keyset pagination (each page starts after the last row of the one
+    before), so no cursor is held open between pages and a writer is never blocked by a slow
+    reader. `mark`: the driver's placeholder; `select` runs one page's statement;
+    `row_values`: write the page start as a row comparison (PostgreSQL starts its index scan
+    there)."""
+    clause, params = where(query, mark)
+    after = " AND " if clause else " WHERE "
+    if row_values:
+        keyset = f"(reported_us, incident_id) > ({mark}, {mark})"
+    else:
+        keyset = f"(reported_us > {mark} OR (reported_us = {mark} AND incident_id > {mark}))"
+    last: tuple[int, str] | None = None
+    while True:
+        statement = f"SELECT incident_id, reported_us FROM {table}{clause}"
+        page_params = list(params)
+        if last is not None:
+            statement += after + keyset
+            page_params += [last[0], last[1]] if row_values else [last[0], last[0], last[1]]
+        rows = select(statement + f" ORDER BY reported_us, incident_id LIMIT {PAGE}", page_params)
+        for row in rows:
+            yield str(row["incident_id"])
+        if len(rows) < PAGE:
+            return
+        last = (int(rows[-1]["reported_us"]), str(rows[-1]["incident_id"]))
+
+
 class IndexedSQLiteRecorder(SQLiteApplicationRecorder):
     """eventsourcing's SQLite application recorder, keeping the incident index too."""
 
@@ -140,10 +177,7 @@ class IndexedSQLiteRecorder(SQLiteApplicationRecorder):
         returning = super()._insert_events(c, stored_events, **kwargs)
         entries: Sequence[IndexEntry] = kwargs.get(INDEX_ROWS) or ()
         if entries:
-            statement = UPSERT.format(
-                table=INDEX_TABLE, marks=",".join("?" * MARKS), least="min", greatest="max"
-            )
-            c.executemany(statement, [row_params(e) for e in entries])
+            c.executemany(SQLITE_UPSERT, [row_params(e) for e in entries])
         return returning
 
     def has_index(self) -> bool:
@@ -154,27 +188,14 @@ class IndexedSQLiteRecorder(SQLiteApplicationRecorder):
             return c.fetchone() is not None
 
     def select_incident_ids(self, query: IndexQuery) -> Iterator[str]:
-        """Incident ids in report order, a page at a time (keyset pagination: no cursor is
-        held open between pages, so a writer is never blocked by a slow reader)."""
-        clause, params = where(query, "?")
-        after: tuple[int, str] | None = None
-        while True:
-            statement = f"SELECT incident_id, reported_us FROM {INDEX_TABLE}{clause}"
-            page_params = list(params)
-            if after is not None:
-                statement += (" AND " if clause else " WHERE ") + (
-                    "(reported_us > ? OR (reported_us = ? AND incident_id > ?))"
-                )
-                page_params += [after[0], after[0], after[1]]
-            statement += f" ORDER BY reported_us, incident_id LIMIT {PAGE}"
+        """Incident ids in report order, a page at a time (`keyset_incident_ids`)."""
+
+        def page(statement: str, params: Sequence[Any]) -> list[Any]:
             with self.datastore.transaction(commit=False) as c:
-                c.execute(statement, page_params)
-                rows = c.fetchall()
-            for row in rows:
-                yield str(row["incident_id"])
-            if len(rows) < PAGE:
-                return
-            after = (int(rows[-1]["reported_us"]), str(rows[-1]["incident_id"]))
+                c.execute(statement, params)
+                return list(c.fetchall())
+
+        return keyset_incident_ids(INDEX_TABLE, query, "?", page)
 
     def index_entries(self) -> Iterator[IndexEntry]:
         """Every row of the index, by incident id (`slatrail verify`)."""
@@ -186,9 +207,6 @@ class IndexedSQLiteRecorder(SQLiteApplicationRecorder):
 
     def replace_index(self, entries: Sequence[IndexEntry]) -> None:
         """Write `entries` as the whole index (backfill and `replay`)."""
-        statement = UPSERT.format(
-            table=INDEX_TABLE, marks=",".join("?" * MARKS), least="min", greatest="max"
-        )
         with self.datastore.transaction(commit=True) as c:
             c.execute(f"DELETE FROM {INDEX_TABLE}")
-            c.executemany(statement, [row_params(e) for e in entries])
+            c.executemany(SQLITE_UPSERT, [row_params(e) for e in entries])

@@ -140,6 +140,9 @@ def persistence_env(
         "POSTGRES_POOL_SIZE": "5",
         "POSTGRES_MAX_OVERFLOW": "10",
         "POSTGRES_CONNECT_TIMEOUT": str(effective_timeout_s(connect_timeout_s)),
+        # the library's stored-procedure insert would bypass the recorder that writes the
+        # incident index in the events' transaction (infra/incident_index_pg.py)
+        "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
     }
 
 

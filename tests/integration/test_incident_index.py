@@ -102,3 +102,37 @@ def test_verify_finds_an_index_row_that_differs_from_the_events(
     finally:
         app.close()
     assert sorted(findings()) == [("index_drift", "V-1"), ("index_drift", "V-2")]
+
+
+def test_selected_ids_page_through_ties_across_pages(store_url: str) -> None:
+    """More rows than a page, many reported at the same instant: every page starts after the
+    last row of the one before (keyset), so each incident comes once, in report order."""
+    from slatrail.infra.incident_index import PAGE
+    from slatrail.projections.incident_index import IndexEntry
+
+    count = PAGE * 2 + 7
+    entries = [
+        IndexEntry(
+            incident_id=f"K-{n:05d}",
+            customer="acme" if n % 3 else "dayco",
+            reported_at=T0 + timedelta(minutes=n // 400),
+            starts_at=T0,
+            last_occurred_at=T0 + timedelta(minutes=n // 400),
+            open=n % 2 == 0,
+            priority=None,
+            resolved_at=None,
+            postmortem_at=None,
+        )
+        for n in range(count)
+    ]
+    app = open_application(store_url, contracts_from())
+    try:
+        app.recorder.replace_index(entries)  # type: ignore[attr-defined]
+        expected = sorted(entries, key=lambda e: (e.reported_at, e.incident_id))
+        assert list(app.select_incident_ids(IndexQuery()) or ()) == [
+            e.incident_id for e in expected
+        ]
+        acme = list(app.select_incident_ids(IndexQuery(customer="acme")) or ())
+        assert acme == [e.incident_id for e in expected if e.customer == "acme"]
+    finally:
+        app.close()
