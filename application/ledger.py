@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 
-from slatrail.application.selection import CHUNK, IndexedHistories
 from slatrail.domain.contract_version import ContractSource
 from slatrail.domain.model import IncidentEvent
 from slatrail.projections.incident_index import IndexQuery
@@ -47,18 +46,3 @@ def ledger_intervals(
         for interval in incident_ledger(events, contracts):
             if overlaps(interval, start, end):
                 yield interval
-
-
-def histories_of_ids(
-    store: IndexedHistories, incident_ids: Iterable[str], *, chunk: int = CHUNK
-) -> Iterator[list[IncidentEvent]]:
-    """The events of each incident of `incident_ids` (in their order), a chunk at a time: the
-    incidents a current ledger table pre-selects (the fold still decides)."""
-    batch: list[str] = []
-    for incident_id in incident_ids:
-        batch.append(incident_id)
-        if len(batch) >= chunk:
-            yield from store.histories_of(batch)
-            batch = []
-    if batch:
-        yield from store.histories_of(batch)

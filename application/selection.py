@@ -93,8 +93,15 @@ def selected_histories(
     if ids is None:
         yield from _filtered(store.histories().values(), query)
         return
+    yield from histories_of_ids(store, ids, chunk=chunk)
+
+
+def histories_of_ids(
+    store: IndexedHistories, incident_ids: Iterable[str], *, chunk: int = CHUNK
+) -> Iterator[list[IncidentEvent]]:
+    """The events of each incident of `incident_ids` (in their order), a chunk at a time."""
     batch: list[str] = []
-    for incident_id in ids:
+    for incident_id in incident_ids:
         batch.append(incident_id)
         if len(batch) >= chunk:
             yield from store.histories_of(batch)

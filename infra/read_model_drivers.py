@@ -14,6 +14,7 @@ tracking record `"<read model>@<source>"` and `rm_tracking` is dropped, in the s
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -70,6 +71,21 @@ def _schema(big: str) -> list[str]:
         "CREATE INDEX IF NOT EXISTS rm_sla_ledger_order ON rm_sla_ledger "
         "(reported_us, incident_id, metric_rank, start_us)",
         "CREATE INDEX IF NOT EXISTS rm_sla_ledger_status ON rm_sla_ledger (status, start_us)",
+    ]
+
+
+_IN_SCHEMA = (
+    "SELECT count(*) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace s "
+    "ON s.oid = c.relnamespace WHERE s.nspname = %s AND c.relname = ANY(%s)"
+)
+
+
+def _schema_relations() -> list[str]:
+    """The tables and indexes `_schema` creates, by name."""
+    return [
+        found.group(1)
+        for statement in _schema("BIGINT")
+        if (found := re.match(r"CREATE (?:TABLE|INDEX) IF NOT EXISTS (\w+)", statement))
     ]
 
 
@@ -235,6 +251,34 @@ class PostgresReadModelRecorder(PostgresTrackingRecorder):
         self.sql_create_statements.extend(
             SQL(statement).format() for statement in _schema("BIGINT")
         )
+
+    def create_table(self) -> None:
+        # DDL on existing tables still takes their locks (`ALTER … ADD COLUMN IF NOT EXISTS`
+        # an ACCESS EXCLUSIVE one, `CREATE INDEX IF NOT EXISTS` a SHARE one) for the whole
+        # transaction: opening a read model that `serve` is writing could deadlock with the
+        # projection consumer's transaction over the same tables. A complete schema is left alone.
+        if not self._schema_complete():
+            super().create_table()
+
+    def _schema_complete(self) -> bool:
+        relations = [*_schema_relations(), PG_TRACKING_TABLE]
+        events_tables = ["rm_audit_events", "rm_sla_events"]
+        schema = self.datastore.schema
+        checks: list[tuple[str, tuple[Any, ...], int]] = [
+            (_IN_SCHEMA, (schema, relations), len(relations)),
+            (
+                "SELECT count(*) FROM information_schema.columns WHERE table_schema = %s "
+                "AND table_name = ANY(%s) AND column_name = 'redrive'",
+                (schema, events_tables),
+                len(events_tables),
+            ),
+            (_IN_SCHEMA, (schema, [OLD_TRACKING_TABLE]), 0),
+        ]
+        for sql, params, expected in checks:
+            if self.read(sql, params)[0][0] != expected:
+                return False
+        migrated = self.max_tracking_id(self.table_migration_identifier) is not None
+        return migrated or not self.datastore.single_row_tracking
 
     def _create_table(self, curs: Any) -> None:
         curs.execute("SELECT to_regclass(%s) IS NOT NULL AS found", (OLD_TRACKING_TABLE,))

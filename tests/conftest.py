@@ -108,6 +108,16 @@ def postgres_url(postgres_database_factory: Callable[..., str]) -> str:
     return postgres_database_factory()
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh store on each engine: an SQLite file, then a database on the test PostgreSQL
+    (a test module or class may define its own `store_url`)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
 @pytest.fixture(scope="session")
 def kafka_server() -> Iterator[KafkaServer]:
     with contextlib.ExitStack() as stack:

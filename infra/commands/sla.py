@@ -67,7 +67,7 @@ def run(container: Container, args: argparse.Namespace) -> int:
         )  # fmt: skip
         histories = selected_histories(container.app, query)
         if args.status is not None and args.as_known_at is None:
-            from slatrail.application.ledger import histories_of_ids
+            from slatrail.application.selection import histories_of_ids
             from slatrail.infra.ledger_check import status_preselection
 
             # a current SLA ledger table names the incidents with a clock in that status

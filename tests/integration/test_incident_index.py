@@ -17,14 +17,6 @@ T0 = datetime(2026, 3, 1, tzinfo=UTC)
 NOW = T0 + timedelta(days=60)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'store.db'}"
-    url: str = request.getfixturevalue("postgres_url")
-    return url
-
-
 def test_the_index_follows_recording_and_is_rebuilt_for_an_old_store(store_url: str) -> None:
     contracts = contracts_from()
     app = open_application(store_url, contracts)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
@@ -23,14 +22,6 @@ from tests.builders import contracts_from, line, reported_data, wire
 
 T0 = datetime(2026, 9, 1, 8, tzinfo=UTC)
 NOW = T0 + timedelta(days=30)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'store.db'}"
-    url: str = request.getfixturevalue("postgres_url")
-    return url
 
 
 def send(app: SlatrailApplication, *messages: dict[str, Any]) -> list[str]:

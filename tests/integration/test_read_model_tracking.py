@@ -125,3 +125,31 @@ class TestOnPostgreSQL(TrackingContract):
                 "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
             ).fetchall()
         return {str(r[0]) for r in rows}
+
+
+def test_opening_a_postgresql_read_model_being_written_takes_no_table_lock(
+    postgres_url: str,
+) -> None:
+    """Opening ran its schema statements again, and on existing tables those still lock them
+    (ALTER … ADD COLUMN IF NOT EXISTS: ACCESS EXCLUSIVE) for the whole transaction: a reader
+    opening the read model while `serve`'s projection consumer wrote the audit events and the
+    ledger deadlocked with it. A complete schema is now left alone."""
+    import threading
+
+    ReadModelStore(postgres_url).close()  # the schema, once
+    writer = psycopg.connect(postgres_url)
+    try:
+        writer.execute("LOCK TABLE rm_audit_events, rm_sla_ledger IN ROW EXCLUSIVE MODE")
+        opened = threading.Event()
+
+        def open_store() -> None:
+            ReadModelStore(postgres_url).close()
+            opened.set()
+
+        opener = threading.Thread(target=open_store, daemon=True)
+        opener.start()
+        assert opened.wait(10), "opening the read model waited for the writer's locks"
+    finally:
+        writer.rollback()
+        writer.close()
+    opener.join(30)

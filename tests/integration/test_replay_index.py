@@ -23,14 +23,6 @@ T0 = datetime(2026, 3, 1, tzinfo=UTC)
 NOW = T0 + timedelta(days=60)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'store.db'}"
-    url: str = request.getfixturevalue("postgres_url")
-    return url
-
-
 def _container(store_url: str, tmp_path: Path) -> Container:
     contracts = tmp_path / "contracts.toml"
     contracts.write_text(CONTRACTS_TOML, encoding="utf-8")

@@ -36,14 +36,6 @@ def _ingest(store: str, tmp_path: Path) -> None:
     assert main(["--store", store, "ingest", str(path)]) == 0
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'web.db'}"
-    url: str = request.getfixturevalue("postgres_url")
-    return url
-
-
 @pytest.fixture(scope="module")
 def sqlite_web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Web]:
     tmp_path = tmp_path_factory.mktemp("web")

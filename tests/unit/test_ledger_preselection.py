@@ -12,8 +12,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from slatrail.application.ledger import histories_of_ids
-from slatrail.application.selection import selected_histories, sla_answers, sla_query
+from slatrail.application.selection import (
+    histories_of_ids,
+    selected_histories,
+    sla_answers,
+    sla_query,
+)
 from slatrail.domain.contract_version import ContractBook, ContractVersion
 from slatrail.infra.ledger_check import freshness
 from slatrail.infra.read_model_store import ReadModelStore
