@@ -147,6 +147,13 @@ def jsonl(messages: Iterable[dict[str, Any] | str]) -> str:
     return "".join((m if isinstance(m, str) else json.dumps(m)) + "\n" for m in messages)
 
 
+def record_accepted(app: Any, messages: Iterable[dict[str, Any]], *, now: datetime) -> None:
+    """Record wire messages through the application in one batch; each must be accepted."""
+    batch = [decode(line(m)) for m in messages]
+    outcomes = app.record(batch, now=now)
+    assert [o.status for o in outcomes] == ["accepted"] * len(batch), outcomes
+
+
 FactSpec = tuple[str, datetime, dict[str, Any]]
 
 

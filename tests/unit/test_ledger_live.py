@@ -5,7 +5,6 @@ has applied every incident event of the store under the latest version (docs/sca
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -25,10 +24,16 @@ from slatrail.infra.kafka_outbox import Outbox
 from slatrail.infra.ledger_check import freshness
 from slatrail.infra.read_model_store import ReadModelStore
 from slatrail.infra.store import open_application
-from slatrail.infra.wire import decode
 from slatrail.projections.ledger import LedgerInterval, incident_ledger, measuring_segments, to_us
 from slatrail.projections.read_models import SLA, STORE_SOURCE, TrackedEvent
-from tests.builders import CONTRACTS_TOML, contracts_from, reported_data, utc, wire
+from tests.builders import (
+    CONTRACTS_TOML,
+    contracts_from,
+    record_accepted,
+    reported_data,
+    utc,
+    wire,
+)
 from tests.memory_broker import MemoryBroker
 
 NOW = utc(2026, 3, 10)
@@ -68,8 +73,7 @@ def book(app: SlatrailApplication) -> ContractBook:
 
 
 def record(app: SlatrailApplication, *messages: dict[str, Any]) -> None:
-    outcomes = app.record([decode(json.dumps(m).encode()) for m in messages], now=NOW)
-    assert [o.status for o in outcomes] == ["accepted"] * len(messages), outcomes
+    record_accepted(app, messages, now=NOW)
 
 
 def first_part(app: SlatrailApplication) -> None:

@@ -21,9 +21,8 @@ from slatrail.infra.commands.replay import rebuild_ledger, replay
 from slatrail.infra.commands.sla import run as sla_run
 from slatrail.infra.ledger_check import freshness
 from slatrail.infra.settings import Settings
-from slatrail.infra.wire import decode
 from slatrail.projections.sla import incident_sla
-from tests.builders import CONTRACTS_TOML, reported_data, utc, wire
+from tests.builders import CONTRACTS_TOML, record_accepted, reported_data, utc, wire
 
 NOW = utc(2026, 3, 10)
 AT = utc(2026, 3, 2, 12, 0)
@@ -44,8 +43,7 @@ def container(tmp_path: Path) -> Iterator[Container]:
 
 
 def record(container: Container, *messages: dict[str, Any]) -> None:
-    outcomes = container.app.record([decode(json.dumps(m).encode()) for m in messages], now=NOW)
-    assert [o.status for o in outcomes] == ["accepted"] * len(messages), outcomes
+    record_accepted(container.app, messages, now=NOW)
 
 
 def history(container: Container) -> None:
