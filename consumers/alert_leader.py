@@ -68,5 +68,5 @@ class LeaderGatedTimer:
 
     def stats(self) -> dict[str, Any]:
         if not self.leading:
-            return {"state": "follower (another serve holds the alert timer's lease)"}
-        return {"leader": True, **self.timer.stats()}
+            return {"role": "follower (another serve holds the alert timer's lease)"}
+        return {"role": "leader", **self.timer.stats()}

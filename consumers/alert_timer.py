@@ -162,7 +162,7 @@ class AlertTimerWorker:
     def stats(self) -> dict[str, Any]:
         timer = self.timer
         if timer is None:
-            return {"state": "not loaded"}
+            return {"timer": "not loaded"}
         tracked, held = timer.tracked()
         deadline = timer.next_deadline()
         return {

@@ -210,23 +210,30 @@ class Supervisor:
                 now = self.clock()
                 rate = (state.processed - count) / max(now - then, 1e-9)
                 last[id(state)] = (now, state.processed)
-                try:
-                    extra = state.worker.stats()
-                except Exception as error:  # stats must never take the service down
-                    extra = {"stats_error": repr(error)}
-                log.info(
-                    "health",
-                    worker=state.worker.name,
-                    state=state.state,
-                    reason=state.reason,
-                    processed=state.processed,
-                    rate_per_s=round(rate, 1),
-                    restarts=state.restarts,
-                    failures_in_a_row=state.failures_in_a_row,
-                    restart_in_s=state.restart_in_s,
-                    last_error=state.last_error,
-                    **extra,
-                )
+                log.info("health", **health_fields(state, rate))
+
+
+def health_fields(state: WorkerState, rate_per_s: float) -> dict[str, Any]:
+    """The supervisor's view of a worker plus the worker's own `stats()`; a stats key that
+    would shadow one of the supervisor's is kept as `worker_<key>` (never a crash)."""
+    fields: dict[str, Any] = {
+        "worker": state.worker.name,
+        "state": state.state,
+        "reason": state.reason,
+        "processed": state.processed,
+        "rate_per_s": round(rate_per_s, 1),
+        "restarts": state.restarts,
+        "failures_in_a_row": state.failures_in_a_row,
+        "restart_in_s": state.restart_in_s,
+        "last_error": state.last_error,
+    }
+    try:
+        extra = state.worker.stats()
+    except Exception as error:  # stats must never take the service down
+        extra = {"stats_error": repr(error)}
+    for key, value in extra.items():
+        fields[f"worker_{key}" if key in fields or key == "event" else key] = value
+    return fields
 
 
 class BrokerWatch:

@@ -55,12 +55,12 @@ def test_the_timer_runs_only_while_the_lease_is_held() -> None:
     stop = threading.Event()
     gate.open()
     assert gate.step(stop) == 0 and timer.calls == []  # a follower does nothing
-    assert "follower" in gate.stats()["state"]
+    assert "follower" in gate.stats()["role"]
     lease.held = {("alerts.leader", 1)}  # another partition of the lease is not the lease
     assert gate.step(stop) == 0 and timer.calls == []
     lease.held = {("alerts.leader", 0), ("alerts.leader", 1)}
     assert gate.step(stop) == 1 and timer.calls == ["open", "step"]
-    assert gate.stats()["leader"] is True
+    assert gate.stats()["role"] == "leader"
     lease.held = set()  # lost in a rebalance: the timer stops
     assert gate.step(stop) == 0 and timer.calls == ["open", "step", "close"]
     lease.held = {("alerts.leader", 0)}

@@ -406,3 +406,34 @@ def test_parking_is_bounded_in_size_too(app: SlatrailApplication) -> None:
     run(consumer)
     assert consumer.stats()["parked"] == 3
     assert [d["code"] for d in letters(broker)] == ["first_event_not_reported"] * 2
+
+
+def test_a_health_line_keeps_a_stats_key_that_shadows_the_supervisors_as_worker_key() -> None:
+    """A worker's `stats()` naming `state` once killed the health thread (a TypeError from
+    structlog): the line is now written, the worker's value kept as `worker_state`."""
+    from structlog.testing import capture_logs
+
+    class Shadowing:
+        name = "shadowing"
+
+        def open(self) -> None: ...
+
+        def step(self, stop: threading.Event) -> int:
+            stop.wait(0.01)
+            return 1
+
+        def close(self) -> None: ...
+
+        def stats(self) -> dict[str, Any]:
+            return {"state": "follower", "event": "mine", "pending": 3}
+
+    supervisor = Supervisor([Shadowing()], health_interval_s=0.05)
+    with capture_logs() as logs:
+        supervisor.start()
+        threading.Event().wait(0.3)
+        supervisor.stop()
+        assert supervisor.join(5)
+    lines = [line for line in logs if line["event"] == "health"]
+    assert len(lines) >= 2, logs  # the thread lived on after its first line
+    assert lines[0]["state"] == "running" and lines[0]["worker_state"] == "follower"
+    assert lines[0]["worker_event"] == "mine" and lines[0]["pending"] == 3
