@@ -109,6 +109,7 @@ class Day:
         self.app = open_application(pipe.store, contracts_from())
         self.recorded = 0
         self.serve: ServeProcess | None = None
+        self.relay: ServeProcess | None = None  # when the relay runs in a serve of its own
 
     def start(self) -> ServeProcess:
         self.serve = self.pipe.serve(
@@ -139,6 +140,7 @@ class Day:
         assert wait_until(lambda: self._consumed() >= self.recorded, timeout, 0.1), (
             f"timer consumed {self._consumed()} of {self.recorded} events\n"
             + (self.serve.log_text()[-3000:] if self.serve else "")
+            + ("\nrelay:\n" + self.relay.log_text()[-3000:] if self.relay else "")
         )
 
     def _consumed(self) -> int:
@@ -338,7 +340,7 @@ def test_two_serves_fire_each_alert_once_and_a_kill_9_hands_the_timer_over(
     13:00, the other takes over and the day's alerts all come, each once, at their instants."""
     env = {"SLATRAIL_ALERT_CLOCK_FILE": str(day.clock_file),
            "SLATRAIL_CONTRACTS": str(day.contracts_file)}  # fmt: skip
-    relay = day.pipe.serve("relay", "--workers", "relay", **env)
+    relay = day.relay = day.pipe.serve("relay", "--workers", "relay", **env)
     timers = [day.pipe.serve(f"timer{n}", "--workers", "alerts", **env) for n in (1, 2)]
     with running(relay), running(timers[0]), running(timers[1]):
         first = leader_of(timers)
