@@ -2,7 +2,10 @@
 
 Two kinds exist: ``AlwaysCalendar`` (24x7, every instant counts) and ``BusinessCalendar``
 (ranges of local wall-clock time on working days of an IANA time zone, with public holidays
-and substituted weekend working days taken from the ``holidays`` package).
+and substituted weekend working days of a country). A country's holidays come from a
+``HolidayTable``: the one recorded with a contract version (so a figure never changes with the
+``holidays`` package installed), or, for a contracts file not recorded, the package itself,
+asked lazily (its ``countries`` package imports every country at once).
 
 All arithmetic is done on integer microseconds since the Unix epoch, so sums of intervals are
 exact and ``counted_seconds(start, instant_after(start, s)) == s`` holds for any ``s`` that is a
@@ -23,14 +26,14 @@ import bisect
 import functools
 import math
 import re
+import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import ClassVar
+from types import ModuleType
+from typing import Any, ClassVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-import holidays
 
 __all__ = [
     "HORIZON_DAYS",
@@ -39,8 +42,11 @@ __all__ = [
     "BusinessCalendar",
     "Calendar",
     "CalendarError",
+    "HolidayTable",
     "from_instant_us",
     "instant_us",
+    "known_holidays_country",
+    "package_holiday_table",
 ]
 
 HORIZON_DAYS = 3660
@@ -278,16 +284,27 @@ def _parse_hours(name: str, hours: Sequence[str]) -> tuple[_Interval, ...]:
     return tuple(ranges)
 
 
+def _holidays() -> ModuleType:
+    """The ``holidays`` package, imported when first needed: reading recorded versions never
+    needs it."""
+    import holidays
+
+    return holidays
+
+
 @functools.lru_cache(maxsize=4096)
 def _country_year(country: str, year: int) -> tuple[frozenset[date], frozenset[date]]:
-    """(public holidays, substituted weekend working days) of ``country`` in ``year``.
+    """(public holidays, substituted weekend working days) of ``country`` in ``year``, from
+    the ``holidays`` package.
 
     Weekend working days come from ``HolidayBase.weekend_workdays``: the library fills it while
     populating a year (same-year substitutions) and at construction (cross-year ones), which is
     the data behind its own ``is_working_day``.
     """
     try:
-        table = holidays.country_holidays(country, years=year)
+        with warnings.catch_warnings():  # "available only from …": its known years, as used
+            warnings.simplefilter("ignore")
+            table = _holidays().country_holidays(country, years=year)
     except NotImplementedError as error:  # pragma: no cover - validated at construction
         raise CalendarError(f"unknown holidays country code {country!r}") from error
     days_off = frozenset(day for day in table if day.year == year)
@@ -299,12 +316,113 @@ def _country_year(country: str, year: int) -> tuple[frozenset[date], frozenset[d
 def _country_years(country: str) -> tuple[int, int]:
     """The years for which the ``holidays`` package knows ``country``'s holidays (it knows none
     outside them); the whole ``datetime`` range if the package does not say."""
-    table = holidays.country_holidays(country)
+    table = _holidays().country_holidays(country)
     first = getattr(table, "start_year", None)
     last = getattr(table, "end_year", None)
     if not isinstance(first, int) or not isinstance(last, int):  # pragma: no cover
         return date.min.year, date.max.year
     return first, last
+
+
+@functools.lru_cache(maxsize=256)
+def known_holidays_country(code: str) -> bool:
+    """Whether the ``holidays`` package has a country of that code (or alias, or class name).
+
+    Read off the package's registry of entities, which names every country without importing
+    any; a package without that registry is asked the slow way."""
+    holidays = _holidays()
+    registry = getattr(getattr(holidays, "registry", None), "COUNTRIES", None)
+    if isinstance(registry, Mapping):
+        return any(code in entities for entities in registry.values())
+    try:  # pragma: no cover - every supported release has the registry
+        holidays.country_holidays(code)
+    except NotImplementedError:  # pragma: no cover
+        return False
+    return True  # pragma: no cover
+
+
+@dataclass(frozen=True)
+class HolidayTable:
+    """A country's public holidays and substituted weekend working days, year by year, for the
+    years ``first_year``–``last_year`` (no holidays outside them); ``source`` says where they
+    came from (``holidays 0.109``). Recorded with a contract version, it keeps the version's
+    figures as they were whatever the installed package later says."""
+
+    country: str
+    first_year: int
+    last_year: int
+    years: Mapping[int, tuple[frozenset[date], frozenset[date]]]
+    source: str
+
+    _NONE: ClassVar[tuple[frozenset[date], frozenset[date]]] = (frozenset(), frozenset())
+
+    def of_year(self, year: int) -> tuple[frozenset[date], frozenset[date]]:
+        """(days off, substituted working days) of ``year``."""
+        return self.years.get(year, self._NONE)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "first_year": self.first_year,
+            "last_year": self.last_year,
+            "days_off": {
+                str(y): sorted(d.isoformat() for d in off)
+                for y, (off, _) in sorted(self.years.items())
+                if off
+            },
+            "workdays": {
+                str(y): sorted(d.isoformat() for d in work)
+                for y, (_, work) in sorted(self.years.items())
+                if work
+            },
+        }
+
+    @classmethod
+    def from_json(cls, country: str, data: Mapping[str, Any]) -> HolidayTable:
+        """The inverse of ``as_json``; a malformed table raises ``CalendarError``."""
+        try:
+            first, last = int(data["first_year"]), int(data["last_year"])
+            source = str(data["source"])
+            days: dict[int, tuple[set[date], set[date]]] = {}
+            for slot, key in ((0, "days_off"), (1, "workdays")):
+                for year, texts in dict(data[key]).items():
+                    for text in texts:
+                        day = date.fromisoformat(text)
+                        if day.year != int(year) or not first <= day.year <= last:
+                            raise ValueError(f"{text} is not in year {year} of {first}–{last}")
+                        days.setdefault(day.year, (set(), set()))[slot].add(day)
+        except (KeyError, TypeError, ValueError) as error:
+            raise CalendarError(f"holiday table of {country!r} is malformed: {error}") from error
+        years = {y: (frozenset(off), frozenset(work)) for y, (off, work) in days.items()}
+        return cls(country, first, last, years, source)
+
+
+@functools.lru_cache(maxsize=64)
+def package_holiday_table(country: str) -> HolidayTable:
+    """``country``'s table as the installed ``holidays`` package gives it, every year it knows:
+    what a contract version records (``CalendarError`` for an unknown country). The package
+    populates all the years in one object (much faster than one per year); the result is the
+    year-by-year one (tests/unit/test_holiday_tables.py)."""
+    if not known_holidays_country(country):
+        raise CalendarError(f"unknown holidays country code {country!r}")
+    first, last = _country_years(country)
+    holidays = _holidays()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = holidays.country_holidays(country, years=range(first, last + 1))
+    years: dict[int, tuple[set[date], set[date]]] = {}
+    for slot, days in ((0, table), (1, getattr(table, "weekend_workdays", ()))):
+        for day in days:
+            if first <= day.year <= last:
+                years.setdefault(day.year, (set(), set()))[slot].add(day)
+    version = getattr(holidays, "__version__", "unknown")
+    return HolidayTable(
+        country,
+        first,
+        last,
+        {y: (frozenset(off), frozenset(work)) for y, (off, work) in years.items()},
+        f"holidays {version}",
+    )
 
 
 def _zone_offset_us(zone: ZoneInfo, us: int) -> int:
@@ -429,19 +547,29 @@ class BusinessCalendar(Calendar):
         holidays_country: str | None = None,
         extra_holidays: Sequence[date] = (),
         extra_workdays: Sequence[date] = (),
+        holiday_table: HolidayTable | None = None,
     ) -> None:
+        """``holiday_table``: the country's recorded holidays; without it the ``holidays``
+        package is asked, year by year, when a year is first needed."""
         super().__init__(name)
         try:
             zone = ZoneInfo(timezone)
         except (ZoneInfoNotFoundError, ValueError, TypeError) as error:
             raise CalendarError(f"calendar {name!r}: unknown time zone {timezone!r}") from error
-        if holidays_country is not None:
-            try:
-                holidays.country_holidays(holidays_country)
-            except NotImplementedError as error:
-                raise CalendarError(
-                    f"calendar {name!r}: unknown holidays country code {holidays_country!r}"
-                ) from error
+        if holiday_table is not None and holiday_table.country != holidays_country:
+            raise CalendarError(
+                f"calendar {name!r}: holiday table of {holiday_table.country!r} given for "
+                f"holidays = {holidays_country!r}"
+            )
+        if (
+            holidays_country is not None
+            and holiday_table is None
+            and not known_holidays_country(holidays_country)
+        ):
+            raise CalendarError(
+                f"calendar {name!r}: unknown holidays country code {holidays_country!r}"
+            )
+        self.holiday_table = holiday_table
         self.timezone = timezone
         self.weekdays: tuple[str, ...] = tuple(weekdays)
         self.hours: tuple[str, ...] = tuple(hours)
@@ -454,19 +582,6 @@ class BusinessCalendar(Calendar):
         self._day_us: dict[int, tuple[_Interval, ...]] = {}
         self._day_dt: dict[int, tuple[tuple[datetime, datetime], ...]] = {}
         self._regular_us = sum(b - a for a, b in self._ranges)  # a plain working day
-        self._holiday_years = (
-            _country_years(holidays_country) if holidays_country is not None else (1, 0)
-        )
-        extra_years = [d.year for d in (*self.extra_holidays, *self.extra_workdays)]
-        after_data = [ZONE_RULES_FROM_YEAR, max(extra_years, default=0) + 1]
-        if holidays_country is not None:
-            after_data.append(self._holiday_years[1] + 1)
-        self._periodic_from = max(after_data)
-        self._periodic_start = (
-            date(self._periodic_from, 1, 1).toordinal()
-            if self._periodic_from + 400 <= date.max.year
-            else None
-        )
         self._years: dict[int, _Year] = {}
         self._blocks: dict[int, _Block] = {}
         self._cumulative: dict[int, int] = {}  # year -> working time of [periodic_from, year)
@@ -478,6 +593,35 @@ class BusinessCalendar(Calendar):
             f"holidays_country={self.holidays_country!r})"
         )
 
+    @functools.cached_property
+    def _holiday_years(self) -> tuple[int, int]:
+        """The years the country's holidays are known for ((1, 0): no country)."""
+        if self.holidays_country is None:
+            return (1, 0)
+        if self.holiday_table is not None:
+            return (self.holiday_table.first_year, self.holiday_table.last_year)
+        return _country_years(self.holidays_country)
+
+    def _country_days(self, year: int) -> tuple[frozenset[date], frozenset[date]]:
+        assert self.holidays_country is not None
+        if self.holiday_table is not None:
+            return self.holiday_table.of_year(year)
+        return _country_year(self.holidays_country, year)
+
+    @functools.cached_property
+    def _periodic_from(self) -> int:
+        extra_years = [d.year for d in (*self.extra_holidays, *self.extra_workdays)]
+        after_data = [ZONE_RULES_FROM_YEAR, max(extra_years, default=0) + 1]
+        if self.holidays_country is not None:
+            after_data.append(self._holiday_years[1] + 1)
+        return max(after_data)
+
+    @functools.cached_property
+    def _periodic_start(self) -> int | None:
+        if self._periodic_from + 400 <= date.max.year:
+            return date(self._periodic_from, 1, 1).toordinal()
+        return None
+
     # -- days -------------------------------------------------------------------------------
 
     def is_working_day(self, day: date) -> bool:
@@ -488,7 +632,7 @@ class BusinessCalendar(Calendar):
             return False
         first_year, last_year = self._holiday_years
         if self.holidays_country is not None and first_year <= day.year <= last_year:
-            days_off, weekend_workdays = _country_year(self.holidays_country, day.year)
+            days_off, weekend_workdays = self._country_days(day.year)
             if day in days_off:
                 return False
             if day in weekend_workdays:
@@ -832,7 +976,7 @@ class BusinessCalendar(Calendar):
         special: set[int] = set()
         first_year, last_year = self._holiday_years
         if self.holidays_country is not None and first_year <= y <= last_year:
-            days_off, weekend_workdays = _country_year(self.holidays_country, y)
+            days_off, weekend_workdays = self._country_days(y)
             special.update(d.toordinal() for d in (*days_off, *weekend_workdays))
         special.update(
             d.toordinal() for d in (*self.extra_holidays, *self.extra_workdays) if d.year == y

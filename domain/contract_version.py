@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Protocol
 
 from eventsourcing.domain import Aggregate
 
+from slatrail.domain.calendars import CalendarError, HolidayTable, package_holiday_table
 from slatrail.domain.contracts import Contracts, ContractsError, load_contracts_data
 from slatrail.domain.model import GENESIS_HASH, canonical_json, chain_hash, format_instant
 
@@ -46,18 +47,64 @@ def _plain(value: Any) -> Any:
 def canonical_content(text: str, source: str) -> tuple[Contracts, str, str]:
     """Validate a contracts file; return it built, its canonical content (JSON of its tables,
     keys sorted: comments and layout do not count) and that content's SHA-256."""
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise ContractsError(f"{source}: not valid TOML: {error}") from error
-    plain = _plain(raw)
+    plain = _plain_tables(text, source)
     contracts = load_contracts_data(plain, source)
     content = canonical_json(plain).decode("utf-8")
     return contracts, content, hashlib.sha256(content.encode("utf-8")).hexdigest()
 
 
-def contracts_from_content(content: str, source: str) -> Contracts:
-    return load_contracts_data(json.loads(content), source)
+def content_sha256(text: str, source: str) -> str:
+    """The SHA-256 of a contracts file's canonical content, without validating it (a file
+    equal to a recorded version was validated when that version was recorded)."""
+    content = canonical_json(_plain_tables(text, source)).decode("utf-8")
+    return hashlib.sha256(content.encode("utf-8")).hexdigest()
+
+
+def _plain_tables(text: str, source: str) -> dict[str, Any]:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ContractsError(f"{source}: not valid TOML: {error}") from error
+    plain: dict[str, Any] = _plain(raw)
+    return plain
+
+
+def contracts_from_content(content: str, source: str, holidays: str = "") -> Contracts:
+    """A recorded version built: its content, and its recorded holiday tables when it has them
+    (a version recorded before tables were recorded asks the `holidays` package)."""
+    return load_contracts_data(json.loads(content), source, holiday_tables_of(holidays, source))
+
+
+def holiday_tables_of(holidays: str, source: str) -> dict[str, HolidayTable] | None:
+    """The holiday tables of a version's `holidays` text (None: none recorded)."""
+    if not holidays:
+        return None
+    try:
+        data = json.loads(holidays)
+        if not isinstance(data, dict):
+            raise ValueError("not an object")
+        return {str(c): HolidayTable.from_json(str(c), t) for c, t in data.items()}
+    except (ValueError, CalendarError) as error:
+        raise ContractsError(f"{source}: the recorded holiday tables: {error}") from error
+
+
+def holiday_tables_text(contracts: Contracts) -> str:
+    """The canonical JSON of the holiday tables of every country the contracts' calendars
+    name, as the installed `holidays` package gives them ("" when none is named): what a
+    version records, so that its figures never change with the package."""
+    countries = contracts.holiday_countries()
+    if not countries:
+        return ""
+    try:
+        tables = {c: package_holiday_table(c).as_json() for c in countries}
+    except CalendarError as error:
+        raise ContractsError(f"{contracts.source}: {error}") from error
+    return canonical_json(tables).decode("utf-8")
+
+
+def text_sha256(text: str) -> str:
+    """SHA-256 of a recorded text ("" for none)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest() if text else ""
 
 
 def version_fields(
@@ -68,9 +115,11 @@ def version_fields(
     recorded_at: datetime,
     actor: str,
     reason: str,
+    holidays_sha256: str = "",
 ) -> dict[str, Any]:
-    """What a version's hash covers (the content through its SHA-256)."""
-    return {
+    """What a version's hash covers (the content and the holiday tables through their SHA-256;
+    versions recorded before tables were recorded have none, and their hash stays as it was)."""
+    fields = {
         "version": version,
         "sha256": sha256,
         "effective_from": format_instant(effective_from),
@@ -78,6 +127,9 @@ def version_fields(
         "actor": actor,
         "reason": reason,
     }
+    if holidays_sha256:
+        fields["holidays_sha256"] = holidays_sha256
+    return fields
 
 
 class ContractHistory(Aggregate):
@@ -93,6 +145,14 @@ class ContractHistory(Aggregate):
         source: str
         prev_hash: str
         hash: str
+        holidays: str  # the holiday tables' canonical JSON ("" when no calendar names a country)
+
+        # Version 1 of the stored state had no holiday tables (eventsourcing's upcasting).
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["holidays"] = ""
 
         def apply(self, aggregate: ContractHistory) -> None:
             aggregate.head_hash = self.hash
@@ -144,10 +204,11 @@ def _version(
         raise ValueError("effective_from needs a time zone")
     if not actor.strip() or not reason.strip():
         raise ContractsError("a contract version needs an actor and a reason")
-    _, content, sha256 = canonical_content(text, source)
+    contracts, content, sha256 = canonical_content(text, source)
+    holidays = holiday_tables_text(contracts)
     hashed = version_fields(
         version=version, sha256=sha256, effective_from=effective_from, recorded_at=now,
-        actor=actor, reason=reason,
+        actor=actor, reason=reason, holidays_sha256=text_sha256(holidays),
     )  # fmt: skip
     return {
         "timestamp": now,
@@ -159,6 +220,7 @@ def _version(
         "source": source,
         "prev_hash": prev_hash,
         "hash": chain_hash(prev_hash, hashed),
+        "holidays": holidays,
     }
 
 
@@ -177,13 +239,19 @@ class ContractVersion:
     source: str
     prev_hash: str
     hash: str
+    holidays: str = ""  # the recorded holiday tables' canonical JSON ("" when none)
+
+    @property
+    def holidays_sha256(self) -> str:
+        return text_sha256(self.holidays)
 
     @classmethod
     def from_event(cls, event: ContractHistory.Event) -> ContractVersion:
         version = event.originator_version
+        source = f"<contract version {version}>"
         return cls(
             version=version,
-            contracts=contracts_from_content(event.content, f"<contract version {version}>"),
+            contracts=contracts_from_content(event.content, source, event.holidays),
             content=event.content,
             sha256=event.sha256,
             effective_from=event.effective_from,
@@ -193,6 +261,7 @@ class ContractVersion:
             source=event.source,
             prev_hash=event.prev_hash,
             hash=event.hash,
+            holidays=event.holidays,
         )
 
     @classmethod
@@ -216,10 +285,18 @@ class ContractVersion:
             "sha256": self.sha256,
             "prev_hash": self.prev_hash,
             "hash": self.hash,
+            "holiday_tables": {
+                country: {k: table[k] for k in ("source", "first_year", "last_year")}
+                for country, table in self._tables().items()
+            },
+            "holidays_sha256": self.holidays_sha256 or None,
         }
 
+    def _tables(self) -> dict[str, Any]:
+        return dict(json.loads(self.holidays)) if self.holidays else {}
+
     def as_json(self) -> dict[str, Any]:
-        return {**self.summary(), "content": json.loads(self.content)}
+        return {**self.summary(), "content": json.loads(self.content), "holidays": self._tables()}
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
@@ -23,7 +24,13 @@ from pydantic import (
     model_validator,
 )
 
-from slatrail.domain.calendars import AlwaysCalendar, BusinessCalendar, Calendar, CalendarError
+from slatrail.domain.calendars import (
+    AlwaysCalendar,
+    BusinessCalendar,
+    Calendar,
+    CalendarError,
+    HolidayTable,
+)
 from slatrail.domain.durations import parse_duration
 from slatrail.domain.model import Priority
 
@@ -257,6 +264,10 @@ class Contracts:
     def for_period(self, at: datetime) -> Contracts:
         return self
 
+    def holiday_countries(self) -> list[str]:
+        """The `holidays` country codes its calendars name, sorted."""
+        return sorted({c.holidays for c in self.spec.calendars.values() if c.holidays})
+
     def customer(self, name: str) -> Customer | None:
         return self.spec.customers.get(name)
 
@@ -291,10 +302,17 @@ def _location(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(part) for part in loc) or "<top level>"
 
 
-def _build_calendar(name: str, spec: CalendarSpec) -> Calendar:
+def _build_calendar(
+    name: str, spec: CalendarSpec, holiday_tables: Mapping[str, HolidayTable] | None
+) -> Calendar:
     if spec.kind == "24x7":
         return AlwaysCalendar(name)
     assert spec.timezone is not None
+    table = None
+    if holiday_tables is not None and spec.holidays is not None:
+        table = holiday_tables.get(spec.holidays)
+        if table is None:
+            raise CalendarError(f"no recorded holiday table for holidays = {spec.holidays!r}")
     return BusinessCalendar(
         name,
         timezone=spec.timezone,
@@ -303,6 +321,7 @@ def _build_calendar(name: str, spec: CalendarSpec) -> Calendar:
         holidays_country=spec.holidays,
         extra_holidays=spec.extra_holidays,
         extra_workdays=spec.extra_workdays,
+        holiday_table=table,
     )
 
 
@@ -315,9 +334,15 @@ def load_contracts(text: str, source: str = "<contracts>") -> Contracts:
     return load_contracts_data(raw, source)
 
 
-def load_contracts_data(raw: dict[str, Any], source: str = "<contracts>") -> Contracts:
+def load_contracts_data(
+    raw: dict[str, Any],
+    source: str = "<contracts>",
+    holiday_tables: Mapping[str, HolidayTable] | None = None,
+) -> Contracts:
     """Validate the parsed document of a contracts file (TOML tables, or their canonical JSON
-    as a recorded contract version holds it)."""
+    as a recorded contract version holds it). `holiday_tables` (a recorded version's, by
+    country code) are the only holidays the calendars then know; without them the calendars
+    ask the `holidays` package."""
     try:
         spec = ContractsSpec.model_validate(raw)
     except ValidationError as error:
@@ -330,7 +355,7 @@ def load_contracts_data(raw: dict[str, Any], source: str = "<contracts>") -> Con
     calendars: dict[str, Calendar] = {}
     for name, calendar_spec in spec.calendars.items():
         try:
-            calendars[name] = _build_calendar(name, calendar_spec)
+            calendars[name] = _build_calendar(name, calendar_spec, holiday_tables)
         except CalendarError as error:
             raise ContractsError(f"{source}: calendars.{name}: {error}") from error
     return Contracts(spec=spec, calendars=calendars, source=source)

@@ -26,6 +26,7 @@ from slatrail.domain.contract_version import (
     ContractBook,
     ContractVersion,
     canonical_content,
+    content_sha256,
 )
 from slatrail.domain.contracts import Contracts, ContractsError, load_contracts
 from slatrail.infra.errors import StoreMissingError, StoreUnavailableError, UsageError
@@ -103,10 +104,11 @@ def _has_read_models(location: StoreLocation, target: str) -> bool:
 def _check_given_contracts(book: ContractBook, text: str, source: str, now: datetime) -> None:
     """A `--contracts` file is never applied silently: it must be the version in force now (or
     the latest recorded); else the command is refused, saying how to record it."""
-    _, _, sha256 = canonical_content(text, source)
+    sha256 = content_sha256(text, source)
     current = book.in_force(now)
     if sha256 in (current.sha256, book.latest.sha256):
         return
+    canonical_content(text, source)  # an invalid file: say what is wrong with it
     raise UsageError(
         f"--contracts {source} differs from the recorded contract version {current.version} in "
         f"force (sha256 {current.sha256[:12]}…, file {sha256[:12]}…): the store measures every "
@@ -114,6 +116,21 @@ def _check_given_contracts(book: ContractBook, text: str, source: str, now: date
         f"{source} --effective-from T --reason TEXT`, or leave out --contracts (and "
         "SLATRAIL_CONTRACTS) to use the record"
     )
+
+
+class _GivenContracts:
+    """The given (or sample) contracts file as the application's source until it is handed
+    the recorded versions, built when first asked: reading a store whose versions are
+    recorded never needs it (nor the `holidays` package its calendars would ask)."""
+
+    def __init__(self, container: Container) -> None:
+        self._container = container
+
+    def measuring(self, reported_at: datetime) -> Contracts:
+        return self._container.contracts
+
+    def for_period(self, at: datetime) -> Contracts:
+        return self._container.contracts
 
 
 @dataclass
@@ -145,7 +162,7 @@ class Container:
         if self._app is None:
             self._app = open_application(
                 self.settings.store,
-                self.contracts,
+                _GivenContracts(self),
                 read_only=self.store_read_only,
                 connect_timeout_s=self.settings.store_connect_timeout_s,
             )

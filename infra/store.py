@@ -15,7 +15,7 @@ from eventsourcing.persistence import PersistenceError
 
 from slatrail.application.lazy_log import LazyLogger
 from slatrail.application.service import DamagedStoreError, SlatrailApplication
-from slatrail.domain.contracts import Contracts
+from slatrail.domain.contract_version import ContractSource
 from slatrail.infra.batch_reads import stored_events_of
 from slatrail.infra.errors import StoreMissingError, StoreUnavailableError, UsageError
 from slatrail.infra.redact import redact_url
@@ -153,7 +153,7 @@ def sqlite_path(store_url: str, what: str = "store") -> str | None:
 
 def open_application(
     store_url: str,
-    contracts: Contracts,
+    contracts: ContractSource,
     *,
     read_only: bool = False,
     connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,

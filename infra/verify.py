@@ -127,6 +127,7 @@ def decode_contract_version(
         return StoredVersion(
             notification.originator_version, event.content, event.sha256, event.effective_from,
             event.timestamp, event.actor, event.reason, event.prev_hash, event.hash,
+            event.holidays,
         ), None  # fmt: skip
     except Exception as error:
         return None, _reason(error)

@@ -11,7 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from slatrail.domain.contract_diff import diff_contents, render_diff
-from slatrail.domain.contract_version import ContractBook, ContractVersion, canonical_content
+from slatrail.domain.contract_version import (
+    ContractBook,
+    ContractVersion,
+    canonical_content,
+    holiday_tables_text,
+)
 from slatrail.domain.model import format_instant
 from slatrail.infra.bootstrap import Container, read_contracts_text
 from slatrail.infra.errors import UsageError
@@ -78,9 +83,15 @@ def run_apply(container: Container, args: argparse.Namespace) -> int:
 
 
 def _same_as_latest(book: ContractBook, text: str, source: str, effective_from: datetime) -> bool:
-    _, _, sha256 = canonical_content(text, source)
+    """The same content, effective_from and holiday tables (a `holidays` package that now
+    gives other tables makes the same file a new version)."""
+    contracts, _, sha256 = canonical_content(text, source)
     latest = book.latest
-    return sha256 == latest.sha256 and effective_from == latest.effective_from
+    return (
+        sha256 == latest.sha256
+        and effective_from == latest.effective_from
+        and holiday_tables_text(contracts) == latest.holidays
+    )
 
 
 def _login() -> str:

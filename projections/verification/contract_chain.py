@@ -1,6 +1,6 @@
 """The contract versions' hash chain (docs/audit.md, *Contract versions*): consecutive
-versions, each linked to the one before, its content matching its SHA-256 and still a valid
-contracts file."""
+versions, each linked to the one before, its content matching its SHA-256, its hash covering
+its recorded holiday tables, and still a valid contracts file with them."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from slatrail.domain.contract_version import contracts_from_content, version_fields
+from slatrail.domain.contract_version import contracts_from_content, text_sha256, version_fields
 from slatrail.domain.contracts import ContractsError
 from slatrail.domain.model import GENESIS_HASH, chain_hash
 from slatrail.projections.verification.differences import Difference, DifferenceKind
@@ -28,6 +28,7 @@ class StoredVersion:
     reason: str
     prev_hash: str
     hash: str
+    holidays: str = ""
 
 
 class ContractChain:
@@ -70,11 +71,15 @@ class ContractChain:
         fields = version_fields(
             version=version, sha256=stored.sha256, effective_from=stored.effective_from,
             recorded_at=stored.recorded_at, actor=stored.actor, reason=stored.reason,
+            holidays_sha256=text_sha256(stored.holidays),
         )  # fmt: skip
         if chain_hash(stored.prev_hash, fields) != stored.hash:
-            report(DifferenceKind.HASH_MISMATCH, "the hash does not match the version's fields")
+            report(
+                DifferenceKind.HASH_MISMATCH,
+                "the hash does not match the version's fields and holiday tables",
+            )
         try:
-            contracts_from_content(stored.content, f"<contract version {version}>")
+            contracts_from_content(stored.content, f"<contract version {version}>", stored.holidays)
         except (ContractsError, ValueError) as problem:
             report(DifferenceKind.UNDECODABLE, f"the content is not a valid contract: {problem}")
         self._hash = stored.hash

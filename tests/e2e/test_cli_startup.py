@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from slatrail.infra.bootstrap import read_contracts
+from slatrail.domain.contract_version import SINCE_EVER
+from slatrail.infra.bootstrap import read_contracts, sample_contracts_text
 from slatrail.infra.cli import command_in
 from slatrail.infra.commands import COMMANDS, command_modules
 from slatrail.infra.store import open_application
@@ -61,10 +62,11 @@ def test_a_command_imports_no_other_command_and_help_imports_none() -> None:
 
 # What a single-incident command never needs (docs/scale.md, "Start-up"): structlog (and the
 # asyncio it imports) until something is logged, pydantic-settings, the wire-message models
-# (only commands that decode messages build them), the read-model store.
+# (only commands that decode messages build them), the read-model store, and the `holidays`
+# package (the recorded contract version holds its holiday tables).
 NOT_FOR_ONE_INCIDENT = (
     "structlog", "asyncio", "pydantic_settings", "slatrail.domain.messages",
-    "slatrail.infra.read_model_store", "psycopg",
+    "slatrail.infra.read_model_store", "psycopg", "holidays",
 )  # fmt: skip
 
 LEAN = """
@@ -81,6 +83,11 @@ def one_incident_store(tmp_path: Path) -> dict[str, str]:
     path = tmp_path / "store.db"
     app = open_application(f"sqlite:///{path}", read_contracts(None))
     at = utc(2026, 10, 12, 10)
+    # as `ingest` and `serve` do on a store's first use: the sample recorded as version 1
+    app.record_contracts(
+        sample_contracts_text(), source="sample", effective_from=SINCE_EVER, actor="slatrail",
+        reason="first use of the store", now=at,
+    )  # fmt: skip
     messages = [
         wire("reported", at, reported_data("brightcall", "P2"), incident_id="ONE"),
         wire("acknowledged", at.replace(minute=20), incident_id="ONE"),
@@ -99,12 +106,18 @@ def one_incident_store(tmp_path: Path) -> dict[str, str]:
         ["sla", "--incident", "ONE", "--format", "json"],
         ["audit", "ONE"],
         ["audit", "ONE", "--format", "json"],
+        ["--contracts", "{sample}", "sla", "--incident", "ONE"],
     ],
     ids=" ".join,
 )
 def test_a_single_incident_command_imports_nothing_it_does_not_need(
-    argv: list[str], one_incident_store: dict[str, str]
+    argv: list[str], one_incident_store: dict[str, str], tmp_path: Path
 ) -> None:
+    """Also with the recorded version's file given (`--contracts`): it is compared with the
+    record by its canonical content, not built."""
+    sample = tmp_path / "sample.toml"
+    sample.write_text(sample_contracts_text())
+    argv = [a.format(sample=sample) for a in argv]
     done = subprocess.run(
         [sys.executable, "-c", LEAN, ",".join(NOT_FOR_ONE_INCIDENT), *argv],
         capture_output=True, text=True, check=True, env=one_incident_store,

@@ -14,7 +14,7 @@ import re
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -22,7 +22,8 @@ from uuid import UUID
 import psycopg
 import pytest
 
-from slatrail.domain.model import incident_uuid
+from slatrail.domain.contract_version import CONTRACTS_ID, version_fields
+from slatrail.domain.model import chain_hash, incident_uuid
 from slatrail.infra.cli import main
 from slatrail.infra.store import open_application
 from slatrail.infra.wire import decode
@@ -32,6 +33,9 @@ pytestmark = pytest.mark.integration
 
 T0 = utc(2026, 3, 2, 9)
 MIN = timedelta(minutes=1)
+WITH_DE = CONTRACTS_TOML.replace(
+    'extra_holidays = ["2026-03-04"]', 'extra_holidays = ["2026-03-04"]\nholidays = "DE"'
+)
 
 
 def record_incidents(url: str) -> None:
@@ -65,6 +69,9 @@ class RawStore:
         raise NotImplementedError
 
     def key(self, incident_id: str) -> Any:
+        return self.uuid_key(incident_uuid(incident_id))
+
+    def uuid_key(self, aggregate_id: UUID) -> Any:
         raise NotImplementedError
 
     @contextmanager
@@ -80,21 +87,23 @@ class RawStore:
     def sql(self, text: str) -> str:
         return text
 
-    def state(self, incident_id: str, version: int) -> bytes:
+    def state(self, incident_id: str | UUID, version: int) -> bytes:
+        key = self.uuid_key(incident_id) if isinstance(incident_id, UUID) else self.key(incident_id)
         with self.cursor() as cur:
             cur.execute(
                 self.sql(f"SELECT state FROM {self.table} "
                          "WHERE originator_id = ? AND originator_version = ?"),
-                (self.key(incident_id), version),
+                (key, version),
             )  # fmt: skip
             return bytes(cur.fetchone()[0])
 
-    def set_state(self, incident_id: str, version: int, state: bytes) -> None:
+    def set_state(self, incident_id: str | UUID, version: int, state: bytes) -> None:
+        key = self.uuid_key(incident_id) if isinstance(incident_id, UUID) else self.key(incident_id)
         with self.cursor() as cur:
             cur.execute(
                 self.sql(f"UPDATE {self.table} SET state = ? "
                          "WHERE originator_id = ? AND originator_version = ?"),
-                (state, self.key(incident_id), version),
+                (state, key, version),
             )  # fmt: skip
             assert cur.rowcount == 1
 
@@ -128,8 +137,8 @@ class SQLiteRaw(RawStore):
     def connect(self) -> Any:
         return sqlite3.connect(self.path)
 
-    def key(self, incident_id: str) -> Any:
-        return incident_uuid(incident_id).hex
+    def uuid_key(self, aggregate_id: UUID) -> Any:
+        return aggregate_id.hex
 
     def read_model(self, statement: str, params: tuple[Any, ...] = ()) -> int:
         conn = sqlite3.connect(self.path.with_name(f"{self.path.stem}-read{self.path.suffix}"))
@@ -150,8 +159,8 @@ class PostgresRaw(RawStore):
     def connect(self) -> Any:
         return psycopg.connect(self.url)
 
-    def key(self, incident_id: str) -> UUID:
-        return incident_uuid(incident_id)
+    def uuid_key(self, aggregate_id: UUID) -> Any:
+        return aggregate_id
 
     def sql(self, text: str) -> str:
         return text.replace("?", "%s")
@@ -278,6 +287,66 @@ class VerifyContract:
         assert ("out_of_order", "INC-1", 3) in found
         assert {("hash_mismatch", "INC-1", 2), ("hash_mismatch", "INC-1", 3)} <= found
         assert {("receipt_mismatch", "INC-1", 2), ("receipt_mismatch", "INC-1", 3)} <= found
+
+    # -- contract versions and their holiday tables -----------------------------------------
+
+    @pytest.fixture
+    def with_de(self, store_url: str, tmp_path: Path, run: Run) -> Run:
+        """The store's contract version 1 is CONTRACTS_TOML with German public holidays; the
+        returned runner passes that file as --contracts."""
+        path = tmp_path / "with-de.toml"
+        path.write_text(WITH_DE)
+
+        def run_de(*args: str) -> tuple[int, Any]:
+            return run("--contracts", str(path), *args)  # the later --contracts wins
+
+        code, out = run_de(
+            "contracts", "apply", str(path), "--effective-from", "1970-01-01T00:00:00Z",
+            "--reason", "German public holidays",
+        )  # fmt: skip
+        assert code == 0, out
+        return run_de
+
+    def test_a_version_records_its_holiday_tables_and_verifies(self, with_de: Run) -> None:
+        code, report = with_de("verify", "--format", "json")
+        assert code == 0, report
+        code, shown = with_de("contracts", "show", "1", "--format", "json")
+        assert shown["holiday_tables"]["DE"]["source"].startswith("holidays ")
+        assert "2026-12-25" in shown["holidays"]["DE"]["days_off"]["2026"]
+
+    def test_a_changed_recorded_holiday_is_a_hash_mismatch_of_the_version(
+        self, with_de: Run, raw: RawStore
+    ) -> None:
+        state = raw.state(CONTRACTS_ID, 1)
+        assert state.count(b"2026-12-25") == 1
+        raw.set_state(CONTRACTS_ID, 1, state.replace(b"2026-12-25", b"2026-12-24"))
+        code, report = with_de("verify", "--format", "json")
+        assert code == 1
+        details = [(d["kind"], d["detail"]) for d in report["differences"]]
+        assert details == [(
+            "hash_mismatch",
+            "contract version 1: the hash does not match the version's fields and holiday tables",
+        )]  # fmt: skip
+
+    def test_a_version_recorded_before_holiday_tables_verifies_and_asks_the_package(
+        self, with_de: Run, raw: RawStore
+    ) -> None:
+        """The stored state as the code before holiday tables wrote it: no `holidays`, no
+        `class_version`, the hash without `holidays_sha256`."""
+        state = json.loads(raw.state(CONTRACTS_ID, 1))
+        del state["holidays"], state["class_version"]
+        fields = version_fields(
+            version=1, sha256=state["sha256"],
+            effective_from=datetime.fromisoformat(state["effective_from"]["_data_"]),
+            recorded_at=datetime.fromisoformat(state["timestamp"]["_data_"]),
+            actor=state["actor"], reason=state["reason"],
+        )  # fmt: skip
+        state["hash"] = chain_hash(state["prev_hash"], fields)
+        raw.set_state(CONTRACTS_ID, 1, json.dumps(state, separators=(",", ":")).encode())
+        code, report = with_de("verify", "--format", "json")
+        assert code == 0, report
+        code, shown = with_de("contracts", "show", "1", "--format", "json")
+        assert (shown["holiday_tables"], shown["holidays_sha256"]) == ({}, None)
 
     # -- read models -----------------------------------------------------------------------
 
