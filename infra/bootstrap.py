@@ -160,12 +160,17 @@ class Container:
     @property
     def app(self) -> SlatrailApplication:
         if self._app is None:
-            self._app = open_application(
-                self.settings.store,
-                _GivenContracts(self),
-                read_only=self.store_read_only,
-                connect_timeout_s=self.settings.store_connect_timeout_s,
-            )
+            try:
+                self._app = open_application(
+                    self.settings.store,
+                    _GivenContracts(self),
+                    read_only=self.store_read_only,
+                    connect_timeout_s=self.settings.store_connect_timeout_s,
+                )
+            except (StoreMissingError, StoreUnavailableError):
+                if self.settings.contracts is not None:
+                    self.contracts  # noqa: B018 - a broken --contracts file is the first problem
+                raise
             if not self.store_read_only and self.first_version_from_file:
                 # a writer judges new incidents by the record (as it grows, in `serve`)
                 book = self.contract_book

@@ -82,9 +82,11 @@ def _checkpoint_row(checkpoint: dict[str, Any]) -> list[object]:
 
 def _contract_cell(name: str, version: dict[str, Any]) -> object:
     """A contract version as a CSV row: `position` its number, `occurred_at` its effective_from,
-    `data` the canonical JSON of {content, sha256, reason, source}."""
+    `data` the canonical JSON of {content, sha256, reason, source, holidays, holidays_sha256}
+    (`holidays`: the recorded holiday tables by country, {} when none)."""
     if name == "data":
-        kept = {k: version[k] for k in ("content", "sha256", "reason", "source")}
+        keys = ("content", "sha256", "reason", "source", "holidays", "holidays_sha256")
+        kept = {k: version[k] for k in keys}
         return canonical_json(kept).decode("utf-8")
     value = {
         "record": "contract_version", "position": version["version"],

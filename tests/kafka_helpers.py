@@ -406,3 +406,28 @@ def assert_pipeline_consistent(
         "relayed": len(records),
         "duplicates": len(records) - len(stored),
     }
+
+
+def assert_ledger_kept(pipeline: PipelineEnv) -> None:
+    """serve's projection consumer kept the SLA ledger table: current, and equal to the ledger
+    computed from the store (docs/scale.md#the-sla-ledger)."""
+    from slatrail.infra.bootstrap import read_contracts
+    from slatrail.infra.ledger_check import freshness
+    from slatrail.infra.read_model_store import ReadModelStore
+    from slatrail.infra.store import open_application
+    from slatrail.projections.ledger import incident_ledger
+
+    app = open_application(pipeline.store, read_contracts(None), read_only=True)
+    store = ReadModelStore(pipeline.read_model)
+    try:
+        book = app.contract_book()
+        assert book is not None
+        assert freshness(store, app, book).current
+        histories = sorted(
+            app.histories().values(), key=lambda h: (h[0].occurred_at, h[0].incident_id)
+        )
+        computed = [i for events in histories for i in incident_ledger(events, book)]
+        assert computed and list(store.ledger_intervals()) == computed
+    finally:
+        store.close()
+        app.close()

@@ -11,6 +11,7 @@ import pytest
 from slatrail.domain.messages import MAX_MESSAGE_BYTES
 from tests.kafka_helpers import (
     PipelineEnv,
+    assert_ledger_kept,
     assert_pipeline_consistent,
     incident_stream,
     jsonl_bytes,
@@ -50,31 +51,6 @@ def test_published_messages_reach_store_events_topic_and_read_models(
                             "--from-read-model")  # fmt: skip
     assert {s["customer"] for s in json.loads(customer.stdout)} == {"brightcall"}
     assert_ledger_kept(pipeline)
-
-
-def assert_ledger_kept(pipeline: PipelineEnv) -> None:
-    """serve's projection consumer kept the SLA ledger table: current, and equal to the ledger
-    computed from the store (docs/scale.md#the-sla-ledger)."""
-    from slatrail.infra.bootstrap import read_contracts
-    from slatrail.infra.ledger_check import freshness
-    from slatrail.infra.read_model_store import ReadModelStore
-    from slatrail.infra.store import open_application
-    from slatrail.projections.ledger import incident_ledger
-
-    app = open_application(pipeline.store, read_contracts(None), read_only=True)
-    store = ReadModelStore(pipeline.read_model)
-    try:
-        book = app.contract_book()
-        assert book is not None
-        assert freshness(store, app, book).current
-        histories = sorted(
-            app.histories().values(), key=lambda h: (h[0].occurred_at, h[0].incident_id)
-        )
-        computed = [i for events in histories for i in incident_ledger(events, book)]
-        assert computed and list(store.ledger_intervals()) == computed
-    finally:
-        store.close()
-        app.close()
 
 
 def test_deleted_read_model_is_rebuilt_from_the_events_topic(pipeline: PipelineEnv) -> None:

@@ -17,6 +17,7 @@ import pytest
 from tests.kafka_helpers import (
     PipelineEnv,
     ServeProcess,
+    assert_ledger_kept,
     assert_pipeline_consistent,
     event_count,
     incident_stream,
@@ -79,6 +80,7 @@ def test_serve_killed_at_random_moments_records_each_message_once_and_relays_all
         raws = {json.loads(r.value)["raw"] for r in rejected}
         assert raws == {b.decode() for b in bad}, f"seed {seed}"
         assert serve.terminate() == 0
+    assert_ledger_kept(pipeline)  # each batch's ledger rows committed with its tracking
     redelivered = sum(_last_health(p, "inbound").get("duplicate", 0) for p in [*killed, serve])
     print(f"seed={seed} kills at {kills} s; {figures}; inbound duplicates seen {redelivered}")
     assert len(kills) >= 5
@@ -202,6 +204,7 @@ def test_two_serve_processes_share_partitions_and_agree_with_a_single_process(
             assert len(_assigned(b, inbound)) == 4
             assert any(e["event"] == "relay_leader" for e in b.log_events())
             assert b.terminate() == 0
+    assert_ledger_kept(pipe)
     messages += later
     # The same messages through one process (`slatrail ingest`) give the same state.
     single = pipeline_factory()
