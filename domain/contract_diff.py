@@ -10,6 +10,7 @@ from typing import Any
 SECTIONS = (
     ("tiers", "tiers and targets"),
     ("calendars", "calendars and holidays"),
+    ("holiday_tables", "recorded holiday tables"),
     ("customers", "customers"),
     ("credits", "credits"),
     ("escalation", "escalation policy"),
@@ -65,6 +66,33 @@ def diff_contents(old_content: str, new_content: str) -> list[Change]:
     _walk("", json.loads(old_content), json.loads(new_content), out)
     order = {title: n for n, (_, title) in enumerate(SECTIONS)}
     return sorted(out, key=lambda c: (order.get(c.section, len(order)), c.path))
+
+
+def diff_versions(
+    old_content: str, new_content: str, old_holidays: str, new_holidays: str
+) -> list[Change]:
+    """`diff_contents`, and what changed in the recorded holiday tables: each date added to or
+    removed from a country's days off or working days by year, and the tables' source and
+    years. A side without tables (recorded before tables were) shows each country of the other
+    side as one change, summarised."""
+    out = diff_contents(old_content, new_content)
+    old = json.loads(old_holidays) if old_holidays else None
+    new = json.loads(new_holidays) if new_holidays else None
+    tables: list[Change] = []
+    if old is not None and new is not None:
+        _walk("holiday_tables", old, new, tables)
+    elif old is not None or new is not None:
+        for country, table in sorted((old or new or {}).items()):
+            summary = f"{table['source']}, years {table['first_year']}–{table['last_year']}"
+            tables.append(
+                Change(
+                    f"holiday_tables.{country}",
+                    summary if old is not None else _MISSING,
+                    summary if new is not None else _MISSING,
+                )
+            )
+    order = {title: n for n, (_, title) in enumerate(SECTIONS)}
+    return sorted(out + tables, key=lambda c: (order.get(c.section, len(order)), c.path))
 
 
 def _walk(path: str, old: Any, new: Any, out: list[Change]) -> None:

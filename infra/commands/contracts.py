@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from slatrail.domain.contract_diff import diff_contents, render_diff
+from slatrail.domain.contract_diff import diff_versions, render_diff
 from slatrail.domain.contract_version import (
     ContractBook,
     ContractVersion,
@@ -138,7 +138,10 @@ def run_show(container: Container, args: argparse.Namespace) -> int:
     if args.format == "json":
         print(to_json(version.as_json()))
         return 0
-    lines = [f"{key}: {value}" for key, value in version.summary().items()]
+    lines = [
+        f"{key}: {json.dumps(value, ensure_ascii=False) if isinstance(value, dict) else value}"
+        for key, value in version.summary().items()
+    ]
     lines.append("content:")
     lines.append(json.dumps(json.loads(version.content), indent=2, ensure_ascii=False))
     echo("\n".join(terminal_safe(line) if "\n" not in line else line for line in lines))
@@ -148,7 +151,7 @@ def run_show(container: Container, args: argparse.Namespace) -> int:
 def run_diff(container: Container, args: argparse.Namespace) -> int:
     book = container.contract_book
     old, new = _version(book, args.old), _version(book, args.new)
-    changes = diff_contents(old.content, new.content)
+    changes = diff_versions(old.content, new.content, old.holidays, new.holidays)
     if args.format == "json":
         print(to_json({"old": old.version, "new": new.version,
                        "changes": [c.as_json() for c in changes]}))  # fmt: skip

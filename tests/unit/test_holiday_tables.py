@@ -234,3 +234,25 @@ def test_the_same_file_is_a_new_version_once_the_package_gives_other_tables(
     )  # fmt: skip
     assert second.summary()["holiday_tables"]["DE"]["source"] == "holidays 9.9"
     assert second.sha256 == book.latest.sha256 and second.holidays != book.latest.holidays
+
+
+def test_contracts_diff_lists_each_recorded_holiday_that_changed() -> None:
+    from slatrail.domain.contract_diff import diff_versions, render_diff
+
+    _, content, _ = canonical_content(WITH_DE, "c.toml")
+    old = json.loads(holiday_tables_text(canonical_content(WITH_DE, "c.toml")[0]))
+    new = json.loads(json.dumps(old))
+    new["DE"]["days_off"]["2027"].append("2027-06-01")
+    new["DE"]["days_off"]["2027"].remove("2027-12-25")
+    new["DE"]["source"] = "holidays 9.9"
+    changes = diff_versions(content, content, json.dumps(old), json.dumps(new))
+    assert render_diff(1, 2, changes) == (
+        "contract version 1 → 2: 2 change(s)\n"
+        "recorded holiday tables:\n"
+        "  holiday_tables.DE.days_off.2027: + 2027-06-01, - 2027-12-25\n"
+        f"  holiday_tables.DE.source: {old['DE']['source']} → holidays 9.9"
+    )
+    first, last = old["DE"]["first_year"], old["DE"]["last_year"]
+    (added,) = diff_versions(content, content, "", json.dumps(old))
+    assert added.text() == f"holiday_tables.DE: added {old['DE']['source']}, years {first}–{last}"
+    assert diff_versions(content, content, json.dumps(old), json.dumps(old)) == []
