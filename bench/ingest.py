@@ -1,6 +1,6 @@
 """Ingest throughput: `slatrail ingest` of N events as a ratio to eventsourcing's own saves.
 
-Usage: python bench/ingest.py [EVENTS] [--postgres] [--rounds N]
+Usage: python bench/ingest.py [EVENTS] [--postgres [--durable]] [--rounds N]
        (default 100000 events, SQLite, one round)
 
 Same run, same database engine, same machine:
@@ -11,7 +11,9 @@ Same run, same database engine, same machine:
   (no decoding, no rules: the library's own pace on this database);
 - per-save: `Application.save()` of one new aggregate per call.
 Prints events/s of each and the ratios slatrail ÷ batched (target ≥ 0.5) and slatrail ÷
-per-save (keep ≥ 2). `--postgres` runs on a throwaway PostgreSQL (tests/servers.py).
+per-save (keep ≥ 2). `--postgres` runs on a throwaway PostgreSQL (tests/servers.py), with
+fsync and synchronous commit off like the test server; `--durable` with both on, as in
+production (every commit waits for the disk: what one aggregate per save pays per event).
 `--rounds N` repeats the three measurements N times, each round on fresh databases, and prints
 every round's ratios and their medians: on a shared machine one round's ratio moves with the
 load of the moment.
@@ -73,7 +75,9 @@ def slatrail_ingest(workdir: Path, events: int, store: str) -> tuple[float, str]
 
 
 @contextlib.contextmanager
-def stores(workdir: Path, postgres: bool) -> Iterator[tuple[str, dict[str, str], dict[str, str]]]:
+def stores(
+    workdir: Path, postgres: bool, durable: bool = False
+) -> Iterator[tuple[str, dict[str, str], dict[str, str]]]:
     """(slatrail store URL, env of the batched baseline, env of the per-save baseline)."""
     if not postgres:
         yield (
@@ -86,7 +90,7 @@ def stores(workdir: Path, postgres: bool) -> Iterator[tuple[str, dict[str, str],
         return
     from tests.servers import postgres_env_from_url, start_postgres
 
-    with start_postgres() as pg:
+    with start_postgres(durable=durable) as pg:
         yield (
             pg.create_database("bench_slatrail"),
             postgres_env_from_url(pg.create_database("bench_batched")),
@@ -94,10 +98,12 @@ def stores(workdir: Path, postgres: bool) -> Iterator[tuple[str, dict[str, str],
         )
 
 
-def one_round(events: int, postgres: bool) -> tuple[float, str, float, float]:
+def one_round(
+    events: int, postgres: bool, durable: bool = False
+) -> tuple[float, str, float, float]:
     """(slatrail events/s, its summary, batched events/s, per-save events/s), same run."""
     single_count = min(events, 10_000)
-    with tempfile.TemporaryDirectory() as tmp, stores(Path(tmp), postgres) as urls:
+    with tempfile.TemporaryDirectory() as tmp, stores(Path(tmp), postgres, durable) as urls:
         store, batched_env, single_env = urls
         ingest_rate, summary = slatrail_ingest(Path(tmp), events, store)
         batched = library_saves(batched_env, events, BATCH)
@@ -114,14 +120,19 @@ def main() -> None:
         del argv[at : at + 2]
     args = [a for a in argv if not a.startswith("--")]
     postgres = "--postgres" in argv
+    durable = "--durable" in argv
     events = int(args[0]) if args else 100_000
     single_count = min(events, 10_000)
-    engine = "PostgreSQL" if postgres else "SQLite"
+    engine = (
+        ("PostgreSQL, every commit flushed" if durable else "PostgreSQL, fsync off")
+        if postgres
+        else "SQLite"
+    )
     print(f"engine: {engine}")
     to_batched: list[float] = []
     to_single: list[float] = []
     for number in range(1, rounds + 1):
-        ingest_rate, summary, batched, single = one_round(events, postgres)
+        ingest_rate, summary, batched, single = one_round(events, postgres, durable)
         to_batched.append(ingest_rate / batched)
         to_single.append(ingest_rate / single)
         if rounds > 1:

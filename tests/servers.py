@@ -159,6 +159,14 @@ _PG_SERVER_OPTIONS = (
     "-c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off "
     "-c full_page_writes=off -c max_connections=200"
 )
+# A server that flushes every commit to disk, as in production (`bench/ingest.py --durable`).
+_PG_DURABLE_OPTIONS = "-c listen_addresses=127.0.0.1 -c max_connections=200"
+
+
+def _pg_options(durable: bool) -> str:
+    return _PG_DURABLE_OPTIONS if durable else _PG_SERVER_OPTIONS
+
+
 # Variables that would make initdb/pg_ctl/psycopg talk to some other cluster.
 _PG_CLIENT_ENV = ("PGDATA", "PGHOST", "PGHOSTADDR", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE")
 
@@ -415,7 +423,7 @@ def _pg_env() -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def _local_postgres() -> Iterator[PostgresServer]:
+def _local_postgres(durable: bool = False) -> Iterator[PostgresServer]:
     bindir = find_postgres_bindir()
     if bindir is None:
         raise PostgresUnavailable(
@@ -471,7 +479,7 @@ def _local_postgres() -> Iterator[PostgresServer]:
         port = 0
         for attempt in range(3):
             port = free_port()
-            options = f"-p {port} -k {shlex.quote(str(root))} {_PG_SERVER_OPTIONS}"
+            options = f"-p {port} -k {shlex.quote(str(root))} {_pg_options(durable)}"
             done = run(
                 pg_ctl, "-D", str(data), "-l", str(log), "-w", "-t", "60", "-o", options, "start"
             )
@@ -508,12 +516,12 @@ def _kill_postmaster(data: Path) -> None:
 
 
 @contextlib.contextmanager
-def _docker_postgres() -> Iterator[PostgresServer]:
+def _docker_postgres(durable: bool = False) -> Iterator[PostgresServer]:
     container_class = _testcontainers_class("postgres", "PostgresContainer")
     password = secrets.token_hex(12)
     container = container_class(
         POSTGRES_IMAGE, username=PG_USER, password=password, dbname=PG_USER, driver=None
-    ).with_command(f"postgres {_PG_SERVER_OPTIONS.replace('127.0.0.1', '*')}")
+    ).with_command(f"postgres {_pg_options(durable).replace('127.0.0.1', '*')}")
     with container:
         server = PostgresServer(
             host=container.get_container_host_ip(),
@@ -528,8 +536,9 @@ def _docker_postgres() -> Iterator[PostgresServer]:
 
 
 @contextlib.contextmanager
-def start_postgres() -> Iterator[PostgresServer]:
-    """Start (or connect to) PostgreSQL; see the module docstring for the order.
+def start_postgres(*, durable: bool = False) -> Iterator[PostgresServer]:
+    """Start (or connect to) PostgreSQL; see the module docstring for the order. A `durable`
+    server flushes every commit (a server given by URL is used as it is).
 
     Raises :class:`PostgresUnavailable` when there is no way to get one.
     """
@@ -542,13 +551,13 @@ def start_postgres() -> Iterator[PostgresServer]:
             _wait_for_postgres(server.url, timeout=30)
         elif docker_available():
             try:
-                server = stack.enter_context(_docker_postgres())
+                server = stack.enter_context(_docker_postgres(durable))
             except Exception as exc:  # e.g. image pull fails: fall back to local binaries
                 warnings.warn(
                     f"PostgresContainer failed, trying local binaries: {exc}", stacklevel=2
                 )
         if server is None:
-            server = stack.enter_context(_local_postgres())
+            server = stack.enter_context(_local_postgres(durable))
         server.startup_seconds = time.monotonic() - started
         yield server
 
