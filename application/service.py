@@ -559,60 +559,69 @@ class SlatrailApplication(Application[UUID]):
         return recorder.select_incident_ids(query)
 
     def histories_of(self, incident_ids: Sequence[str]) -> list[list[IncidentEvent]]:
-        """The events of each of `incident_ids` that exists (one query), in the order given."""
+        """The events of each of `incident_ids` that exists (one query), in the order given.
+
+        Each stored incident event is decoded straight into its `IncidentEvent`: what
+        `mapper.to_domain_event(stored).to_record()` gives, without building the domain event
+        (the state goes through the mapper's own cipher, compressor and transcoder, and its
+        fields are taken as `Incident.Event.to_record` takes them). Anything else — another
+        topic, an upcast class version, a state that fails to decode or lacks a field — goes
+        the library's way, with its errors."""
         ids = [_aggregate_id(i) for i in incident_ids]
         found = self._event_rows_of(self.recorder, ids)
-        record_of = self._record_of
+        decode, classes = self._state_decoder(), _RECORD_CLASSES
         out = []
         for aggregate_id, rows in zip(ids, found, strict=True):
             records = []
             for version, topic, state in rows:
-                record = record_of(aggregate_id, version, topic, state)
-                if record is not None:
-                    records.append(record)
+                record: IncidentEvent | None = None
+                cls = classes.get(topic)
+                if cls is not None:
+                    try:
+                        fields = decode(state)
+                        if "class_version" not in fields:
+                            record = IncidentEvent(
+                                incident_id=fields["incident_id"],
+                                position=version,
+                                type=cls.type_name,
+                                occurred_at=fields["occurred_at"],
+                                recorded_at=fields["timestamp"],
+                                actor=fields["actor"],
+                                source=fields["source"],
+                                message_id=fields["message_id"],
+                                data=fields["data"],
+                                prev_hash=fields["prev_hash"],
+                                hash=fields["hash"],
+                                redrive=fields.get("redrive"),
+                                traceparent=fields.get("traceparent"),
+                            )
+                    except Exception:  # decoded again below, raising the library's error
+                        record = None
+                if record is None:
+                    event = self._decode(StoredEvent(aggregate_id, version, topic, state))
+                    if not isinstance(event, Incident.Event):
+                        continue
+                    record = event.to_record()
+                records.append(record)
             if records:
                 out.append(records)
         return out
 
-    def _record_of(
-        self, aggregate_id: UUID, version: int, topic: str, state: bytes
-    ) -> IncidentEvent | None:
-        """The `IncidentEvent` of one stored incident event (None: a record of another kind).
+    def _state_decoder(self) -> Callable[[bytes], Any]:
+        """Stored state → the event's fields, as the mapper decodes them."""
+        cipher, compressor = self.mapper.cipher, self.mapper.compressor
+        transcode = self.mapper.transcoder.decode
+        if cipher is None and compressor is None:
+            return transcode
 
-        What `mapper.to_domain_event(stored).to_record()` gives, without building the domain
-        event: the state is decoded by the mapper's own cipher, compressor and transcoder and
-        its fields taken as `Incident.Event.to_record` takes them. Anything else — another
-        topic, an upcast class version, a state that fails to decode or lacks a field — goes
-        the library's way, with its errors."""
-        cls = _RECORD_CLASSES.get(topic)
-        if cls is not None:
-            mapper = self.mapper
-            try:
-                if mapper.cipher:
-                    state = mapper.cipher.decrypt(state)
-                if mapper.compressor:
-                    state = mapper.compressor.decompress(state)
-                fields = mapper.transcoder.decode(state)
-                if "class_version" not in fields:
-                    return IncidentEvent(
-                        incident_id=fields["incident_id"],
-                        position=version,
-                        type=cls.type_name,
-                        occurred_at=fields["occurred_at"],
-                        recorded_at=fields["timestamp"],
-                        actor=fields["actor"],
-                        source=fields["source"],
-                        message_id=fields["message_id"],
-                        data=fields["data"],
-                        prev_hash=fields["prev_hash"],
-                        hash=fields["hash"],
-                        redrive=fields.get("redrive"),
-                        traceparent=fields.get("traceparent"),
-                    )
-            except Exception:  # decoded again below, raising the library's error
-                pass
-        event = self._decode(StoredEvent(aggregate_id, version, topic, state))
-        return event.to_record() if isinstance(event, Incident.Event) else None
+        def decode(state: bytes) -> Any:
+            if cipher:
+                state = cipher.decrypt(state)
+            if compressor:
+                state = compressor.decompress(state)
+            return transcode(state)
+
+        return decode
 
     def index_entries(self) -> Iterator[IndexEntry] | None:
         """Every row of the incident index, by incident id; None without an index."""
