@@ -115,12 +115,15 @@ def _sqlite_rows(recorder: SQLiteAggregateRecorder, ids: Sequence[UUID]) -> list
             rows: list[Any] = cursor.fetchall()
         for originator, version, topic, state in rows:
             slot[originator].append((version, topic, state))
-    return _repeated(ids, out)
+    return _repeated(ids, out, len(slot))
 
 
-def _repeated(ids: Sequence[UUID], out: list[list[EventRow]]) -> list[list[EventRow]]:
-    """`out` with an id given twice holding its rows both times (filled once, at the first)."""
-    if len(set(ids)) == len(ids):
+def _repeated(
+    ids: Sequence[UUID], out: list[list[EventRow]], distinct: int
+) -> list[list[EventRow]]:
+    """`out` with an id given twice holding its rows both times (filled once, at the first);
+    `distinct`: how many different ids there are."""
+    if distinct == len(ids):
         return out
     first: dict[UUID, list[EventRow]] = {}
     return [first.setdefault(i, rows) for i, rows in zip(ids, out, strict=True)]
@@ -148,7 +151,7 @@ def _postgres_rows(
             slot[row["originator_id"]].append(
                 (row["originator_version"], row["topic"], bytes(row["state"]))
             )
-    return _repeated(ids, out)
+    return _repeated(ids, out, len(slot))
 
 
 def _postgres(
