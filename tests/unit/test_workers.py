@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
+import time
+from pathlib import Path
 
 import pytest
 
@@ -68,6 +70,26 @@ def test_the_first_failing_item_raises_its_own_error_here() -> None:
         forked_map(_fails_at_three, [1, 2, 3, 4, 5], 2, what="test")
     with pytest.raises(RuntimeError, match=r"^Refused: bad: item 5$"):
         forked_map(_fails_at_three, [4, 5], 2, what="test")
+
+
+def _fails_first_and_notes_the_others(item: tuple[int, str]) -> int:
+    n, notes = item
+    if n == 0:
+        raise ValueError("the first customer is damaged")
+    time.sleep(0.05)
+    with open(notes, "a", encoding="utf-8") as file:
+        file.write(f"{n}\n")
+    return n
+
+
+@needs_fork
+def test_after_an_error_the_items_not_yet_started_are_never_computed(tmp_path: Path) -> None:
+    notes = str(tmp_path / "ran.txt")
+    items = [(n, notes) for n in range(40)]
+    with pytest.raises(ValueError, match="the first customer is damaged"):
+        forked_map(_fails_first_and_notes_the_others, items, 2, what="test")
+    ran = (tmp_path / "ran.txt").read_text().split() if (tmp_path / "ran.txt").exists() else []
+    assert len(ran) < 10, ran
 
 
 def _dies_at_two(n: int) -> int:
