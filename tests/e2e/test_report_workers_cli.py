@@ -3,6 +3,7 @@ one-line error when a worker meets a damaged store, and a clear refusal of a bad
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import subprocess
@@ -86,3 +87,22 @@ def test_a_bad_worker_count_is_a_usage_error(report: Run, count: str) -> None:
     setting = report(SLATRAIL_REPORT_WORKERS=count)
     assert setting.returncode == 2, setting.stderr
     assert "report_workers" in setting.stderr.lower() or "REPORT_WORKERS" in setting.stderr
+
+
+def test_with_workers_the_store_is_opened_again_for_restatements_and_the_checkpoint(
+    report: Run, tmp_path: Path
+) -> None:
+    restated = ("--format", "json", "--restated-since", "2026-06-20T00:00:00Z")
+    one = report(*restated, "--workers", "1")
+    many = report(*restated, "--workers", "3")
+    assert one.returncode == many.returncode == 0, many.stderr
+    assert many.stdout == one.stdout and '"restated": [' in many.stdout
+    keys = subprocess.run(
+        [SLATRAIL, "keys", "init"], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    assert keys.returncode == 0, keys.stderr
+    signed = [json.loads(report("--format", "json", "--workers", n).stdout) for n in ("1", "3")]
+    for reports in signed:
+        checkpoints = {json.dumps(r.pop("checkpoint"), sort_keys=True) for r in reports}
+        assert len(checkpoints) == 1 and json.loads(checkpoints.pop())["tree_size"] > 0
+    assert signed[0] == signed[1]
