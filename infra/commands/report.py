@@ -25,7 +25,7 @@ from slatrail.infra.pathargs import cannot_write, output_file_in_new_dirs
 from slatrail.infra.render import echo, table, to_json
 from slatrail.infra.store import open_application
 from slatrail.infra.timearg import instant, month, quarter
-from slatrail.infra.workers import forked_map, worker_count
+from slatrail.infra.workers import fewer_collections, forked_map, worker_count
 from slatrail.projections.availability import Month
 from slatrail.projections.restatements import restatements
 
@@ -175,13 +175,14 @@ def computed_reports(
     given): in this process, or by `workers` forked processes each taking whole customers,
     each with its own connection to the store (the same figures, byte for byte)."""
     if workers <= 1:
-        return [
-            report
-            for name in customers
-            for report in customer_reports(
-                container.app, book, months, name, as_of=as_of, as_known_at=as_known_at
-            )
-        ]
+        with fewer_collections():
+            return [
+                report
+                for name in customers
+                for report in customer_reports(
+                    container.app, book, months, name, as_of=as_of, as_known_at=as_known_at
+                )
+            ]
     settings, contracts = container.settings, container.contracts
     opened: list[SlatrailApplication] = []  # the worker's own store, opened on its first task
 
@@ -198,7 +199,8 @@ def computed_reports(
     # No connection (nor a PostgreSQL pool's threads) crosses the fork: the store is opened
     # again, in this process too, when it is next needed (the checkpoint, --restated-since).
     container.close()
-    per_customer = forked_map(one_customer, customers, workers, what="report")
+    with fewer_collections():  # before the fork: the workers inherit it
+        per_customer = forked_map(one_customer, customers, workers, what="report")
     return [report for reports in per_customer for report in reports]
 
 

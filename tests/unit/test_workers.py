@@ -3,6 +3,7 @@ processes, a task's error raised as itself, a worker that dies named in one line
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import time
@@ -12,9 +13,11 @@ import pytest
 
 from slatrail.infra.errors import EXIT_INTERNAL
 from slatrail.infra.workers import (
+    BATCH_GC_THRESHOLD,
     WorkerStoppedError,
     available_cpus,
     can_fork,
+    fewer_collections,
     forked_map,
     worker_count,
 )
@@ -121,3 +124,22 @@ def test_the_worker_count_is_bounded_by_the_limit_the_pieces_and_the_cpus() -> N
     assert worker_count(64, 30) == min(30, cpus)
     assert worker_count(2, 30) == min(2, cpus)
     assert worker_count(64, 3) == min(3, cpus)
+
+
+def _gc_state(_: int) -> tuple[tuple[int, int, int], int]:
+    return gc.get_threshold(), gc.get_freeze_count()
+
+
+def test_a_batch_runs_with_what_was_alive_frozen_and_fewer_collections_then_restores() -> None:
+    before = gc.get_threshold()
+    frozen = gc.get_freeze_count()
+    with fewer_collections():
+        assert gc.get_threshold() == (BATCH_GC_THRESHOLD, *before[1:])
+        assert gc.get_freeze_count() > frozen
+        if can_fork():  # forked workers inherit it
+            for threshold, count in forked_map(_gc_state, [1, 2], 2, what="test"):
+                assert threshold == (BATCH_GC_THRESHOLD, *before[1:]) and count > frozen
+    assert gc.get_threshold() == before and gc.get_freeze_count() == frozen
+    with pytest.raises(KeyError), fewer_collections():
+        raise KeyError("x")
+    assert gc.get_threshold() == before and gc.get_freeze_count() == frozen
