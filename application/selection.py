@@ -163,15 +163,39 @@ def selected_reports(
 ) -> list[dict[str, Any]]:
     """`monthly_reports` from the incidents the index selects for those months, one customer
     at a time (memory holds one customer's incidents of the period, not the store's)."""
-    names = sorted(contracted_customers(contracts, months)) if customer is None else [customer]
     reports: list[dict[str, Any]] = []
-    for name in names:
-        query = report_query(months, as_of=as_of, as_known_at=as_known_at, customer=name)
-        reports += monthly_reports(
-            selected_histories(store, query), contracts, months, as_of,
-            as_known_at=as_known_at, customer=name,
-        )  # fmt: skip
+    for name in report_customers(contracts, months, customer):
+        reports += customer_reports(
+            store, contracts, months, name, as_of=as_of, as_known_at=as_known_at
+        )
     return reports
+
+
+def report_customers(
+    contracts: ContractSource, months: Sequence[Month], customer: str | None = None
+) -> list[str]:
+    """The customers a report of `months` is about, in report order: `customer`, else every
+    customer contracted in any of the months."""
+    return sorted(contracted_customers(contracts, months)) if customer is None else [customer]
+
+
+def customer_reports(
+    store: IndexedHistories,
+    contracts: ContractSource,
+    months: Sequence[Month],
+    customer: str,
+    *,
+    as_of: datetime,
+    as_known_at: datetime | None = None,
+) -> list[dict[str, Any]]:
+    """One customer's reports of `months` (in month order), from the incidents the index
+    selects for them: independent of every other customer's, so customers can be reported
+    on by separate processes (`slatrail report --workers`)."""
+    query = report_query(months, as_of=as_of, as_known_at=as_known_at, customer=customer)
+    return monthly_reports(
+        selected_histories(store, query), contracts, months, as_of,
+        as_known_at=as_known_at, customer=customer,
+    )  # fmt: skip
 
 
 def unsettled_events(store: IndexedHistories, *, since: datetime) -> Iterator[IncidentEvent]:

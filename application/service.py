@@ -72,6 +72,17 @@ StoredEventsOf = Callable[[AggregateRecorder, Sequence[UUID]], Mapping[UUID, Seq
 """The stored events of each given aggregate that exists, read through the application's
 recorder (in one query: `infra/batch_reads.py`)."""
 
+EventRow = tuple[int, str, bytes]  # (originator_version, topic, state)
+EventRowsOf = Callable[[AggregateRecorder, Sequence[UUID]], Sequence[Sequence[EventRow]]]
+"""The stored `(version, topic, state)` rows of each given aggregate, one list per id in the
+order given (empty: absent), read through the application's recorder (`infra/batch_reads.py`)."""
+
+# The incident event classes by stored topic: a row with one of these topics is decoded
+# straight into its `IncidentEvent` (`SlatrailApplication._record_of`).
+_RECORD_CLASSES: dict[str, type[Incident.Event]] = {
+    get_topic(cls): cls for cls in EVENT_CLASSES.values()
+}
+
 Receipt = MessageReceipt | NewReceipt  # a stored receipt, or one of this batch
 # every message names its incident: its uuid5 computed once per incident, not per message
 _aggregate_id = functools.lru_cache(maxsize=65_536)(incident_uuid)
@@ -103,6 +114,7 @@ class SlatrailApplication(Application[UUID]):
         env: dict[str, str] | None = None,
         *,
         stored_events_of: StoredEventsOf | None = None,
+        event_rows_of: EventRowsOf | None = None,
     ) -> None:
         super().__init__(env=env)
         self.contracts = contracts  # the recorded versions once `use_contract_book` is called
@@ -110,6 +122,7 @@ class SlatrailApplication(Application[UUID]):
         self._absent: OrderedDict[UUID, None] = OrderedDict()  # known not to exist
         self._cache_size = 50_000
         self._stored_events_of = stored_events_of or self._one_query_each
+        self._event_rows_of = event_rows_of or self._rows_one_query_each
         self._receipt_records = ReceiptRecords(self.mapper)
 
     def record(
@@ -347,6 +360,15 @@ class SlatrailApplication(Application[UUID]):
     ) -> dict[UUID, Sequence[StoredEvent]]:
         return {i: found for i in ids if (found := recorder.select_events(i))}
 
+    @staticmethod
+    def _rows_one_query_each(
+        recorder: AggregateRecorder, ids: Sequence[UUID]
+    ) -> list[list[EventRow]]:
+        return [
+            [(e.originator_version, e.topic, e.state) for e in recorder.select_events(i)]
+            for i in ids
+        ]
+
     def _holds(self, fact: Fact, aggregate_id: UUID, touched: dict[UUID, Incident]) -> bool:
         incident = touched.get(aggregate_id) or self._load_incident(aggregate_id)
         return incident is not None and fact.message_id in incident.message_ids
@@ -537,19 +559,69 @@ class SlatrailApplication(Application[UUID]):
         return recorder.select_incident_ids(query)
 
     def histories_of(self, incident_ids: Sequence[str]) -> list[list[IncidentEvent]]:
-        """The events of each of `incident_ids` that exists (one query), in the order given."""
-        ids = [incident_uuid(i) for i in incident_ids]
-        found = self._stored_events_of(self.recorder, ids)
+        """The events of each of `incident_ids` that exists (one query), in the order given.
+
+        Each stored incident event is decoded straight into its `IncidentEvent`: what
+        `mapper.to_domain_event(stored).to_record()` gives, without building the domain event
+        (the state goes through the mapper's own cipher, compressor and transcoder, and its
+        fields are taken as `Incident.Event.to_record` takes them). Anything else — another
+        topic, an upcast class version, a state that fails to decode or lacks a field — goes
+        the library's way, with its errors."""
+        ids = [_aggregate_id(i) for i in incident_ids]
+        found = self._event_rows_of(self.recorder, ids)
+        decode, classes = self._state_decoder(), _RECORD_CLASSES
         out = []
-        for aggregate_id in ids:
+        for aggregate_id, rows in zip(ids, found, strict=True):
             records = []
-            for stored in found.get(aggregate_id, ()):
-                event = self._decode(stored)
-                if isinstance(event, Incident.Event):
-                    records.append(event.to_record())
+            for version, topic, state in rows:
+                record: IncidentEvent | None = None
+                cls = classes.get(topic)
+                if cls is not None:
+                    try:
+                        fields = decode(state)
+                        if "class_version" not in fields:
+                            record = IncidentEvent(
+                                incident_id=fields["incident_id"],
+                                position=version,
+                                type=cls.type_name,
+                                occurred_at=fields["occurred_at"],
+                                recorded_at=fields["timestamp"],
+                                actor=fields["actor"],
+                                source=fields["source"],
+                                message_id=fields["message_id"],
+                                data=fields["data"],
+                                prev_hash=fields["prev_hash"],
+                                hash=fields["hash"],
+                                redrive=fields.get("redrive"),
+                                traceparent=fields.get("traceparent"),
+                            )
+                    except Exception:  # decoded again below, raising the library's error
+                        record = None
+                if record is None:
+                    event = self._decode(StoredEvent(aggregate_id, version, topic, state))
+                    if not isinstance(event, Incident.Event):
+                        continue
+                    record = event.to_record()
+                records.append(record)
             if records:
                 out.append(records)
         return out
+
+    def _state_decoder(self) -> Callable[[bytes], Any]:
+        """Stored state → the event's fields, as the mapper decodes them."""
+        cipher, compressor = self.mapper.cipher, self.mapper.compressor
+        transcode = self.mapper.transcoder.decode
+        if cipher is None and compressor is None:
+            return transcode
+
+        def decode(state: bytes) -> Any:
+            if cipher:
+                state = cipher.decrypt(state)
+            if compressor:
+                state = compressor.decompress(state)
+            return transcode(state)
+
+        return decode
 
     def index_entries(self) -> Iterator[IndexEntry] | None:
         """Every row of the incident index, by incident id; None without an index."""

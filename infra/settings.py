@@ -95,5 +95,8 @@ class Settings(BaseModel):
     web_rate_burst: int = Field(default=60, gt=0)
     web_request_timeout_s: float = Field(default=10.0, gt=0, le=600)
     web_ready_lag_s: float = Field(default=30.0, gt=0)
+    # `report` for many customers: at most this many worker processes, each taking whole
+    # customers (and never more than the CPUs or the customers; 1: in-process). docs/decisions.md
+    report_workers: int = Field(default=4, ge=1, le=64)
     log_level: str = "info"
     log_format: str = "auto"

@@ -16,7 +16,7 @@ from eventsourcing.persistence import PersistenceError
 from slatrail.application.lazy_log import LazyLogger
 from slatrail.application.service import DamagedStoreError, SlatrailApplication
 from slatrail.domain.contract_version import ContractSource
-from slatrail.infra.batch_reads import stored_events_of
+from slatrail.infra.batch_reads import event_rows_of, stored_events_of
 from slatrail.infra.errors import StoreMissingError, StoreUnavailableError, UsageError
 from slatrail.infra.redact import redact_url
 
@@ -173,7 +173,9 @@ def open_application(
     env = persistence_env(store_url, connect_timeout_s)
     env["CREATE_TABLE"] = "n" if read_only else "y"
     try:
-        app = SlatrailApplication(contracts, env=env, stored_events_of=stored_events_of)
+        app = SlatrailApplication(
+            contracts, env=env, stored_events_of=stored_events_of, event_rows_of=event_rows_of
+        )
         if not read_only and app.index_is_stale():
             log.warning("incident_index_building", store=shown)
             app.rebuild_index()

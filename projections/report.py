@@ -8,12 +8,19 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from slatrail.domain.clocks import Clock, IncidentClocks, Metric, Status, evaluate
+from slatrail.domain.clocks import (
+    Clock,
+    ClockFigures,
+    IncidentClocks,
+    Metric,
+    Status,
+    evaluate,
+    evaluate_figures,
+)
 from slatrail.domain.contract_version import ContractBook, ContractSource
 from slatrail.domain.durations import format_duration
 from slatrail.domain.model import IncidentEvent, Priority, State, format_instant
@@ -33,23 +40,47 @@ LEVELS = (1, 2, 3, 4)
 _STILL_RUNNING = (Status.RUNNING, Status.AT_RISK, Status.PAUSED, Status.PENDING)
 
 
-@dataclass(frozen=True)
 class _Incident:
-    """One incident evaluated once, as of the report's `as_of`."""
+    """One incident evaluated once, as of the report's `as_of`: its clocks' figures (status,
+    target, counted µs, stop: `evaluate_figures`, no `Clock` objects or datetimes), and the
+    whole clocks (calendars, pauses, due instants) only where a figure needs them, a breach's
+    explanation (`evaluate`, the same figures: docs/scale.md, "Monthly reports")."""
 
-    events: Sequence[IncidentEvent]
-    clocks: IncidentClocks
+    __slots__ = ("_clocks", "_figures", "_source", "events", "timeline")
 
-    @property
-    def timeline(self) -> Timeline:
-        return self.clocks.timeline
+    def __init__(
+        self,
+        events: Sequence[IncidentEvent],
+        timeline: Timeline,
+        source: ContractSource,
+        figures: Iterable[ClockFigures],
+    ) -> None:
+        self.events = events
+        self.timeline = timeline
+        self._source = source
+        self._figures = {f.metric: f for f in figures}
+        self._clocks: IncidentClocks | None = None
 
     @property
     def excluded(self) -> bool:
         return self.timeline.excluded
 
+    def figure(self, metric: Metric) -> ClockFigures:
+        return self._figures[metric]
+
+    @property
+    def clocks(self) -> IncidentClocks:
+        if self._clocks is None:
+            self._clocks = evaluate(self.timeline, self._source)
+        return self._clocks
+
     def clock(self, metric: Metric) -> Clock:
         return self.clocks.clocks[metric]
+
+
+def _elapsed_s(figure: ClockFigures) -> float:
+    """`Clock.elapsed_s or 0.0` of the clock with these figures."""
+    return 0.0 if figure.elapsed_us is None else figure.elapsed_us / 1_000_000
 
 
 def reported_priority(t: Timeline) -> Priority:
@@ -112,9 +143,11 @@ def visible_timelines(
 def evaluated(seen: Iterable[Seen], contracts: ContractSource) -> dict[str, list[_Incident]]:
     """The incidents evaluated under `contracts`, by customer, in report order."""
     by_customer: dict[str, list[_Incident]] = {}
-    for visible, timeline in seen:
+    seen = list(seen)
+    figures = evaluate_figures((timeline for _, timeline in seen), contracts)
+    for (visible, timeline), (_, clocks) in zip(seen, figures, strict=True):
         by_customer.setdefault(timeline.customer, []).append(
-            _Incident(visible, evaluate(timeline, contracts))
+            _Incident(visible, timeline, contracts, clocks)
         )
     for incidents in by_customer.values():
         incidents.sort(key=lambda i: (i.timeline.reported_at, i.timeline.incident_id))
@@ -237,7 +270,7 @@ def _incident_counts(ours: Sequence[_Incident]) -> dict[str, Any]:
 
 
 def _metric_figures(counted: Sequence[_Incident], metric: Metric) -> dict[str, Any]:
-    statuses = Counter(i.clock(metric).status for i in counted)
+    statuses = Counter(i.figure(metric).status for i in counted)
     met, breached = statuses[Status.MET], statuses[Status.BREACHED]
     return {
         "met": met,
@@ -256,9 +289,9 @@ def _means(counted: Sequence[_Incident]) -> dict[str, float | None]:
             for i in acknowledged
             if i.timeline.acknowledged_at is not None
         ),
-        "mtta_counted_s": _mean(i.clock(Metric.RESPONSE).elapsed_s or 0.0 for i in acknowledged),
+        "mtta_counted_s": _mean(_elapsed_s(i.figure(Metric.RESPONSE)) for i in acknowledged),
         "mttr_s": _mean(open_wall_seconds(i.timeline) for i in resolved),
-        "mttr_counted_s": _mean(i.clock(Metric.RESOLUTION).elapsed_s or 0.0 for i in resolved),
+        "mttr_counted_s": _mean(_elapsed_s(i.figure(Metric.RESOLUTION)) for i in resolved),
     }
 
 
@@ -273,7 +306,7 @@ def _mttr_by_priority(counted: Sequence[_Incident]) -> dict[str, dict[str, Any]]
         out[str(priority)] = {
             "resolved": len(resolved),
             "mttr_s": _mean(open_wall_seconds(i.timeline) for i in resolved),
-            "mttr_counted_s": _mean(i.clock(Metric.RESOLUTION).elapsed_s or 0.0 for i in resolved),
+            "mttr_counted_s": _mean(_elapsed_s(i.figure(Metric.RESOLUTION)) for i in resolved),
         }
     return out
 
@@ -329,14 +362,14 @@ def _escalations(ours: Sequence[_Incident], contracts: ContractSource) -> dict[s
 
 
 def _postmortems(counted: Sequence[_Incident]) -> dict[str, Any]:
-    clocks = [i.clock(Metric.POSTMORTEM) for i in counted]
+    clocks = [i.figure(Metric.POSTMORTEM) for i in counted]
     required = [c for c in clocks if c.status is not Status.NOT_APPLICABLE]
     on_time = sum(1 for c in required if c.status is Status.MET)
-    late = sum(1 for c in required if c.status is Status.BREACHED and c.stopped_at is not None)
-    overdue = sum(1 for c in required if c.status is Status.BREACHED and c.stopped_at is None)
+    late = sum(1 for c in required if c.status is Status.BREACHED and c.stopped_us is not None)
+    overdue = sum(1 for c in required if c.status is Status.BREACHED and c.stopped_us is None)
     return {
         "required": len(required),
-        "published": sum(1 for c in required if c.stopped_at is not None),
+        "published": sum(1 for c in required if c.stopped_us is not None),
         "on_time": on_time,
         "late": late,
         "overdue": overdue,
@@ -349,7 +382,10 @@ def _breaches(counted: Sequence[_Incident]) -> list[dict[str, Any]]:
     out = []
     for i in counted:
         for metric in Metric:
-            clock = i.clock(metric)
+            figure = i.figure(metric)
+            if figure.status is not Status.BREACHED or figure.target_s is None:
+                continue
+            clock = i.clock(metric)  # the whole clock: its calendar, pauses and instants
             if clock.status is not Status.BREACHED or clock.target_s is None:
                 continue
             elapsed = clock.elapsed_s or 0.0

@@ -8,19 +8,24 @@ import io
 import json
 import re
 import sys
+from collections.abc import Sequence
+from datetime import datetime
+from multiprocessing import util as multiprocessing_util
 from pathlib import Path
 from typing import Any
 
 from slatrail.application.queries import answer_as_of
-from slatrail.application.selection import selected_reports
+from slatrail.application.selection import customer_reports, report_customers
+from slatrail.application.service import SlatrailApplication
+from slatrail.domain.contract_version import ContractSource
 from slatrail.domain.model import format_instant
 from slatrail.infra.bootstrap import Container
 from slatrail.infra.errors import UsageError
 from slatrail.infra.pathargs import cannot_write, output_file_in_new_dirs
-from slatrail.infra.proofs import new_checkpoint
 from slatrail.infra.render import echo, table, to_json
-from slatrail.infra.report_html import render_html
+from slatrail.infra.store import open_application
 from slatrail.infra.timearg import instant, month, quarter
+from slatrail.infra.workers import fewer_collections, forked_map, worker_count
 from slatrail.projections.availability import Month
 from slatrail.projections.restatements import restatements
 
@@ -55,10 +60,29 @@ def register(subparsers: Any) -> None:
         help="flag every figure that differs from what was known at T (say, when the report "
         "was sent), with its cause",
     )
+    parser.add_argument(
+        "--workers",
+        type=_workers,
+        metavar="N",
+        help="at most N worker processes, each reporting on whole customers (default: "
+        "SLATRAIL_REPORT_WORKERS, 4; never more than the CPUs or the customers; 1: in-process)",
+    )
     parser.set_defaults(handler=run)
 
 
+def _workers(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if not 1 <= count <= 64:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 1 to 64, got {text!r}")
+    return count
+
+
 def write_html(container: Container, reports: list[dict[str, Any]], path: Path) -> Path:
+    from slatrail.infra.report_html import render_html  # only HTML needs templates and charts
+
     page = render_html(
         reports,
         generated_at=container.clock(),
@@ -83,9 +107,11 @@ def run(container: Container, args: argparse.Namespace) -> int:
               file=sys.stderr)  # fmt: skip
         return 1
     as_of = answer_as_of(args.as_of, args.as_known_at, container.clock)
-    reports = selected_reports(
-        container.app, book, months,
-        as_of=as_of, as_known_at=args.as_known_at, customer=args.customer,
+    names = report_customers(book, months, args.customer)
+    limit = container.settings.report_workers if args.workers is None else args.workers
+    reports = computed_reports(
+        container, book, months, names, as_of=as_of, as_known_at=args.as_known_at,
+        workers=worker_count(limit, len(names)),
     )  # fmt: skip
     if args.restated_since is not None:
         if args.as_known_at is not None and args.restated_since > args.as_known_at:
@@ -133,6 +159,49 @@ def run(container: Container, args: argparse.Namespace) -> int:
     else:
         echo(text.rstrip("\n"))
     return 0
+
+
+def computed_reports(
+    container: Container,
+    book: ContractSource,
+    months: Sequence[Month],
+    customers: Sequence[str],
+    *,
+    as_of: datetime,
+    as_known_at: datetime | None,
+    workers: int,
+) -> list[dict[str, Any]]:
+    """The reports of `customers` (each customer's months in order, customers in the order
+    given): in this process, or by `workers` forked processes each taking whole customers,
+    each with its own connection to the store (the same figures, byte for byte)."""
+    if workers <= 1:
+        with fewer_collections():
+            return [
+                report
+                for name in customers
+                for report in customer_reports(
+                    container.app, book, months, name, as_of=as_of, as_known_at=as_known_at
+                )
+            ]
+    settings, contracts = container.settings, container.contracts
+    opened: list[SlatrailApplication] = []  # the worker's own store, opened on its first task
+
+    def one_customer(name: str) -> list[dict[str, Any]]:
+        if not opened:
+            app = open_application(
+                settings.store, contracts, read_only=True,
+                connect_timeout_s=settings.store_connect_timeout_s,
+            )  # fmt: skip
+            opened.append(app)
+            multiprocessing_util.Finalize(app, app.close, exitpriority=10)
+        return customer_reports(opened[0], book, months, name, as_of=as_of, as_known_at=as_known_at)
+
+    # No connection (nor a PostgreSQL pool's threads) crosses the fork: the store is opened
+    # again, in this process too, when it is next needed (the checkpoint, --restated-since).
+    container.close()
+    with fewer_collections():  # before the fork: the workers inherit it
+        per_customer = forked_map(one_customer, customers, workers, what="report")
+    return [report for reports in per_customer for report in reports]
 
 
 def _versions_note(reports: list[dict[str, Any]]) -> str:
@@ -291,4 +360,6 @@ def report_checkpoint(container: Container) -> dict[str, Any] | None:
     """A new signed checkpoint when this host holds the signing key; else none."""
     if not container.settings.signing_key.is_file():
         return None
+    from slatrail.infra.proofs import new_checkpoint  # only a signing host makes checkpoints
+
     return new_checkpoint(container).as_json()

@@ -517,3 +517,23 @@ def test_the_html_report_inlines_its_stylesheet_from_package_data() -> None:
     assert "@page { size: A4;" in css and FONT in css  # the charts and the page share a font
     page = render_html([], generated_at=datetime(2026, 11, 2), source="<test>")
     assert f"<style>\n{css}</style>" in page
+
+
+def test_whole_clocks_are_built_only_for_the_breaches_the_figures_come_from_their_figures(
+    incidents: IncidentFactory, contracts: Contracts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from slatrail.projections import report as report_module
+
+    expected = report_of(scenario(incidents), contracts)
+    breached = {b["incident_id"] for b in expected["breaches"]}
+    assert breached and len(breached) < expected["incidents"]["total"]
+    whole = report_module.evaluate
+    built: list[str] = []
+
+    def counted(timeline: Any, source: Any) -> Any:
+        built.append(timeline.incident_id)
+        return whole(timeline, source)
+
+    monkeypatch.setattr(report_module, "evaluate", counted)
+    assert report_of(incidents, contracts) == expected
+    assert set(built) == breached and len(built) == len(breached)
