@@ -9,15 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from slatrail.application.selection import selected_reports
 from slatrail.domain.contract_version import ContractBook
 from slatrail.domain.contracts import Contracts
 from slatrail.domain.model import IncidentEvent, parse_instant
-from slatrail.projections.availability import Month
 from slatrail.projections.incident_index import IndexQuery
 from slatrail.projections.read_models import AUDIT, SLA
+
+if TYPE_CHECKING:
+    from slatrail.projections.availability import Month
 
 
 class EventHistories(Protocol):

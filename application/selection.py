@@ -14,15 +14,16 @@ import heapq
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo
 
 from slatrail.domain.contract_version import ContractSource
 from slatrail.domain.model import IncidentEvent, State
-from slatrail.projections.availability import Month
 from slatrail.projections.incident_index import IndexQuery, entry_of
-from slatrail.projections.report import TREND_MONTHS, contracted_customers, monthly_reports
 from slatrail.projections.sla import IncidentSla, incident_sla
+
+if TYPE_CHECKING:
+    from slatrail.projections.availability import Month
 
 UTC_ZONE = ZoneInfo("UTC")
 CHUNK = 256  # incidents whose events are read in one query
@@ -75,6 +76,8 @@ def report_query(
 ) -> IndexQuery:
     """The incidents a report of `months` (and its trend months before them) may count: they
     may count from before the period ends, and were still open or changed within it."""
+    from slatrail.projections.report import TREND_MONTHS  # only reports need the report module
+
     first = min(months).shifted(-TREND_MONTHS).bounds(UTC_ZONE)[0] - ZONE_MARGIN
     last = max(months).bounds(UTC_ZONE)[1] + ZONE_MARGIN
     return IndexQuery(
@@ -176,6 +179,8 @@ def report_customers(
 ) -> list[str]:
     """The customers a report of `months` is about, in report order: `customer`, else every
     customer contracted in any of the months."""
+    from slatrail.projections.report import contracted_customers
+
     return sorted(contracted_customers(contracts, months)) if customer is None else [customer]
 
 
@@ -191,6 +196,8 @@ def customer_reports(
     """One customer's reports of `months` (in month order), from the incidents the index
     selects for them: independent of every other customer's, so customers can be reported
     on by separate processes (`slatrail report --workers`)."""
+    from slatrail.projections.report import monthly_reports
+
     query = report_query(months, as_of=as_of, as_known_at=as_known_at, customer=customer)
     return monthly_reports(
         selected_histories(store, query), contracts, months, as_of,
