@@ -29,18 +29,40 @@ from slatrail.projections.verification.receipts import ReceiptCheck, ReceiptReco
 Held = dict[int, tuple[IncidentEvent | None, str | None, int]]
 
 
+def _packed(text: str) -> bytes | str:
+    """A hash as a chain keeps it: the 32 bytes its 64 lower-case hex digits spell (65 bytes
+    of memory, not 113), or the text itself when it is not exactly that (damage: it is still
+    compared as it is)."""
+    if len(text) == 64:
+        try:
+            raw = bytes.fromhex(text)
+        except ValueError:
+            return text
+        if raw.hex() == text:
+            return raw
+    return text
+
+
+def _unpacked(kept: bytes | str) -> str:
+    """The hash text `_packed` kept (always exactly the text it was given)."""
+    return kept.hex() if isinstance(kept, bytes) else kept
+
+
+_GENESIS = _packed(GENESIS_HASH)
+
+
 class _Chain:
     """What is kept of one aggregate between its events — for every incident of the store, so
-    only this: its name, the position and hash the next event must link to, the events stored
-    ahead of a gap (None without one), and its incident-index row folded so far (None unless
-    the index is checked, and again once it was compared)."""
+    only this: its name, the position and hash (`_packed`) the next event must link to, the
+    events stored ahead of a gap (None without one), and its incident-index row folded so far
+    (None unless the index is checked, and again once it was compared)."""
 
     __slots__ = ("hash", "held", "incident_id", "index", "next_position")
 
     def __init__(self, index: EntryBuilder | None) -> None:
         self.incident_id: str | None = None
         self.next_position = 1
-        self.hash: str | None = GENESIS_HASH  # None: unknown (the previous event did not decode)
+        self.hash: bytes | str | None = _GENESIS  # None: unknown (the previous one did not decode)
         self.held: Held | None = None
         self.index = index
 
@@ -313,15 +335,14 @@ class ChainVerifier:
                 notification_id,
                 f"{what}: an incident's history starts with its one reported event",
             )
-        if chain.hash is not None and event.prev_hash != chain.hash:
+        if chain.hash is not None and event.prev_hash != (kept := _unpacked(chain.hash)):
             self._report(
                 DifferenceKind.BROKEN_LINK,
                 chain,
                 key,
                 version,
                 notification_id,
-                f"prev_hash {event.prev_hash} is not the hash of position {version - 1} "
-                f"({chain.hash})",
+                f"prev_hash {event.prev_hash} is not the hash of position {version - 1} ({kept})",
             )
         try:
             computed = event.computed_hash()
@@ -349,7 +370,7 @@ class ChainVerifier:
                     f"anchored hash {anchor.hash} but the store has {event.hash}: the history "
                     f"up to this position was rewritten since the anchor was taken",
                 )
-        chain.hash = event.hash
+        chain.hash = _packed(event.hash)
         if chain.index is not None:
             chain.index.add(event)
         if self._receipts is not None:
@@ -403,7 +424,8 @@ class ChainHeads(Mapping[str, Anchor]):
         chain = _chain_named(self._chains, self._elsewhere, incident_id)
         if chain is None:
             raise KeyError(incident_id)
-        return Anchor(chain.next_position - 1, chain.hash or "")
+        kept = chain.hash
+        return Anchor(chain.next_position - 1, "" if kept is None else _unpacked(kept))
 
     def __iter__(self) -> Iterator[str]:
         moved: set[str] = set()

@@ -23,7 +23,13 @@ from slatrail.domain.model import (
     receipt_uuid,
 )
 from slatrail.projections.incident_index import entry_of
-from slatrail.projections.verification import Anchor, ChainVerifier, DifferenceKind, ReceiptRecord
+from slatrail.projections.verification import (
+    Anchor,
+    ChainVerifier,
+    DifferenceKind,
+    ReceiptRecord,
+    verify_chain,
+)
 from tests.builders import contracts_from, record_history, reported_data, utc
 
 T0 = utc(2026, 3, 2, 9)
@@ -174,3 +180,29 @@ def test_the_index_row_is_folded_per_incident_and_dropped_once_compared() -> Non
     assert verifier.index_entry("B") == entry_of(b)
     assert list(verifier.unindexed()) == []
     assert ChainVerifier().index_entry("A") is None  # built without the index
+
+
+def test_a_hash_is_kept_as_bytes_but_compared_as_the_text_it_was() -> None:
+    """A chain keeps its head hash as 32 bytes; a hash that is not 64 lower-case hex digits
+    is kept as text, so the link after it is checked against exactly what was stored: an
+    upper-cased hash is not the lower-case one it spells."""
+    events = history("A")
+    shouted = replace(events[1], hash=events[1].hash.upper())
+    assert verify_chain_kinds([events[0], shouted, *events[2:]]) == [
+        (DifferenceKind.HASH_MISMATCH, 2),
+        (DifferenceKind.BROKEN_LINK, 3),
+    ]
+    short = replace(events[1], hash=events[1].hash[:-2])
+    assert verify_chain_kinds([events[0], short, *events[2:]]) == [
+        (DifferenceKind.HASH_MISMATCH, 2),
+        (DifferenceKind.BROKEN_LINK, 3),
+    ]
+    verifier = ChainVerifier(receipts=False)
+    for event in [*events[:3], shouted := replace(events[3], hash=events[3].hash.upper())]:
+        verifier.incident_event(incident_uuid("A"), event.position, event, notification_id=0)
+    assert verifier.finish().heads["A"] == Anchor(4, shouted.hash)
+    assert verify_chain_kinds(events) == []
+
+
+def verify_chain_kinds(events: list[IncidentEvent]) -> list[tuple[DifferenceKind, int | None]]:
+    return [(d.kind, d.position) for d in verify_chain(events)]
