@@ -221,6 +221,37 @@ class VerifyContract:
         UUID's integer."""
         assert_read_as_the_recorder_gives(store_url, 14)  # 7 events, 7 receipts
 
+    def test_the_cycle_collector_is_paused_for_the_pass_and_resumed_after_it(
+        self, run: Run, store_url: str
+    ) -> None:
+        import gc
+
+        from slatrail.infra.verify import verify_chains
+
+        app = open_application(store_url, contracts_from())
+        seen: list[bool] = []
+
+        def observe(notification_id: int, event: object) -> None:
+            seen.append(gc.isenabled())
+            if len(seen) == 3:
+                raise RuntimeError("stop")
+
+        try:
+            assert gc.isenabled()
+            with pytest.raises(RuntimeError):
+                verify_chains(app, observers=[observe])
+            assert seen == [False] * 3 and gc.isenabled()  # resumed after a failure too
+            verifier = verify_chains(app, index=True)
+            assert gc.isenabled() and verifier.differences == []
+            gc.disable()  # a caller's choice is kept
+            try:
+                verify_chains(app)
+                assert not gc.isenabled()
+            finally:
+                gc.enable()
+        finally:
+            app.close()
+
     # -- the untouched store -------------------------------------------------------------
 
     def test_an_untouched_store_verifies_with_exit_0(self, run: Run) -> None:
