@@ -1,9 +1,10 @@
 """`slatrail verify` against a real store: every stored record, as stored, through the verifier.
 
-Reads the raw notifications (all topics, not only the ones slatrail writes), decodes each one
-itself so that a record whose bytes no longer decode is reported rather than fatal, and feeds
-`projections.verification.ChainVerifier`. Streaming: memory grows with the number of incidents,
-not of events.
+Reads the raw notifications (all topics, not only the ones slatrail writes; an SQLite store's
+rows straight from its table, `stored_records`), decodes each one itself so that a record whose
+bytes no longer decode is reported rather than fatal, and feeds
+`projections.verification.ChainVerifier`. Streaming: memory grows with the number of incidents
+(one small object each), not of events.
 """
 
 from __future__ import annotations
