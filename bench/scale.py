@@ -179,8 +179,9 @@ def main() -> None:
 
 def run(workdir: Path, count: int, *, timing: bool) -> None:
     contracts = workdir / "contracts.toml"
-    contracts.write_text(contracts_text())
     database = workdir / f"scale-{count}.db"
+    if not (database.exists() and contracts.exists()):  # a kept store is only read
+        contracts.write_text(contracts_text())
     store = f"sqlite:///{database}"
     if database.exists():
         print(f"store: {database} (kept from an earlier run, {count} incidents)")

@@ -67,10 +67,31 @@ def receipt_uuid(message_id: str) -> uuid.UUID:
     return uuid.uuid5(_MESSAGE_NAMESPACE, message_id)
 
 
+_INCIDENT_PREFIX = _INCIDENT_NAMESPACE.bytes
+_MESSAGE_PREFIX = _MESSAGE_NAMESPACE.bytes
+_UUID5_KEEP = ~((0xC000 << 48) | (0xF000 << 64))  # the variant and version bits cleared …
+_UUID5_SET = (0x8000 << 48) | (5 << 76)  # … and set to RFC 4122, version 5
+
+
+def incident_key(incident_id: str) -> int:
+    """`incident_uuid(incident_id).int`, without building the UUID (verify: once per incident)."""
+    digest = hashlib.sha1(_INCIDENT_PREFIX + incident_id.encode("utf-8")).digest()
+    return (int.from_bytes(digest[:16]) & _UUID5_KEEP) | _UUID5_SET
+
+
+def receipt_key(message_id: str) -> int:
+    """`receipt_uuid(message_id).int`, without building the UUID (verify: once per receipt)."""
+    digest = hashlib.sha1(_MESSAGE_PREFIX + message_id.encode("utf-8")).digest()
+    return (int.from_bytes(digest[:16]) & _UUID5_KEEP) | _UUID5_SET
+
+
 def format_instant(moment: datetime) -> str:
     """RFC 3339 in UTC ending in `Z`; microseconds only when present.
 
-    (`isoformat` of the naive UTC time writes exactly that, faster than `strftime`.)"""
+    (`isoformat` writes exactly that, faster than `strftime`: of a UTC time it ends in
+    `+00:00`, replaced by `Z`; any other offset is converted to UTC first.)"""
+    if moment.tzinfo is UTC:  # the common case: every decoded stored timestamp
+        return moment.isoformat()[:-6] + "Z"
     return moment.astimezone(UTC).replace(tzinfo=None).isoformat() + "Z"
 
 
@@ -168,10 +189,8 @@ def chain_fields(
 
 def chain_hash(prev_hash: str, fields: Mapping[str, Any]) -> str:
     """hash = SHA-256(prev_hash as ASCII hex ‖ canonical JSON of the fields), hex."""
-    digest = hashlib.sha256()
-    digest.update(prev_hash.encode("ascii"))
-    digest.update(canonical_json(dict(fields)))
-    return digest.hexdigest()
+    body = canonical_json(fields if type(fields) is dict else dict(fields))
+    return hashlib.sha256(prev_hash.encode("ascii") + body).hexdigest()
 
 
 EVENT_FIELDS: tuple[str, ...] = (

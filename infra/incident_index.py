@@ -79,8 +79,28 @@ def from_us(us: int | None) -> datetime | None:
 
 SELECT_ENTRIES = (
     "SELECT incident_id, customer, reported_us, starts_us, last_us, open, priority, "
-    "resolved_us, postmortem_us FROM {table} ORDER BY incident_id"
+    "resolved_us, postmortem_us FROM {table} {where}ORDER BY incident_id LIMIT {limit}"
 )
+ENTRIES_PAGE = 10_000
+
+
+def paged_entries(
+    table: str,
+    mark: str,
+    page_of: Callable[[str, Sequence[Any]], Sequence[Any]],
+    page: int | None = None,
+) -> Iterator[IndexEntry]:
+    """Every row of the index by incident id, read `page` rows at a time (`ENTRIES_PAGE`;
+    keyset on the key, `mark` the driver's placeholder): never the whole index at once."""
+    page = page or ENTRIES_PAGE
+    first = SELECT_ENTRIES.format(table=table, where="", limit=mark)
+    after = SELECT_ENTRIES.format(table=table, where=f"WHERE incident_id > {mark} ", limit=mark)
+    rows = page_of(first, (page,))
+    while True:
+        yield from map(entry_from_row, rows)
+        if len(rows) < page:
+            return
+        rows = page_of(after, (str(rows[-1]["incident_id"]), page))
 
 
 def entry_from_row(row: Any) -> IndexEntry:
@@ -202,12 +222,14 @@ class IndexedSQLiteRecorder(SQLiteApplicationRecorder):
         return keyset_incident_ids(INDEX_TABLE, query, "?", page)
 
     def index_entries(self) -> Iterator[IndexEntry]:
-        """Every row of the index, by incident id (`slatrail verify`)."""
-        with self.datastore.transaction(commit=False) as c:
-            c.execute(SELECT_ENTRIES.format(table=INDEX_TABLE))
-            rows = c.fetchall()
-        for row in rows:
-            yield entry_from_row(row)
+        """Every row of the index, by incident id, a page at a time (`slatrail verify`)."""
+
+        def page(statement: str, params: Sequence[Any]) -> list[Any]:
+            with self.datastore.transaction(commit=False) as c:
+                c.execute(statement, params)
+                return list(c.fetchall())
+
+        return paged_entries(INDEX_TABLE, "?", page)
 
     def replace_index(self, entries: Sequence[IndexEntry]) -> None:
         """Write `entries` as the whole index (backfill and `replay`)."""

@@ -22,10 +22,9 @@ from slatrail.infra.incident_index import (
     COLUMNS,
     INDEX_TABLE,
     INDEXES,
-    SELECT_ENTRIES,
     UPSERT,
-    entry_from_row,
     keyset_incident_ids,
+    paged_entries,
     row_params,
 )
 from slatrail.projections.incident_index import INDEX_ROWS, IndexEntry, IndexQuery
@@ -113,11 +112,12 @@ class IndexedPostgresRecorder(PostgresApplicationRecorder):
         return keyset_incident_ids(self._index_table, query, "%s", page, row_values=True)
 
     def index_entries(self) -> Iterator[IndexEntry]:
-        with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(SELECT_ENTRIES.format(table=self._index_table).encode())
-            rows = curs.fetchall()
-        for row in rows:
-            yield entry_from_row(row)
+        def page(statement: str, params: Sequence[Any]) -> list[Any]:
+            with self.datastore.get_connection() as conn, conn.cursor() as curs:
+                curs.execute(statement.encode(), params)
+                return list(curs.fetchall())
+
+        return paged_entries(self._index_table, "%s", page)
 
     def replace_index(self, entries: Sequence[IndexEntry]) -> None:
         with self.datastore.transaction(commit=True) as curs:

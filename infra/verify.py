@@ -1,14 +1,16 @@
 """`slatrail verify` against a real store: every stored record, as stored, through the verifier.
 
-Reads the raw notifications (all topics, not only the ones slatrail writes), decodes each one
-itself so that a record whose bytes no longer decode is reported rather than fatal, and feeds
-`projections.verification.ChainVerifier`. Streaming: memory grows with the number of incidents,
-not of events.
+Reads the raw notifications (all topics, not only the ones slatrail writes; an SQLite store's
+rows straight from its table, `stored_records`), decodes each one itself so that a record whose
+bytes no longer decode is reported rather than fatal, and feeds
+`projections.verification.ChainVerifier`. Streaming: memory grows with the number of incidents
+(one small object each), not of events.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gc
 import multiprocessing
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -16,8 +18,10 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 from eventsourcing.persistence import Notification, StoredEvent
+from eventsourcing.sqlite import SQLiteApplicationRecorder
 from eventsourcing.utils import get_topic
 
 from slatrail.application.service import INCIDENT_TOPICS, SlatrailApplication
@@ -29,7 +33,7 @@ from slatrail.infra.bootstrap import Container
 from slatrail.infra.errors import StoreMissingError
 from slatrail.infra.redact import redact_url
 from slatrail.infra.store import sqlite_path
-from slatrail.projections.incident_index import EntryBuilder, IndexEntry
+from slatrail.projections.incident_index import IndexEntry
 from slatrail.projections.read_models import READ_MODELS, SLA, STORE_SOURCE
 from slatrail.projections.sla import incident_sla
 from slatrail.projections.verification import (
@@ -80,22 +84,53 @@ def stored_pages(
         position = notifications[-1].id + 1
 
 
+StateDecoder = Callable[[bytes], Any]
+
+
+def state_decoder(app: SlatrailApplication) -> StateDecoder:
+    """A stored record's state as `mapper.to_domain_event` decodes it: the application's own
+    cipher, compressor and transcoder, looked up once."""
+    mapper = app.mapper
+    cipher, compressor, decode = mapper.cipher, mapper.compressor, mapper.transcoder.decode
+    if cipher is None and compressor is None:
+        return decode
+
+    def state(data: bytes) -> Any:
+        if cipher is not None:
+            data = cipher.decrypt(data)
+        if compressor is not None:
+            data = compressor.decompress(data)
+        return decode(data)
+
+    return state
+
+
 def decode_incident_event(
     app: SlatrailApplication, notification: StoredEvent
 ) -> tuple[IncidentEvent | None, str | None]:
-    """The recorded event in a stored incident record, or None and why it does not decode.
+    """The recorded event in a stored incident record, or None and why it does not decode."""
+    return incident_record(
+        state_decoder(app), notification.topic, notification.originator_version,
+        notification.state,
+    )  # fmt: skip
+
+
+def incident_record(
+    decode: StateDecoder, topic: str, version: int, data: bytes
+) -> tuple[IncidentEvent | None, str | None]:
+    """`decode_incident_event` of a stored record's topic, version and state.
 
     The state is decoded by the application's own mapper parts (cipher, compressor,
     transcoder) straight into the record the projections fold, without the aggregate event
     object `mapper.to_domain_event` would build first, then convert."""
-    kind = _EVENT_TYPES.get(notification.topic)
+    kind = _EVENT_TYPES.get(topic)
     if kind is None:
-        return None, f"topic {notification.topic!r} is not an incident event"
+        return None, f"topic {topic!r} is not an incident event"
     try:
-        state = _stored_state(app, notification)
+        state = decode(data)
         record = IncidentEvent(
-            incident_id=state["incident_id"], position=notification.originator_version,
-            type=kind, occurred_at=state["occurred_at"], recorded_at=state["timestamp"],
+            incident_id=state["incident_id"], position=version, type=kind,
+            occurred_at=state["occurred_at"], recorded_at=state["timestamp"],
             actor=state["actor"], source=state["source"], message_id=state["message_id"],
             data=state["data"], prev_hash=state["prev_hash"], hash=state["hash"],
             redrive=state.get("redrive"), traceparent=state.get("traceparent"),
@@ -104,17 +139,6 @@ def decode_incident_event(
         return None, _reason(error)
     problem = malformed(record)
     return (None, problem) if problem else (record, None)
-
-
-def _stored_state(app: SlatrailApplication, stored: StoredEvent) -> Any:
-    """A stored record's state as `mapper.to_domain_event` decodes it."""
-    mapper = app.mapper
-    data = stored.state
-    if mapper.cipher is not None:
-        data = mapper.cipher.decrypt(data)
-    if mapper.compressor is not None:
-        data = mapper.compressor.decompress(data)
-    return mapper.transcoder.decode(data)
 
 
 def decode_contract_version(
@@ -134,10 +158,15 @@ def decode_contract_version(
 
 
 def decode_receipt(
-    app: SlatrailApplication, notification: Notification
+    app: SlatrailApplication, notification: StoredEvent
 ) -> tuple[ReceiptRecord | None, str | None]:
+    return receipt_record(state_decoder(app), notification.state)
+
+
+def receipt_record(decode: StateDecoder, data: bytes) -> tuple[ReceiptRecord | None, str | None]:
+    """`decode_receipt` of a stored receipt's state."""
     try:
-        state = _stored_state(app, notification)
+        state = decode(data)
         record = ReceiptRecord(state["message_id"], state["incident_id"], state["position"])
     except Exception as error:
         return None, _reason(error)
@@ -181,6 +210,65 @@ class Verification:
         }
 
 
+StoredRecord = tuple[int, int, int, str, bytes]
+"""A stored record as `verify` reads it: notification id, aggregate (`UUID.int`), version,
+topic, state."""
+
+
+def stored_records(app: SlatrailApplication, *, page: int = PAGE) -> Iterator[list[StoredRecord]]:
+    """Every stored record, a page at a time in store order (each page non-empty).
+
+    From SQLite straight from the recorder's table through its own connection, as plain rows:
+    the recorder would build a `UUID` and a `Notification` for each, which cost more than
+    decoding the record (docs/scale.md, "Verify"). Elsewhere through `select_notifications`."""
+    recorder = app.recorder
+    if isinstance(recorder, SQLiteApplicationRecorder) and (
+        recorder.datastore.originator_id_type == "uuid"
+    ):
+        yield from _sqlite_records(recorder, page)
+        return
+    for notifications in stored_pages(app, page=page):
+        yield [
+            (n.id, _uuid_key(n.originator_id), n.originator_version, n.topic, n.state)
+            for n in notifications
+        ]
+
+
+def _sqlite_records(recorder: SQLiteApplicationRecorder, page: int) -> Iterator[list[StoredRecord]]:
+    statement = (
+        "SELECT rowid, originator_id, originator_version, topic, state "
+        f"FROM {recorder.events_table_name} WHERE rowid >= ? ORDER BY rowid LIMIT ?"
+    )
+    position = 1
+    while True:
+        with recorder.datastore.transaction(commit=False) as cursor:
+            raw = cursor.sqlite_cursor
+            raw.row_factory = None  # tuples, not sqlite3.Row
+            raw.execute(statement, (position, page))
+            rows = raw.fetchall()
+        if not rows:
+            return
+        # the hex text the recorder stores; exactly `UUID(text).int` (which is `int(text, 16)`
+        # once UUID has dropped braces, dashes and a urn prefix: alphanumeric text has none)
+        yield [
+            (
+                notification_id,
+                int(text, 16)
+                if type(text) is str and len(text) == 32 and text.isalnum()
+                else UUID(text).int,
+                version,
+                topic,
+                state,
+            )
+            for notification_id, text, version, topic, state in rows
+        ]
+        position = rows[-1][0] + 1
+
+
+def _uuid_key(originator_id: UUID | str) -> int:
+    return originator_id.int if isinstance(originator_id, UUID) else UUID(originator_id).int
+
+
 def verify_chains(
     app: SlatrailApplication,
     *,
@@ -188,45 +276,61 @@ def verify_chains(
     progress: Progress | None = None,
     observers: Sequence[Callable[[int, IncidentEvent], None]] = (),
     page: int = PAGE,
+    index: bool = False,
 ) -> ChainVerifier:
-    """Stream the whole store through a `ChainVerifier` (finished) and return it; each
-    decoded incident event also goes to every observer, with its notification id."""
-    verifier = ChainVerifier(anchors)
-    incident_event, receipt_of = verifier.incident_event, verifier.receipt
-    last_id = 0
-    for notifications in stored_pages(app, page=page):
-        events = 0
-        for notification in notifications:
-            topic = notification.topic
-            originator_id: Any = notification.originator_id
-            version = notification.originator_version
-            if topic in _INCIDENT_TOPICS:
-                event, error = decode_incident_event(app, notification)
-                incident_event(
-                    originator_id, version, event, notification_id=notification.id, error=error
-                )
-                if event is not None:
-                    for observe in observers:
-                        observe(notification.id, event)
-                events += 1
-            elif topic == RECEIPT_TOPIC:
-                receipt, error = decode_receipt(app, notification)
-                receipt_of(
-                    originator_id, version, receipt, notification_id=notification.id, error=error
-                )
-            elif topic in CONTRACT_TOPICS:
-                stored, error = decode_contract_version(app, notification)
-                verifier.contracts.version(
-                    originator_id, stored, version=version, notification_id=notification.id,
-                    error=error,
-                )  # fmt: skip
-            else:
-                verifier.other(originator_id, version, topic, notification_id=notification.id)
-        if progress is not None:  # once a page: the bar moves as often as it can be seen
-            progress(notifications[-1].id - last_id, events)
-        last_id = notifications[-1].id
+    """Stream the whole store through a `ChainVerifier` (finished; folding each incident's
+    index row with `index`) and return it; each decoded incident event also goes to every
+    observer, with its notification id."""
+    verifier = ChainVerifier(anchors, index=index)
+    # The pass makes millions of short-lived objects (no cycles among them) and keeps one small
+    # chain per incident: the cycle collector would scan those chains again and again and find
+    # nothing (a tenth of the pass at 200,000 incidents). Paused for the pass only.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        _feed(app, verifier, progress, observers, page)
+    finally:
+        if collecting:
+            gc.enable()
     verifier.finish()
     return verifier
+
+
+def _feed(
+    app: SlatrailApplication,
+    verifier: ChainVerifier,
+    progress: Progress | None,
+    observers: Sequence[Callable[[int, IncidentEvent], None]],
+    page: int,
+) -> None:
+    incident_event, receipt_of = verifier.incident_event, verifier.receipt
+    decode = state_decoder(app)
+    last_id = 0
+    for records in stored_records(app, page=page):
+        events = 0
+        for notification_id, key, version, topic, state in records:
+            if topic in _INCIDENT_TOPICS:
+                event, error = incident_record(decode, topic, version, state)
+                incident_event(key, version, event, notification_id=notification_id, error=error)
+                if event is not None:
+                    for observe in observers:
+                        observe(notification_id, event)
+                events += 1
+            elif topic == RECEIPT_TOPIC:
+                receipt, error = receipt_record(decode, state)
+                receipt_of(key, version, receipt, notification_id=notification_id, error=error)
+            elif topic in CONTRACT_TOPICS:
+                stored = StoredEvent(UUID(int=key), version, topic, state)
+                version_found, error = decode_contract_version(app, stored)
+                verifier.contracts.version(
+                    UUID(int=key), version_found, version=version,
+                    notification_id=notification_id, error=error,
+                )  # fmt: skip
+            else:
+                verifier.other(key, version, topic, notification_id=notification_id)
+        if progress is not None:  # once a page: the bar moves as often as it can be seen
+            progress(records[-1][0] - last_id, events)
+        last_id = records[-1][0]
 
 
 # Stored records from which the read models are summarised in a process of their own (they are
@@ -258,18 +362,8 @@ def verify_store(
                 last[event.incident_id] = event.position
 
     app = container.app
-    builders: dict[str, EntryBuilder] = {}
-
-    def note_index(notification_id: int, event: IncidentEvent) -> None:
-        builder = builders.get(event.incident_id)
-        if builder is None:  # one builder per incident, not one thrown away per event
-            builder = builders[event.incident_id] = EntryBuilder()
-        builder.add(event)
-
     stored_index = app.index_entries()
     observers: list[Callable[[int, IncidentEvent], None]] = [note_tracked] if tracked_last else []
-    if stored_index is not None:
-        observers.append(note_index)
     parallel = (app.recorder.max_notification_id() or 0) >= PARALLEL_FROM
     with contextlib.ExitStack() as stack:
         rows: Future[list[ReadModelRows]] | None = None
@@ -280,7 +374,10 @@ def verify_store(
             rows = pool.submit(summarise_read_models, container.read_model_url, plans)
         # One pass over the store checks chains and receipts together: a second process reading
         # the store again for the receipts cost more than it saved (docs/scale.md, "Verify").
-        verifier = verify_chains(app, anchors=anchors, progress=progress, observers=observers)
+        verifier = verify_chains(
+            app, anchors=anchors, progress=progress, observers=observers,
+            index=stored_index is not None,
+        )  # fmt: skip
         if rows is not None:
             summaries = rows.result()
         elif store is not None:
@@ -290,7 +387,7 @@ def verify_store(
     result = Verification(verifier.summary, list(verifier.differences), notes=notes)
     if stored_index is not None:  # for incidents whose events verify (else that is the finding)
         damaged = {d.incident_id for d in result.differences}
-        drift = index_drift(builders, stored_index)
+        drift = index_drift(verifier, stored_index)
         result.differences.extend(d for d in drift if d.incident_id not in damaged)
     sla_lagging = 0  # the SLA ledger is kept with the `sla` read model: it lags the same
     for plan, summary in zip(plans, summaries, strict=True):
@@ -330,16 +427,12 @@ def verify_store(
     return result
 
 
-def index_drift(
-    builders: Mapping[str, EntryBuilder], stored: Iterable[IndexEntry]
-) -> list[Difference]:
-    """Rows of the incident index that are not what the verified events give (docs/scale.md)."""
+def index_drift(verifier: ChainVerifier, stored: Iterable[IndexEntry]) -> list[Difference]:
+    """Rows of the incident index that are not what the verified events give (docs/scale.md);
+    `verifier` folded them (`index=True`, finished), and drops each once compared."""
     found: list[Difference] = []
-    seen: set[str] = set()
     for entry in stored:
-        seen.add(entry.incident_id)
-        builder = builders.get(entry.incident_id)
-        want = builder.entry() if builder is not None else None
+        want = verifier.index_entry(entry.incident_id)
         if want is None:
             found.append(Difference(DifferenceKind.INDEX_DRIFT, "indexed but never reported",
                                     incident_id=entry.incident_id))  # fmt: skip
@@ -351,10 +444,9 @@ def index_drift(
                 "empty the table and open the store with a writing command)",
                 incident_id=entry.incident_id,
             ))  # fmt: skip
-    for incident_id, builder in builders.items():
-        if incident_id not in seen and builder.entry() is not None:
-            found.append(Difference(DifferenceKind.INDEX_DRIFT, "reported but not indexed",
-                                    incident_id=incident_id))  # fmt: skip
+    for incident_id in verifier.unindexed():
+        found.append(Difference(DifferenceKind.INDEX_DRIFT, "reported but not indexed",
+                                incident_id=incident_id))  # fmt: skip
     return found
 
 

@@ -15,6 +15,7 @@ exclude).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -60,7 +61,10 @@ def starts_from(reported_at: datetime, data: Mapping[str, Any]) -> datetime:
 
 
 class EntryBuilder:
-    """The index row of one incident, folded event by event (any order of recording)."""
+    """The index row of one incident, folded event by event (any order of recording).
+
+    `verify` keeps one for every incident of the store: the customer and priority are
+    interned (a store has a few of each, not one copy per incident)."""
 
     __slots__ = (
         "customer", "incident_id", "last", "postmortem", "priority", "reported_at", "resolved",
@@ -81,11 +85,11 @@ class EntryBuilder:
     def add(self, event: IncidentEvent) -> None:
         if event.type is EventType.REPORTED:
             self.incident_id = event.incident_id
-            self.customer = str(event.data.get("customer"))
+            self.customer = sys.intern(str(event.data.get("customer")))  # one of a few
             self.reported_at = event.occurred_at
         self.state = next_state(self.state, event.type)
         if "priority" in event.data:
-            self.priority = str(event.data["priority"])
+            self.priority = sys.intern(str(event.data["priority"]))
         occurred = event.occurred_at
         if event.type is EventType.RESOLVED:
             self.resolved = occurred if self.resolved is None else max(self.resolved, occurred)

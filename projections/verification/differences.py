@@ -7,6 +7,15 @@ from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
+Aggregate = UUID | int
+"""An aggregate as the checks are told of it: its id, or the id's integer (`UUID.int`, what
+`verify` reads straight from a store: no UUID object built per record)."""
+
+
+def aggregate_key(aggregate_id: Aggregate) -> int:
+    """The integer an aggregate is kept under."""
+    return aggregate_id.int if isinstance(aggregate_id, UUID) else aggregate_id
+
 
 class DifferenceKind(StrEnum):
     """What a difference is about; stable codes for scripts."""

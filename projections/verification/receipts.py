@@ -8,8 +8,13 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from uuid import UUID
 
-from slatrail.domain.model import incident_uuid, receipt_uuid
-from slatrail.projections.verification.differences import Difference, DifferenceKind
+from slatrail.domain.model import incident_key, receipt_key, receipt_uuid
+from slatrail.projections.verification.differences import (
+    Aggregate,
+    Difference,
+    DifferenceKind,
+    aggregate_key,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,21 +29,22 @@ class ReceiptRecord:
 class ReceiptCheck:
     """Message receipts against the events they name, streaming: a receipt and its event are
     saved in one transaction, so each waits only briefly for the other. Also reports records
-    of unknown topics. Picklable: it may run in a process of its own."""
+    of unknown topics. Aggregates are named by their UUID or its integer (`UUID.int`).
+    Picklable: it may run in a process of its own."""
 
     def __init__(self) -> None:
         self.differences: list[Difference] = []
         self.receipts = 0
         self.other_records = 0
-        self._events_waiting: dict[str, tuple[str, int, UUID, int]] = {}
-        self._receipts_waiting: dict[str, tuple[ReceiptRecord, UUID, int]] = {}
+        self._events_waiting: dict[str, tuple[str, int, int, int]] = {}
+        self._receipts_waiting: dict[str, tuple[ReceiptRecord, int, int]] = {}
 
     def event(
         self,
         message_id: str,
         incident_id: str,
         position: int,
-        aggregate_id: UUID,
+        aggregate_id: Aggregate,
         notification_id: int,
     ) -> None:
         """A recorded event's message: its receipt must name this incident and position."""
@@ -47,7 +53,7 @@ class ReceiptCheck:
             self._events_waiting[message_id] = (
                 incident_id,
                 position,
-                aggregate_id,
+                aggregate_key(aggregate_id),
                 notification_id,
             )
         else:
@@ -55,7 +61,7 @@ class ReceiptCheck:
 
     def receipt(
         self,
-        aggregate_id: UUID,
+        aggregate_id: Aggregate,
         version: int,
         receipt: ReceiptRecord | None,
         *,
@@ -64,56 +70,59 @@ class ReceiptCheck:
     ) -> None:
         """One stored message receipt (`receipt` None with `error` when it does not decode)."""
         self.receipts += 1
+        key = aggregate_key(aggregate_id)
         if receipt is None:
             self.differences.append(
                 Difference(
                     DifferenceKind.UNDECODABLE,
                     f"stored message receipt does not decode: {error}",
                     notification_id=notification_id,
-                    aggregate_id=aggregate_id,
+                    aggregate_id=UUID(int=key),
                 )
             )
             return
-        if receipt_uuid(receipt.message_id) != aggregate_id or version != 1:
+        if receipt_key(receipt.message_id) != key or version != 1:
             self.differences.append(
                 Difference(
                     DifferenceKind.WRONG_AGGREGATE,
                     f"receipt of message {receipt.message_id!r} is stored as aggregate "
-                    f"{aggregate_id} version {version}, not {receipt_uuid(receipt.message_id)} "
+                    f"{UUID(int=key)} version {version}, not {receipt_uuid(receipt.message_id)} "
                     f"version 1",
                     incident_id=receipt.incident_id,
                     position=receipt.position,
                     notification_id=notification_id,
-                    aggregate_id=aggregate_id,
+                    aggregate_id=UUID(int=key),
                 )
             )
         waiting = self._events_waiting.pop(receipt.message_id, None)
         if waiting is None:
-            self._receipts_waiting[receipt.message_id] = (receipt, aggregate_id, notification_id)
+            self._receipts_waiting[receipt.message_id] = (receipt, key, notification_id)
         else:
             incident_id, position, _, event_notification = waiting
             self._compare(receipt, incident_id, position, event_notification)
 
-    def other(self, aggregate_id: UUID, version: int, topic: str, *, notification_id: int) -> None:
+    def other(
+        self, aggregate_id: Aggregate, version: int, topic: str, *, notification_id: int
+    ) -> None:
         """A stored record that is neither an incident event nor a receipt."""
         self.other_records += 1
+        aggregate = UUID(int=aggregate_key(aggregate_id))
         self.differences.append(
             Difference(
                 DifferenceKind.UNKNOWN_TOPIC,
-                f"stored record with unknown topic {topic!r} (aggregate {aggregate_id} "
+                f"stored record with unknown topic {topic!r} (aggregate {aggregate} "
                 f"version {version})",
                 notification_id=notification_id,
-                aggregate_id=aggregate_id,
+                aggregate_id=aggregate,
             )
         )
 
-    def finish(self, undecodable: Collection[tuple[UUID, int]] = ()) -> list[Difference]:
+    def finish(self, undecodable: Collection[tuple[int, int]] = ()) -> list[Difference]:
         """Receipts without their event (unless that event is `undecodable`: reported as
-        such), events without their receipt; then every difference found."""
-        for message_id, (receipt, aggregate_id, notification_id) in sorted(
-            self._receipts_waiting.items()
-        ):
-            if (incident_uuid(receipt.incident_id), receipt.position) in undecodable:
+        such; named by aggregate integer and position), events without their receipt; then
+        every difference found."""
+        for message_id, (receipt, key, notification_id) in sorted(self._receipts_waiting.items()):
+            if (incident_key(receipt.incident_id), receipt.position) in undecodable:
                 continue
             self.differences.append(
                 Difference(
@@ -124,10 +133,10 @@ class ReceiptCheck:
                     incident_id=receipt.incident_id,
                     position=receipt.position,
                     notification_id=notification_id,
-                    aggregate_id=aggregate_id,
+                    aggregate_id=UUID(int=key),
                 )
             )
-        for message_id, (incident_id, position, aggregate_id, notification_id) in sorted(
+        for message_id, (incident_id, position, key, notification_id) in sorted(
             self._events_waiting.items()
         ):
             self.differences.append(
@@ -137,7 +146,7 @@ class ReceiptCheck:
                     incident_id=incident_id,
                     position=position,
                     notification_id=notification_id,
-                    aggregate_id=aggregate_id,
+                    aggregate_id=UUID(int=key),
                 )
             )
         self._events_waiting.clear()

@@ -59,6 +59,24 @@ def record_incidents(url: str) -> None:
     app.close()
 
 
+def assert_read_as_the_recorder_gives(store_url: str, count: int) -> None:
+    from slatrail.infra.verify import stored_notifications, stored_records
+
+    app = open_application(store_url, contracts_from())
+    try:
+        want = [(n.id, UUID(str(n.originator_id)).int, n.originator_version, n.topic,
+                 bytes(n.state)) for n in stored_notifications(app)]  # fmt: skip
+        assert len(want) == count
+        for page in (1, 4, count, 10_000):
+            pages = list(stored_records(app, page=page))
+            assert all(0 < len(records) <= page for records in pages)
+            read = [record for records in pages for record in records]
+            assert [(n, key, version, topic, bytes(state))
+                    for n, key, version, topic, state in read] == want  # fmt: skip
+    finally:
+        app.close()
+
+
 class RawStore:
     """The event store's rows, as an attacker with database access sees them."""
 
@@ -201,6 +219,47 @@ class VerifyContract:
     @staticmethod
     def found(report: dict[str, Any]) -> set[tuple[str, str | None, int | None]]:
         return {(d["kind"], d["incident_id"], d["position"]) for d in report["differences"]}
+
+    # -- reading the store -----------------------------------------------------------------
+
+    def test_every_stored_record_is_read_as_the_recorder_gives_it(
+        self, run: Run, store_url: str
+    ) -> None:
+        """`verify` reads an SQLite store's rows itself, not as the recorder's `Notification`
+        objects: the same records in the same order, a page at a time, each aggregate as its
+        UUID's integer."""
+        assert_read_as_the_recorder_gives(store_url, 14)  # 7 events, 7 receipts
+
+    def test_the_cycle_collector_is_paused_for_the_pass_and_resumed_after_it(
+        self, run: Run, store_url: str
+    ) -> None:
+        import gc
+
+        from slatrail.infra.verify import verify_chains
+
+        app = open_application(store_url, contracts_from())
+        seen: list[bool] = []
+
+        def observe(notification_id: int, event: object) -> None:
+            seen.append(gc.isenabled())
+            if len(seen) == 3:
+                raise RuntimeError("stop")
+
+        try:
+            assert gc.isenabled()
+            with pytest.raises(RuntimeError):
+                verify_chains(app, observers=[observe])
+            assert seen == [False] * 3 and gc.isenabled()  # resumed after a failure too
+            verifier = verify_chains(app, index=True)
+            assert gc.isenabled() and verifier.differences == []
+            gc.disable()  # a caller's choice is kept
+            try:
+                verify_chains(app)
+                assert not gc.isenabled()
+            finally:
+                gc.enable()
+        finally:
+            app.close()
 
     # -- the untouched store -------------------------------------------------------------
 
@@ -453,6 +512,27 @@ class TestOnSQLite(VerifyContract):
     @pytest.fixture
     def raw(self, tmp_path: Path) -> RawStore:
         return SQLiteRaw(tmp_path / "store.db")
+
+    def test_an_aggregate_id_stored_in_another_uuid_form_is_read_as_the_same_aggregate(
+        self, run: Run, store_url: str, tmp_path: Path
+    ) -> None:
+        """The recorder stores 32 hex digits; a row holding the id with dashes or braces (which
+        the recorder reads as the same UUID) is read as that aggregate too."""
+        conn = sqlite3.connect(tmp_path / "store.db")
+        try:
+            key = incident_uuid("INC-1")
+            for version, text in ((2, str(key)), (3, "{" + str(key).upper() + "}")):
+                conn.execute(
+                    "UPDATE stored_events SET originator_id = ? "
+                    "WHERE originator_id = ? AND originator_version = ?",
+                    (text, key.hex, version),
+                )
+            conn.commit()
+        finally:
+            conn.close()
+        assert_read_as_the_recorder_gives(store_url, 14)
+        code, report = run("verify", "--format", "json")
+        assert (code, report["differences"]) == (0, [])
 
 
 class TestOnPostgreSQL(VerifyContract):
