@@ -12,7 +12,7 @@ recorder's own connection, and returns the library's `StoredEvent` rows unchange
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -72,9 +72,25 @@ def _sqlite(
     recorder: SQLiteAggregateRecorder, ids: Sequence[UUID]
 ) -> dict[UUID, list[StoredEvent]]:
     found: dict[UUID, list[StoredEvent]] = {}
+    for originator_hex, version, topic, state in _sqlite_select(recorder, [i.hex for i in ids]):
+        originator = UUID(originator_hex)
+        found.setdefault(originator, []).append(
+            StoredEvent(
+                originator_id=originator, originator_version=version, topic=topic, state=state
+            )
+        )
+    return found
+
+
+def _sqlite_select(
+    recorder: SQLiteAggregateRecorder, hexes: Sequence[str]
+) -> Iterator[tuple[str, int, str, bytes]]:
+    """(originator_id, version, topic, state) of the stored events of the aggregates whose ids
+    (as the SQLite store keeps them: hex) are given, SQLITE_CHUNK ids per query, each
+    aggregate's in version order."""
     table = recorder.events_table_name
-    for start in range(0, len(ids), SQLITE_CHUNK):
-        chunk = [i.hex for i in ids[start : start + SQLITE_CHUNK]]
+    for start in range(0, len(hexes), SQLITE_CHUNK):
+        chunk = list(hexes[start : start + SQLITE_CHUNK])
         marks = ",".join("?" * len(chunk))
         statement = (
             f"SELECT originator_id, originator_version, topic, state FROM {table} "
@@ -84,37 +100,16 @@ def _sqlite(
             cursor.execute(statement, chunk)
             rows: list[Any] = cursor.fetchall()
         for row in rows:
-            originator = UUID(row["originator_id"])
-            found.setdefault(originator, []).append(
-                StoredEvent(
-                    originator_id=originator,
-                    originator_version=row["originator_version"],
-                    topic=row["topic"],
-                    state=row["state"],
-                )
-            )
-    return found
+            yield row[0], row[1], row[2], row[3]
 
 
 def _sqlite_rows(recorder: SQLiteAggregateRecorder, ids: Sequence[UUID]) -> list[list[EventRow]]:
-    table = recorder.events_table_name
     out: list[list[EventRow]] = [[] for _ in ids]
     slot: dict[str, list[EventRow]] = {}
     for n, aggregate_id in enumerate(ids):
         slot.setdefault(aggregate_id.hex, out[n])
-    hexes = list(slot)
-    for start in range(0, len(hexes), SQLITE_CHUNK):
-        chunk = hexes[start : start + SQLITE_CHUNK]
-        marks = ",".join("?" * len(chunk))
-        statement = (
-            f"SELECT originator_id, originator_version, topic, state FROM {table} "
-            f"WHERE originator_id IN ({marks}) ORDER BY originator_id, originator_version"
-        )
-        with recorder.datastore.transaction(commit=False) as cursor:
-            cursor.execute(statement, chunk)
-            rows: list[Any] = cursor.fetchall()
-        for originator, version, topic, state in rows:
-            slot[originator].append((version, topic, state))
+    for originator, version, topic, state in _sqlite_select(recorder, list(slot)):
+        slot[originator].append((version, topic, state))
     return _repeated(ids, out, len(slot))
 
 
@@ -129,18 +124,23 @@ def _repeated(
     return [first.setdefault(i, rows) for i, rows in zip(ids, out, strict=True)]
 
 
-def _postgres_rows(
-    recorder: PostgresAggregateRecorder, ids: Sequence[UUID]
-) -> list[list[EventRow]]:
+def _postgres_select(recorder: PostgresAggregateRecorder) -> Any:
+    """The events of the aggregates whose ids are `%s` (an array), each in version order."""
     from psycopg.sql import SQL, Identifier
 
-    statement = SQL(
+    return SQL(
         "SELECT originator_id, originator_version, topic, state FROM {schema}.{table} "
         "WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version"
     ).format(
         schema=Identifier(recorder.datastore.schema),
         table=Identifier(recorder.events_table_name),
     )
+
+
+def _postgres_rows(
+    recorder: PostgresAggregateRecorder, ids: Sequence[UUID]
+) -> list[list[EventRow]]:
+    statement = _postgres_select(recorder)
     out: list[list[EventRow]] = [[] for _ in ids]
     slot: dict[UUID, list[EventRow]] = {}
     for n, aggregate_id in enumerate(ids):
@@ -157,15 +157,7 @@ def _postgres_rows(
 def _postgres(
     recorder: PostgresAggregateRecorder, ids: Sequence[UUID]
 ) -> dict[UUID, list[StoredEvent]]:
-    from psycopg.sql import SQL, Identifier
-
-    statement = SQL(
-        "SELECT originator_id, originator_version, topic, state FROM {schema}.{table} "
-        "WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version"
-    ).format(
-        schema=Identifier(recorder.datastore.schema),
-        table=Identifier(recorder.events_table_name),
-    )
+    statement = _postgres_select(recorder)
     found: dict[UUID, list[StoredEvent]] = {}
     with recorder.datastore.get_connection() as conn, conn.cursor() as cursor:
         cursor.execute(statement, (list(ids),))

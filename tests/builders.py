@@ -20,7 +20,7 @@ from typing import Any
 from slatrail.domain.contracts import Contracts, load_contracts
 from slatrail.domain.incident import Fact, Incident
 from slatrail.domain.messages import to_fact
-from slatrail.domain.model import IncidentEvent, format_instant, parse_instant
+from slatrail.domain.model import IncidentEvent, format_instant, incident_uuid, parse_instant
 from slatrail.infra.wire import decode
 
 SCHEMA = "slatrail.incident/v1"
@@ -336,3 +336,27 @@ tier = "plain"
 tier = "plain"
 timezone = "Asia/Shanghai"
 """
+
+
+def damage_first_event(store_url: str, incident_id: str) -> None:
+    """Overwrite the state of the incident's first stored event with bytes that are no JSON,
+    straight in the database (SQLite or PostgreSQL), as damage would."""
+    aggregate_id = incident_uuid(incident_id)
+    if store_url.startswith("sqlite"):
+        import sqlite3
+
+        with sqlite3.connect(store_url.removeprefix("sqlite:///")) as db:
+            db.execute(
+                "UPDATE stored_events SET state = ? WHERE originator_id = ? "
+                "AND originator_version = 1",
+                (b"{not json", aggregate_id.hex),
+            )
+        return
+    import psycopg
+
+    with psycopg.connect(store_url) as db:
+        db.execute(
+            "UPDATE slatrail_events SET state = %s "
+            "WHERE originator_id = %s AND originator_version = 1",
+            (b"{not json", aggregate_id),
+        )

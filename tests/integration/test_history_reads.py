@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import os
-import sqlite3
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,7 +19,13 @@ from eventsourcing.persistence import AggregateRecorder
 from slatrail.application.service import DamagedStoreError, SlatrailApplication
 from slatrail.domain.model import incident_uuid
 from slatrail.infra.store import open_application
-from tests.builders import contracts_from, record_accepted, reported_data, wire
+from tests.builders import (
+    contracts_from,
+    damage_first_event,
+    record_accepted,
+    reported_data,
+    wire,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -87,32 +92,10 @@ def test_histories_of_reads_all_incidents_in_one_query_and_builds_no_domain_even
     assert calls == [[incident_uuid(i) for i in IDS]]
 
 
-def _damage(app: SlatrailApplication, store_url: str, incident_id: str) -> None:
-    """Overwrite the state of the incident's first stored event with bytes that are no JSON."""
-    aggregate_id = incident_uuid(incident_id)
-    if store_url.startswith("sqlite"):
-        path = store_url.removeprefix("sqlite:///")
-        with sqlite3.connect(path) as db:
-            db.execute(
-                "UPDATE stored_events SET state = ? WHERE originator_id = ? "
-                "AND originator_version = 1",
-                (b"{not json", aggregate_id.hex),
-            )
-        return
-    import psycopg
-
-    with psycopg.connect(store_url) as db:
-        db.execute(
-            "UPDATE slatrail_events SET state = %s "
-            "WHERE originator_id = %s AND originator_version = 1",
-            (b"{not json", aggregate_id),
-        )
-
-
 def test_a_stored_event_that_no_longer_decodes_is_named_as_damage(
     app: SlatrailApplication, store_url: str
 ) -> None:
-    _damage(app, store_url, IDS[1])
+    damage_first_event(store_url, IDS[1])
     with pytest.raises(DamagedStoreError) as raised:
         app.histories_of([IDS[0], IDS[1]])
     aggregate_id = incident_uuid(IDS[1])

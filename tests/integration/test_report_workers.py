@@ -23,7 +23,13 @@ from slatrail.infra.settings import Settings
 from slatrail.infra.store import open_application
 from slatrail.infra.workers import can_fork
 from slatrail.projections.availability import Month
-from tests.builders import CONTRACTS_TOML, contracts_from, record_accepted, wire
+from tests.builders import (
+    CONTRACTS_TOML,
+    contracts_from,
+    damage_first_event,
+    record_accepted,
+    wire,
+)
 
 pytestmark = [
     pytest.mark.integration,
@@ -120,7 +126,7 @@ def test_a_workers_error_is_the_error_the_command_gives_in_one_process(
         if m["type"] == "reported" and m["data"]["customer"] == "cyan"
         and m["occurred_at"].startswith("2026-06")
     )  # fmt: skip
-    _damage(store_url, damaged)
+    damage_first_event(store_url, damaged)
     errors = []
     for workers in (1, 3):
         with pytest.raises(DamagedStoreError) as raised:
@@ -128,25 +134,3 @@ def test_a_workers_error_is_the_error_the_command_gives_in_one_process(
         errors.append(str(raised.value))
     assert errors[0] == errors[1]
     assert errors[0].startswith(f"stored event {incident_uuid(damaged)} v1 ")
-
-
-def _damage(store_url: str, incident_id: str) -> None:
-    aggregate_id = incident_uuid(incident_id)
-    if store_url.startswith("sqlite"):
-        import sqlite3
-
-        with sqlite3.connect(store_url.removeprefix("sqlite:///")) as db:
-            db.execute(
-                "UPDATE stored_events SET state = ? WHERE originator_id = ? "
-                "AND originator_version = 1",
-                (b"{not json", aggregate_id.hex),
-            )
-        return
-    import psycopg
-
-    with psycopg.connect(store_url) as db:
-        db.execute(
-            "UPDATE slatrail_events SET state = %s "
-            "WHERE originator_id = %s AND originator_version = 1",
-            (b"{not json", aggregate_id),
-        )
