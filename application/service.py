@@ -53,7 +53,7 @@ from slatrail.domain.errors import (
     Rejection,
     unprocessable_reason,
 )
-from slatrail.domain.incident import EVENT_CLASSES, Fact, Incident
+from slatrail.domain.incident import EVENT_CLASSES, Fact, Incident, record_of_state
 from slatrail.domain.model import EventType, IncidentEvent, State, incident_uuid, receipt_uuid
 from slatrail.domain.receipt import MessageReceipt
 from slatrail.projections.incident_index import (
@@ -77,11 +77,11 @@ EventRowsOf = Callable[[AggregateRecorder, Sequence[UUID]], Sequence[Sequence[Ev
 """The stored `(version, topic, state)` rows of each given aggregate, one list per id in the
 order given (empty: absent), read through the application's recorder (`infra/batch_reads.py`)."""
 
-# The incident event classes by stored topic: a row with one of these topics is decoded
-# straight into its `IncidentEvent` (`SlatrailApplication._record_of`).
-_RECORD_CLASSES: dict[str, type[Incident.Event]] = {
-    get_topic(cls): cls for cls in EVENT_CLASSES.values()
+INCIDENT_EVENT_TYPES: dict[str, EventType] = {
+    get_topic(cls): cls.type_name for cls in EVENT_CLASSES.values()
 }
+"""The incident event types by stored topic: a row with one of these topics is decoded
+straight into its `IncidentEvent` (`record_of_state`)."""
 
 Receipt = MessageReceipt | NewReceipt  # a stored receipt, or one of this batch
 # every message names its incident: its uuid5 computed once per incident, not per message
@@ -569,32 +569,18 @@ class SlatrailApplication(Application[UUID]):
         the library's way, with its errors."""
         ids = [_aggregate_id(i) for i in incident_ids]
         found = self._event_rows_of(self.recorder, ids)
-        decode, classes = self._state_decoder(), _RECORD_CLASSES
+        decode, types = self.state_decoder(), INCIDENT_EVENT_TYPES
         out = []
         for aggregate_id, rows in zip(ids, found, strict=True):
             records = []
             for version, topic, state in rows:
                 record: IncidentEvent | None = None
-                cls = classes.get(topic)
-                if cls is not None:
+                kind = types.get(topic)
+                if kind is not None:
                     try:
                         fields = decode(state)
                         if "class_version" not in fields:
-                            record = IncidentEvent(
-                                incident_id=fields["incident_id"],
-                                position=version,
-                                type=cls.type_name,
-                                occurred_at=fields["occurred_at"],
-                                recorded_at=fields["timestamp"],
-                                actor=fields["actor"],
-                                source=fields["source"],
-                                message_id=fields["message_id"],
-                                data=fields["data"],
-                                prev_hash=fields["prev_hash"],
-                                hash=fields["hash"],
-                                redrive=fields.get("redrive"),
-                                traceparent=fields.get("traceparent"),
-                            )
+                            record = record_of_state(fields, version, kind)
                     except Exception:  # decoded again below, raising the library's error
                         record = None
                 if record is None:
@@ -607,8 +593,9 @@ class SlatrailApplication(Application[UUID]):
                 out.append(records)
         return out
 
-    def _state_decoder(self) -> Callable[[bytes], Any]:
-        """Stored state → the event's fields, as the mapper decodes them."""
+    def state_decoder(self) -> Callable[[bytes], Any]:
+        """Stored state → the event's fields, as the mapper decodes them (its own cipher,
+        compressor and transcoder, looked up once)."""
         cipher, compressor = self.mapper.cipher, self.mapper.compressor
         transcode = self.mapper.transcoder.decode
         if cipher is None and compressor is None:

@@ -24,9 +24,13 @@ from eventsourcing.persistence import Notification, StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 from eventsourcing.utils import get_topic
 
-from slatrail.application.service import INCIDENT_TOPICS, SlatrailApplication
+from slatrail.application.service import (
+    INCIDENT_EVENT_TYPES,
+    INCIDENT_TOPICS,
+    SlatrailApplication,
+)
 from slatrail.domain.contract_version import ContractHistory
-from slatrail.domain.incident import EVENT_CLASSES
+from slatrail.domain.incident import record_of_state
 from slatrail.domain.model import IncidentEvent, format_instant, incident_uuid
 from slatrail.domain.receipt import MessageReceipt
 from slatrail.infra.bootstrap import Container
@@ -57,7 +61,6 @@ PAGE = 10_000
 RECEIPT_TOPIC = get_topic(MessageReceipt.Received)
 CONTRACT_TOPICS = frozenset(ContractHistory.EVENT_TOPICS)
 _INCIDENT_TOPICS = frozenset(INCIDENT_TOPICS)
-_EVENT_TYPES = {get_topic(cls): cls.type_name for cls in EVENT_CLASSES.values()}
 
 Progress = Callable[[int, int], None]  # (notifications advanced, events in them)
 
@@ -87,30 +90,12 @@ def stored_pages(
 StateDecoder = Callable[[bytes], Any]
 
 
-def state_decoder(app: SlatrailApplication) -> StateDecoder:
-    """A stored record's state as `mapper.to_domain_event` decodes it: the application's own
-    cipher, compressor and transcoder, looked up once."""
-    mapper = app.mapper
-    cipher, compressor, decode = mapper.cipher, mapper.compressor, mapper.transcoder.decode
-    if cipher is None and compressor is None:
-        return decode
-
-    def state(data: bytes) -> Any:
-        if cipher is not None:
-            data = cipher.decrypt(data)
-        if compressor is not None:
-            data = compressor.decompress(data)
-        return decode(data)
-
-    return state
-
-
 def decode_incident_event(
     app: SlatrailApplication, notification: StoredEvent
 ) -> tuple[IncidentEvent | None, str | None]:
     """The recorded event in a stored incident record, or None and why it does not decode."""
     return incident_record(
-        state_decoder(app), notification.topic, notification.originator_version,
+        app.state_decoder(), notification.topic, notification.originator_version,
         notification.state,
     )  # fmt: skip
 
@@ -123,18 +108,11 @@ def incident_record(
     The state is decoded by the application's own mapper parts (cipher, compressor,
     transcoder) straight into the record the projections fold, without the aggregate event
     object `mapper.to_domain_event` would build first, then convert."""
-    kind = _EVENT_TYPES.get(topic)
+    kind = INCIDENT_EVENT_TYPES.get(topic)
     if kind is None:
         return None, f"topic {topic!r} is not an incident event"
     try:
-        state = decode(data)
-        record = IncidentEvent(
-            incident_id=state["incident_id"], position=version, type=kind,
-            occurred_at=state["occurred_at"], recorded_at=state["timestamp"],
-            actor=state["actor"], source=state["source"], message_id=state["message_id"],
-            data=state["data"], prev_hash=state["prev_hash"], hash=state["hash"],
-            redrive=state.get("redrive"), traceparent=state.get("traceparent"),
-        )  # fmt: skip
+        record = record_of_state(decode(data), version, kind)
     except Exception as error:  # any damage to the bytes shows up here
         return None, _reason(error)
     problem = malformed(record)
@@ -160,7 +138,7 @@ def decode_contract_version(
 def decode_receipt(
     app: SlatrailApplication, notification: StoredEvent
 ) -> tuple[ReceiptRecord | None, str | None]:
-    return receipt_record(state_decoder(app), notification.state)
+    return receipt_record(app.state_decoder(), notification.state)
 
 
 def receipt_record(decode: StateDecoder, data: bytes) -> tuple[ReceiptRecord | None, str | None]:
@@ -304,7 +282,7 @@ def _feed(
     page: int,
 ) -> None:
     incident_event, receipt_of = verifier.incident_event, verifier.receipt
-    decode = state_decoder(app)
+    decode = app.state_decoder()
     last_id = 0
     for records in stored_records(app, page=page):
         events = 0
