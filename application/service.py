@@ -77,6 +77,24 @@ EventRowsOf = Callable[[AggregateRecorder, Sequence[UUID]], Sequence[Sequence[Ev
 """The stored `(version, topic, state)` rows of each given aggregate, one list per id in the
 order given (empty: absent), read through the application's recorder (`infra/batch_reads.py`)."""
 
+
+def stored_events_one_query_each(
+    recorder: AggregateRecorder, ids: Sequence[UUID]
+) -> dict[UUID, Sequence[StoredEvent]]:
+    """`StoredEventsOf` through the library's `select_events`, one query per aggregate (any
+    recorder; `infra/batch_reads.py` reads the ones it knows in one query)."""
+    return {i: found for i in ids if (found := recorder.select_events(i))}
+
+
+def event_rows_one_query_each(
+    recorder: AggregateRecorder, ids: Sequence[UUID]
+) -> list[list[EventRow]]:
+    """`EventRowsOf` through the library's `select_events`, one query per aggregate."""
+    return [
+        [(e.originator_version, e.topic, e.state) for e in recorder.select_events(i)] for i in ids
+    ]
+
+
 INCIDENT_EVENT_TYPES: dict[str, EventType] = {
     get_topic(cls): cls.type_name for cls in EVENT_CLASSES.values()
 }
@@ -121,8 +139,8 @@ class SlatrailApplication(Application[UUID]):
         self._incidents: OrderedDict[UUID, Incident] = OrderedDict()
         self._absent: OrderedDict[UUID, None] = OrderedDict()  # known not to exist
         self._cache_size = 50_000
-        self._stored_events_of = stored_events_of or self._one_query_each
-        self._event_rows_of = event_rows_of or self._rows_one_query_each
+        self._stored_events_of = stored_events_of or stored_events_one_query_each
+        self._event_rows_of = event_rows_of or event_rows_one_query_each
         self._receipt_records = ReceiptRecords(self.mapper)
 
     def record(
@@ -353,21 +371,6 @@ class SlatrailApplication(Application[UUID]):
                 incident = event.mutate(incident)
             if incident is not None:
                 self._remember(aggregate_id, incident)
-
-    @staticmethod
-    def _one_query_each(
-        recorder: AggregateRecorder, ids: Sequence[UUID]
-    ) -> dict[UUID, Sequence[StoredEvent]]:
-        return {i: found for i in ids if (found := recorder.select_events(i))}
-
-    @staticmethod
-    def _rows_one_query_each(
-        recorder: AggregateRecorder, ids: Sequence[UUID]
-    ) -> list[list[EventRow]]:
-        return [
-            [(e.originator_version, e.topic, e.state) for e in recorder.select_events(i)]
-            for i in ids
-        ]
 
     def _holds(self, fact: Fact, aggregate_id: UUID, touched: dict[UUID, Incident]) -> bool:
         incident = touched.get(aggregate_id) or self._load_incident(aggregate_id)

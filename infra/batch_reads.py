@@ -13,15 +13,22 @@ recorder's own connection, and returns the library's `StoredEvent` rows unchange
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.persistence import AggregateRecorder, StoredEvent
 from eventsourcing.sqlite import SQLiteAggregateRecorder
 
+from slatrail.application.service import (
+    EventRow,
+    event_rows_one_query_each,
+    stored_events_one_query_each,
+)
+
 if TYPE_CHECKING:  # psycopg is imported only when the store is PostgreSQL
     from eventsourcing.postgres import PostgresAggregateRecorder
 
+K = TypeVar("K", str, UUID)  # an aggregate id as a table keeps it: hex text, or a UUID
 SQLITE_CHUNK = 500  # under SQLITE_MAX_VARIABLE_NUMBER on every supported build (999)
 
 
@@ -38,11 +45,7 @@ def stored_events_of(
 
         if isinstance(recorder, PostgresAggregateRecorder):
             return _postgres(recorder, ids)
-    return {i: found for i in ids if (found := recorder.select_events(i))}
-
-
-EventRow = tuple[int, str, bytes]
-"""(originator_version, topic, state) of one stored event."""
+    return stored_events_one_query_each(recorder, ids)
 
 
 def event_rows_of(recorder: AggregateRecorder, ids: Sequence[UUID]) -> list[list[EventRow]]:
@@ -57,9 +60,7 @@ def event_rows_of(recorder: AggregateRecorder, ids: Sequence[UUID]) -> list[list
 
         if isinstance(recorder, PostgresAggregateRecorder):
             return _postgres_rows(recorder, ids)
-    return [
-        [(e.originator_version, e.topic, e.state) for e in recorder.select_events(i)] for i in ids
-    ]
+    return event_rows_one_query_each(recorder, ids)
 
 
 def is_postgres_recorder(recorder: object) -> bool:
@@ -104,13 +105,22 @@ def _sqlite_select(
 
 
 def _sqlite_rows(recorder: SQLiteAggregateRecorder, ids: Sequence[UUID]) -> list[list[EventRow]]:
-    out: list[list[EventRow]] = [[] for _ in ids]
-    slot: dict[str, list[EventRow]] = {}
-    for n, aggregate_id in enumerate(ids):
-        slot.setdefault(aggregate_id.hex, out[n])
+    out, slot = _slots(ids, [i.hex for i in ids])
     for originator, version, topic, state in _sqlite_select(recorder, list(slot)):
         slot[originator].append((version, topic, state))
     return _repeated(ids, out, len(slot))
+
+
+def _slots(
+    ids: Sequence[UUID], keys: Sequence[K]
+) -> tuple[list[list[EventRow]], dict[K, list[EventRow]]]:
+    """One empty list of rows per id, in the ids' order, and each distinct id's list by its key
+    as the table stores it (an id given twice: its first list; `_repeated` fills the others)."""
+    out: list[list[EventRow]] = [[] for _ in ids]
+    slot: dict[K, list[EventRow]] = {}
+    for n, key in enumerate(keys):
+        slot.setdefault(key, out[n])
+    return out, slot
 
 
 def _repeated(
@@ -141,10 +151,7 @@ def _postgres_rows(
     recorder: PostgresAggregateRecorder, ids: Sequence[UUID]
 ) -> list[list[EventRow]]:
     statement = _postgres_select(recorder)
-    out: list[list[EventRow]] = [[] for _ in ids]
-    slot: dict[UUID, list[EventRow]] = {}
-    for n, aggregate_id in enumerate(ids):
-        slot.setdefault(aggregate_id, out[n])
+    out, slot = _slots(ids, ids)
     with recorder.datastore.get_connection() as conn, conn.cursor() as cursor:
         cursor.execute(statement, (list(slot),))
         for row in cursor.fetchall():
