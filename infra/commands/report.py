@@ -183,13 +183,13 @@ def computed_reports(
                     container.app, book, months, name, as_of=as_of, as_known_at=as_known_at
                 )
             ]
-    settings, contracts = container.settings, container.contracts
+    settings = container.settings
     opened: list[SlatrailApplication] = []  # the worker's own store, opened on its first task
 
     def one_customer(name: str) -> list[dict[str, Any]]:
         if not opened:
-            app = open_application(
-                settings.store, contracts, read_only=True,
+            app = open_application(  # read-only: the record measures, no file is needed
+                settings.store, book, read_only=True,
                 connect_timeout_s=settings.store_connect_timeout_s,
             )  # fmt: skip
             opened.append(app)
