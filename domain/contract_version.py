@@ -49,15 +49,19 @@ def canonical_content(text: str, source: str) -> tuple[Contracts, str, str]:
     keys sorted: comments and layout do not count) and that content's SHA-256."""
     plain = _plain_tables(text, source)
     contracts = load_contracts_data(plain, source)
-    content = canonical_json(plain).decode("utf-8")
-    return contracts, content, hashlib.sha256(content.encode("utf-8")).hexdigest()
+    return contracts, *_canonical(plain)
 
 
 def content_sha256(text: str, source: str) -> str:
     """The SHA-256 of a contracts file's canonical content, without validating it (a file
     equal to a recorded version was validated when that version was recorded)."""
-    content = canonical_json(_plain_tables(text, source)).decode("utf-8")
-    return hashlib.sha256(content.encode("utf-8")).hexdigest()
+    return _canonical(_plain_tables(text, source))[1]
+
+
+def _canonical(plain: dict[str, Any]) -> tuple[str, str]:
+    """(canonical content, its SHA-256) of a contracts file's tables."""
+    content = canonical_json(plain).decode("utf-8")
+    return content, hashlib.sha256(content.encode("utf-8")).hexdigest()
 
 
 def _plain_tables(text: str, source: str) -> dict[str, Any]:

@@ -73,16 +73,20 @@ _UUID5_KEEP = ~((0xC000 << 48) | (0xF000 << 64))  # the variant and version bits
 _UUID5_SET = (0x8000 << 48) | (5 << 76)  # … and set to RFC 4122, version 5
 
 
+def _uuid5_int(namespace: bytes, name: str) -> int:
+    """`uuid.uuid5(namespace, name).int`, without building the UUID."""
+    digest = hashlib.sha1(namespace + name.encode("utf-8")).digest()
+    return (int.from_bytes(digest[:16]) & _UUID5_KEEP) | _UUID5_SET
+
+
 def incident_key(incident_id: str) -> int:
     """`incident_uuid(incident_id).int`, without building the UUID (verify: once per incident)."""
-    digest = hashlib.sha1(_INCIDENT_PREFIX + incident_id.encode("utf-8")).digest()
-    return (int.from_bytes(digest[:16]) & _UUID5_KEEP) | _UUID5_SET
+    return _uuid5_int(_INCIDENT_PREFIX, incident_id)
 
 
 def receipt_key(message_id: str) -> int:
     """`receipt_uuid(message_id).int`, without building the UUID (verify: once per receipt)."""
-    digest = hashlib.sha1(_MESSAGE_PREFIX + message_id.encode("utf-8")).digest()
-    return (int.from_bytes(digest[:16]) & _UUID5_KEEP) | _UUID5_SET
+    return _uuid5_int(_MESSAGE_PREFIX, message_id)
 
 
 def format_instant(moment: datetime) -> str:
