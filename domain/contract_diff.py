@@ -64,8 +64,13 @@ def diff_contents(old_content: str, new_content: str) -> list[Change]:
     """Every changed leaf of two canonical contents, by section, then path."""
     out: list[Change] = []
     _walk("", json.loads(old_content), json.loads(new_content), out)
+    return _in_order(out)
+
+
+def _in_order(changes: list[Change]) -> list[Change]:
+    """By section (in `SECTIONS` order, other settings last), then path."""
     order = {title: n for n, (_, title) in enumerate(SECTIONS)}
-    return sorted(out, key=lambda c: (order.get(c.section, len(order)), c.path))
+    return sorted(changes, key=lambda c: (order.get(c.section, len(order)), c.path))
 
 
 def diff_versions(
@@ -91,8 +96,7 @@ def diff_versions(
                     summary if new is not None else _MISSING,
                 )
             )
-    order = {title: n for n, (_, title) in enumerate(SECTIONS)}
-    return sorted(out + tables, key=lambda c: (order.get(c.section, len(order)), c.path))
+    return _in_order(out + tables)
 
 
 def _walk(path: str, old: Any, new: Any, out: list[Change]) -> None:

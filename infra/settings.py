@@ -23,6 +23,9 @@ def environment_values(fields: Any, environ: dict[str, str] | None = None) -> di
     return {wanted[key.upper()]: value for key, value in environ.items() if key.upper() in wanted}
 
 
+MAX_REPORT_WORKERS = 64  # `report --workers` and SLATRAIL_REPORT_WORKERS
+
+
 class Settings(BaseModel):
     """Keyword arguments (the CLI's flags) win over the environment, which wins over defaults."""
 
@@ -97,6 +100,6 @@ class Settings(BaseModel):
     web_ready_lag_s: float = Field(default=30.0, gt=0)
     # `report` for many customers: at most this many worker processes, each taking whole
     # customers (and never more than the CPUs or the customers; 1: in-process). docs/decisions.md
-    report_workers: int = Field(default=4, ge=1, le=64)
+    report_workers: int = Field(default=4, ge=1, le=MAX_REPORT_WORKERS)
     log_level: str = "info"
     log_format: str = "auto"

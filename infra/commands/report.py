@@ -23,6 +23,7 @@ from slatrail.infra.bootstrap import Container
 from slatrail.infra.errors import UsageError
 from slatrail.infra.pathargs import cannot_write, output_file_in_new_dirs
 from slatrail.infra.render import echo, table, to_json
+from slatrail.infra.settings import MAX_REPORT_WORKERS
 from slatrail.infra.store import open_application
 from slatrail.infra.timearg import instant, month, quarter
 from slatrail.infra.workers import fewer_collections, forked_map, worker_count
@@ -75,8 +76,10 @@ def _workers(text: str) -> int:
         count = int(text)
     except ValueError:
         count = 0
-    if not 1 <= count <= 64:
-        raise argparse.ArgumentTypeError(f"expected a whole number from 1 to 64, got {text!r}")
+    if not 1 <= count <= MAX_REPORT_WORKERS:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number from 1 to {MAX_REPORT_WORKERS}, got {text!r}"
+        )
     return count
 
 
