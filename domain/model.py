@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+import orjson
+
 
 class Priority(StrEnum):
     P1 = "P1"
@@ -110,11 +112,39 @@ def parse_instant(text: str) -> datetime:
 _CANONICAL = json.JSONEncoder(
     sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
 )
+_PLAIN_SCALARS = (str, int, bool, type(None))
 
 
 def canonical_json(value: Any) -> bytes:
-    """The one canonical encoding used for hashes and fingerprints (docs/audit.md §2)."""
+    """The one canonical encoding used for hashes and fingerprints (docs/audit.md §2): JSON
+    with sorted keys, no spaces, UTF-8 (not ASCII escapes), as Python's `json` writes it.
+
+    Values made of objects, arrays, strings, integers, booleans and nulls alone, the shape of
+    every hashed event and message, are written by orjson (a tenth of the time, the same
+    bytes); anything else (a number with a fraction, which the two write differently, or a
+    type either would refuse) by `json` itself (the same bytes:
+    tests/unit/test_canonical_json.py)."""
+    if _plain(value):
+        try:
+            return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+        except orjson.JSONEncodeError:  # an integer beyond 64 bits, a lone surrogate, …
+            pass
     return _CANONICAL.encode(value).encode("utf-8")
+
+
+def _plain(value: Any) -> bool:
+    """Whether `value` holds only JSON objects (string keys), arrays (lists, tuples), strings,
+    integers, booleans and nulls, exactly of those types (no subclass: orjson writes some,
+    e.g. enumerations, where `json` would not)."""
+    kind = type(value)
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str or not (type(item) in _PLAIN_SCALARS or _plain(item)):
+                return False
+        return True
+    if kind is list or kind is tuple:
+        return all(type(item) in _PLAIN_SCALARS or _plain(item) for item in value)
+    return kind in _PLAIN_SCALARS
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
@@ -182,6 +183,39 @@ def keyset_incident_ids(
         last = (int(rows[-1]["reported_us"]), str(rows[-1]["incident_id"]))
 
 
+def _insert_numbered(
+    c: SQLiteCursor, statement: str, table: str, stored_events: Sequence[StoredEvent]
+) -> list[int]:
+    """Insert the rows in one `executemany` and return their notification ids (rowids), in
+    the order given: what the library's recorder does one `execute` per row for (a fifth of
+    ingest's time on SQLite, docs/scale.md "Ingest").
+
+    SQLite gives each new row the largest rowid plus one, and the transaction holds the write
+    lock from its first insert to its commit, so the rows get consecutive ids ending at
+    `last_insert_rowid()`. Only a table whose largest rowid once reached 2^63 - 1 (never by
+    these inserts) picks ids at random; the first and last rows are read back to make sure,
+    and otherwise each row's id is looked up by its key."""
+    params = [
+        (s.originator_id.hex if isinstance(s.originator_id, UUID) else s.originator_id,
+         s.originator_version, s.topic, s.state)
+        for s in stored_events
+    ]  # fmt: skip
+    if not params:
+        return []
+    cursor = c.sqlite_cursor
+    cursor.executemany(statement, params)
+    last = cursor.execute("SELECT last_insert_rowid()").fetchone()[0]
+    ids = list(range(last - len(params) + 1, last + 1))
+    lookup = f"SELECT rowid FROM {table} WHERE originator_id = ? AND originator_version = ?"
+
+    def rowid(row: tuple[Any, ...]) -> int:
+        return int(cursor.execute(lookup, row[:2]).fetchone()[0])
+
+    if rowid(params[0]) == ids[0] and rowid(params[-1]) == ids[-1]:
+        return ids
+    return [rowid(row) for row in params]
+
+
 class IndexedSQLiteRecorder(SQLiteApplicationRecorder):
     """eventsourcing's SQLite application recorder, keeping the incident index too."""
 
@@ -198,7 +232,8 @@ class IndexedSQLiteRecorder(SQLiteApplicationRecorder):
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        returning = super()._insert_events(c, stored_events, **kwargs)
+        returning = _insert_numbered(c, self.insert_events_statement, self.events_table_name,
+                                     stored_events)  # fmt: skip
         entries: Sequence[IndexEntry] = kwargs.get(INDEX_ROWS) or ()
         if entries:
             c.executemany(SQLITE_UPSERT, [row_params(e) for e in entries])

@@ -10,12 +10,10 @@ in a worker is raised again in the command, the same error the command gives in-
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import multiprocessing
 import os
 import pickle
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
@@ -34,29 +32,6 @@ class WorkerStoppedError(OperatorError):
     """A worker process ended without an answer (killed, out of memory): exit 70."""
 
     exit_code = EXIT_INTERNAL
-
-
-# The youngest generation is collected after this many allocations (Python's default: 700)
-# while a batch computation runs (`fewer_collections`).
-BATCH_GC_THRESHOLD = 50_000
-
-
-@contextlib.contextmanager
-def fewer_collections(threshold: int = BATCH_GC_THRESHOLD) -> Iterator[None]:
-    """A batch computation (a report of many customers) with the cyclic garbage collector
-    mostly out of its way: what is alive when it starts (modules, contracts, calendars) is
-    frozen, never scanned again, and so never written to by a forked worker's collections
-    (its pages stay shared); the youngest generation is collected every `threshold`
-    allocations. Collections cost a tenth of a report's CPU time (docs/scale.md); the
-    computation makes few reference cycles, so memory does not grow. Restored on leaving."""
-    before = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(threshold, *before[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*before)
-        gc.unfreeze()
 
 
 def available_cpus() -> int:

@@ -12,6 +12,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
+from slatrail.infra.batch_gc import fewer_collections
 from slatrail.infra.bootstrap import Container
 from slatrail.infra.deadletters import DeadLetterFile
 from slatrail.infra.errors import EXIT_INTERRUPTED
@@ -117,7 +118,7 @@ def run(container: Container, args: argparse.Namespace) -> int:
     stop = StopReading()
     try:
         container.app  # noqa: B018 - open the store before reading: Ctrl-C then stops cleanly
-        with stop:
+        with stop, fewer_collections():
             counts = ingest_lines(
                 stop.lines(_lines(stream)),
                 container.app, container.clock, dead_letters, progress.advance,

@@ -19,6 +19,7 @@ from slatrail.application.selection import customer_reports, report_customers
 from slatrail.application.service import SlatrailApplication
 from slatrail.domain.contract_version import ContractSource
 from slatrail.domain.model import format_instant
+from slatrail.infra.batch_gc import fewer_collections
 from slatrail.infra.bootstrap import Container
 from slatrail.infra.errors import UsageError
 from slatrail.infra.pathargs import cannot_write, output_file_in_new_dirs
@@ -26,7 +27,7 @@ from slatrail.infra.render import echo, table, to_json
 from slatrail.infra.settings import MAX_REPORT_WORKERS
 from slatrail.infra.store import open_application
 from slatrail.infra.timearg import instant, month, quarter
-from slatrail.infra.workers import fewer_collections, forked_map, worker_count
+from slatrail.infra.workers import forked_map, worker_count
 from slatrail.projections.availability import Month
 from slatrail.projections.restatements import restatements
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -170,7 +171,6 @@ def test_index_entries_are_read_a_page_at_a_time_and_each_comes_once(
     """`verify` compares every index row: they are read by incident id a page at a time
     (keyset), so the whole index is never held at once — and no row is lost or repeated at a
     page boundary, the empty id (which sorts first) included."""
-    from typing import Any
 
     import slatrail.infra.incident_index as incident_index
     import slatrail.infra.incident_index_pg as incident_index_pg
@@ -206,5 +206,53 @@ def test_index_entries_are_read_a_page_at_a_time_and_each_comes_once(
         recorder.replace_index(entries[:25])  # type: ignore[attr-defined]
         assert [e.incident_id for e in app.index_entries() or ()] == sorted(ids[:25])
         assert pages == [10, 10, 5]
+    finally:
+        app.close()
+
+
+@pytest.mark.parametrize("table_at_limit", [False, True], ids=["consecutive", "random-rowids"])
+def test_sqlite_numbers_every_saved_event_by_its_rowid(
+    tmp_path: Path, table_at_limit: bool
+) -> None:
+    """The recorder inserts a save's rows in one statement and numbers them by their rowids;
+    a table whose largest rowid reached 2^63 - 1 gets random ones, looked up row by row."""
+    import sqlite3
+
+    store = tmp_path / "store.db"
+    app = open_application(f"sqlite:///{store}", contracts_from())
+    try:
+        if table_at_limit:
+            with sqlite3.connect(store) as db:
+                db.execute(
+                    "INSERT INTO stored_events (rowid, originator_id, originator_version, topic,"
+                    " state) VALUES (?, 'x', 1, 'probe', x'00')", (2**63 - 1,),
+                )  # fmt: skip
+        numbered: list[tuple[str, int, int]] = []  # what `save` hands on (to the relay)
+        notify = app._notify
+
+        def keep(recordings: list[Any]) -> None:
+            numbered.extend(
+                (r.notification.originator_id.hex, r.notification.originator_version,
+                 r.notification.id) for r in recordings
+            )  # fmt: skip
+            notify(recordings)
+
+        app._notify = keep  # type: ignore[method-assign]
+        messages = [
+            wire("reported", T0 + timedelta(minutes=n), reported_data("acme"), incident_id=f"N-{n}")
+            for n in range(40)
+        ]
+        outcomes = app.record([decode(line(m)) for m in messages], now=NOW)
+        assert {str(o.status) for o in outcomes} == {"accepted"}
+        with sqlite3.connect(store) as db:
+            rowids = {
+                (o, v): rowid
+                for rowid, o, v in db.execute(
+                    "SELECT rowid, originator_id, originator_version FROM stored_events"
+                )
+            }
+        assert len(rowids) == 80 + table_at_limit  # an incident event and a receipt each
+        assert len(numbered) == 40
+        assert all(rowids[(o, v)] == n for o, v, n in numbered)
     finally:
         app.close()

@@ -11,13 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from slatrail.infra.batch_gc import BATCH_GC_THRESHOLD, fewer_collections
 from slatrail.infra.errors import EXIT_INTERNAL
 from slatrail.infra.workers import (
-    BATCH_GC_THRESHOLD,
     WorkerStoppedError,
     available_cpus,
     can_fork,
-    fewer_collections,
     forked_map,
     worker_count,
 )

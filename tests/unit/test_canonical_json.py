@@ -1,0 +1,82 @@
+"""canonical_json writes the bytes Python's `json` writes for any value, whichever encoder
+writes them: every recorded hash depends on it (docs/audit.md §2)."""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import slatrail.domain.model as model
+from slatrail.domain.model import canonical_json
+
+_REFERENCE = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
+
+# text as messages hold it (any character but a lone surrogate), and every code point
+_text = st.text(max_size=12)
+_any_text = st.text(st.characters(codec=None, categories=None), max_size=12)
+_scalars = (
+    _text
+    | _any_text
+    | st.integers()
+    | st.integers(min_value=-(2**64), max_value=2**64)
+    | st.booleans()
+    | st.none()
+    | st.floats(allow_nan=True, allow_infinity=True)
+)
+_values = st.recursive(
+    _scalars,
+    lambda inner: st.lists(inner, max_size=4)
+    | st.lists(inner, max_size=3).map(tuple)
+    | st.dictionaries(_text, inner, max_size=4)
+    | st.dictionaries(_any_text, inner, max_size=3),
+    max_leaves=20,
+)
+
+
+def _outcome(encode: Any, value: Any) -> tuple[str, Any]:
+    try:
+        return "bytes", encode(value)
+    except Exception as error:  # noqa: BLE001 - the class of failure is what is compared
+        return "error", type(error)
+
+
+def _reference(value: Any) -> bytes:
+    return _REFERENCE.encode(value).encode("utf-8")
+
+
+@given(_values)
+def test_canonical_json_is_the_reference_encoding_for_any_value(value: Any) -> None:
+    assert _outcome(canonical_json, value) == _outcome(_reference, value)
+
+
+class _Kind(StrEnum):
+    A = "a"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"n": 2**63 - 1, "m": -(2**63), "big": 2**64, "bigger": 10**30},
+        {"f": 1e16, "g": 1e-05, "h": 0.1, "i": 123456789012345.0},
+        {"kind": _Kind.A, _Kind.A: 1},
+        {"é": 1, "e": 2, "Z": 3, "😀": 4, "\u2028": "\x00\x1f\x7f\u2029"},
+        {"lone": "\ud800"},
+        [{"b": [1, (2, 3)], "a": None}],
+    ],
+    ids=["integers", "fractions", "enumerations", "order-and-escapes", "surrogate", "nested"],
+)
+def test_canonical_json_matches_the_reference_where_the_two_encoders_differ(value: Any) -> None:
+    assert _outcome(canonical_json, value) == _outcome(_reference, value)
+
+
+def test_plain_values_go_to_the_fast_encoder_and_the_rest_to_json() -> None:
+    assert model._plain({"a": [1, "x", None, True, {"b": (2,)}]})
+    for other in ({"a": 1.5}, {"a": _Kind.A}, {1: "a"}, {"a": {1, 2}}, {"a": b"x"}):
+        assert not model._plain(other)
