@@ -36,6 +36,7 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import get_topic
 
+from slatrail.application.event_records import EventRecords
 from slatrail.application.lazy_log import LazyLogger
 from slatrail.application.outcomes import Decoded, Outcome, Status
 from slatrail.application.receipt_records import NewReceipt, ReceiptRecords
@@ -142,6 +143,7 @@ class SlatrailApplication(Application[UUID]):
         self._stored_events_of = stored_events_of or stored_events_one_query_each
         self._event_rows_of = event_rows_of or event_rows_one_query_each
         self._receipt_records = ReceiptRecords(self.mapper)
+        self._event_records = EventRecords(self.mapper)
 
     def record(
         self,
@@ -322,8 +324,12 @@ class SlatrailApplication(Application[UUID]):
     ) -> list[Recording[UUID]]:
         """`Application._record` (the library's `EventStore.put`) of `records`: the events
         mapped, the records built already as they are, in one recorder call."""
-        mapper = self.mapper
-        stored = [r if isinstance(r, StoredEvent) else mapper.to_stored_event(r) for r in records]
+        encode = (
+            self._event_records.record
+            if self._event_records.enabled
+            else self.mapper.to_stored_event
+        )
+        stored = [r if isinstance(r, StoredEvent) else encode(r) for r in records]
         ids = self.recorder.insert_events(
             stored, tracking=processing.tracking, **processing.saved_kwargs
         )

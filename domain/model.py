@@ -60,13 +60,15 @@ _MESSAGE_NAMESPACE = uuid.UUID("6f1d7c1e-52a4-5b8e-9a57-5c1a7a7e0002")
 
 
 def incident_uuid(incident_id: str) -> uuid.UUID:
-    """Aggregate id of an incident: stable, so a redelivered message lands on the same one."""
-    return uuid.uuid5(_INCIDENT_NAMESPACE, incident_id)
+    """Aggregate id of an incident: stable, so a redelivered message lands on the same one.
+    (`uuid.uuid5(_INCIDENT_NAMESPACE, incident_id)`, built from its integer: half the time.)"""
+    return uuid.UUID(int=incident_key(incident_id))
 
 
 def receipt_uuid(message_id: str) -> uuid.UUID:
-    """Aggregate id of the receipt that makes a message_id unique across the store."""
-    return uuid.uuid5(_MESSAGE_NAMESPACE, message_id)
+    """Aggregate id of the receipt that makes a message_id unique across the store
+    (`uuid.uuid5(_MESSAGE_NAMESPACE, message_id)`, built from its integer)."""
+    return uuid.UUID(int=receipt_key(message_id))
 
 
 _INCIDENT_PREFIX = _INCIDENT_NAMESPACE.bytes
@@ -124,7 +126,7 @@ def canonical_json(value: Any) -> bytes:
     bytes); anything else (a number with a fraction, which the two write differently, or a
     type either would refuse) by `json` itself (the same bytes:
     tests/unit/test_canonical_json.py)."""
-    if _plain(value):
+    if is_plain_json(value):
         try:
             return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
         except orjson.JSONEncodeError:  # an integer beyond 64 bits, a lone surrogate, …
@@ -132,18 +134,18 @@ def canonical_json(value: Any) -> bytes:
     return _CANONICAL.encode(value).encode("utf-8")
 
 
-def _plain(value: Any) -> bool:
+def is_plain_json(value: Any) -> bool:
     """Whether `value` holds only JSON objects (string keys), arrays (lists, tuples), strings,
     integers, booleans and nulls, exactly of those types (no subclass: orjson writes some,
     e.g. enumerations, where `json` would not)."""
     kind = type(value)
     if kind is dict:
         for key, item in value.items():
-            if type(key) is not str or not (type(item) in _PLAIN_SCALARS or _plain(item)):
+            if type(key) is not str or not (type(item) in _PLAIN_SCALARS or is_plain_json(item)):
                 return False
         return True
     if kind is list or kind is tuple:
-        return all(type(item) in _PLAIN_SCALARS or _plain(item) for item in value)
+        return all(type(item) in _PLAIN_SCALARS or is_plain_json(item) for item in value)
     return kind in _PLAIN_SCALARS
 
 

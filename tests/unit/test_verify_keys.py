@@ -13,6 +13,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+import slatrail.domain.model as model
 from slatrail.domain.model import (
     GENESIS_HASH,
     IncidentEvent,
@@ -38,18 +39,19 @@ MIN = timedelta(minutes=1)
 
 @given(st.text())
 @example("\ud800")  # a lone surrogate (not Unicode text)
-def test_the_keys_are_the_uuid5_integers_of_incident_and_message_ids(name: str) -> None:
+def test_the_ids_and_keys_are_the_uuid5_of_incident_and_message_ids(name: str) -> None:
     try:
-        want_incident, want_receipt = incident_uuid(name).int, receipt_uuid(name).int
+        want_incident = uuid.uuid5(model._INCIDENT_NAMESPACE, name)
+        want_receipt = uuid.uuid5(model._MESSAGE_NAMESPACE, name)
     except UnicodeEncodeError:  # a lone surrogate: neither is defined for it
-        with pytest.raises(UnicodeEncodeError):
-            incident_key(name)
-        with pytest.raises(UnicodeEncodeError):
-            receipt_key(name)
+        for made in (incident_key, receipt_key, incident_uuid, receipt_uuid):
+            with pytest.raises(UnicodeEncodeError):
+                made(name)
         return
-    assert incident_key(name) == want_incident
-    assert receipt_key(name) == want_receipt
-    assert uuid.UUID(int=incident_key(name)).version == 5
+    assert incident_uuid(name) == want_incident and receipt_uuid(name) == want_receipt
+    assert incident_key(name) == want_incident.int
+    assert receipt_key(name) == want_receipt.int
+    assert incident_uuid(name).version == 5
 
 
 def _slow_format(moment: datetime) -> str:
