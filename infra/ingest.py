@@ -17,7 +17,7 @@ from slatrail.infra.wire import decode
 
 log = structlog.get_logger("slatrail.ingest")
 
-BATCH_SIZE = 500
+BATCH_SIZE = 2000
 
 
 class Ingestor:
