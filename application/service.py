@@ -536,6 +536,12 @@ class SlatrailApplication(Application[UUID]):
                 records.append(event.to_record())
         return records
 
+    def incident_notifications(self, start: int, stop: int, limit: int) -> list[int]:
+        """The notification ids of the incident events recorded from `start` to `stop`
+        (inclusive), at most `limit`, in order (the SLA ledger's contiguous watermark)."""
+        found = self.recorder.select_notifications(start, limit, stop=stop, topics=INCIDENT_TOPICS)
+        return [notification.id for notification in found]
+
     def all_events(
         self, *, start: int = 1, page: int = 2000
     ) -> Iterator[tuple[int, IncidentEvent]]:

@@ -7,7 +7,7 @@ the read-model store (`infra.read_model_store.ReadModelStore`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
 from slatrail.domain.contract_version import ContractBook
@@ -73,3 +73,10 @@ class ReadModelWriter(Protocol):
     def positions(self, read_model: str) -> dict[str, int]: ...
 
     def remeasure(self, contracts: ContractBook, *, limit: int = ...) -> int: ...
+
+    def close_ledger_gaps(self, recorded: RecordedIds, *, limit: int = ...) -> int | None: ...
+
+
+RecordedIds = Callable[[int, int, int], Sequence[int]]
+"""(start, stop, limit) → the store's incident notification ids from `start` to `stop`
+(inclusive), at most `limit`, in order (`SlatrailApplication.incident_notifications`)."""

@@ -22,7 +22,7 @@ from typing import Any
 
 import structlog
 
-from slatrail.consumers.projection_ports import EnvelopeDecoder, ReadModelWriter
+from slatrail.consumers.projection_ports import EnvelopeDecoder, ReadModelWriter, RecordedIds
 from slatrail.consumers.runtime import BrokerWatch, consumer_health
 from slatrail.consumers.streams import OnAssign, Partition, Record, Source
 from slatrail.domain.contract_version import ContractBook
@@ -49,10 +49,13 @@ class ProjectionConsumer:
         reset_check_s: float = 5.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         contracts: Callable[[], ContractBook] | None = None,
+        recorded: RecordedIds | None = None,
     ) -> None:
         self.read_models = read_models
         # with the contract versions as recorded now, the SLA ledger is kept too
         self.contracts = contracts
+        # the store's incident notifications: the ledger's gaps between partitions are closed
+        self.recorded = recorded
         self.source_factory = source_factory
         self.envelopes = envelopes
         self.names = tuple(names)
@@ -158,9 +161,8 @@ class ProjectionConsumer:
                     error=str(error),
                 )
                 continue
-            batch.append(
-                TrackedEvent(kafka_source(record.topic, record.partition), record.offset, event)
-            )
+            source = kafka_source(record.topic, record.partition)
+            batch.append(TrackedEvent(source, record.offset, event, notification_id))
             notification = max(notification or 0, notification_id)
         if self.contracts is None:
             written = self.read_models.apply(batch, read_models=self.names)
@@ -171,6 +173,8 @@ class ProjectionConsumer:
                 contracts=self.contracts(),
                 notification=notification,
             )
+            if self.recorded is not None:
+                self.read_models.close_ledger_gaps(self.recorded)
         offsets: dict[Partition, int] = {}
         for record in records:
             offsets[record.tp] = max(offsets.get(record.tp, 0), record.offset + 1)

@@ -59,14 +59,22 @@ def freshness(
     store: ReadModelStore, app: SlatrailApplication, contracts: ContractSource
 ) -> Freshness:
     """The table is current when it is complete, measured by the latest recorded contract
-    version, and has applied every incident event the store holds: none is recorded after
-    the highest notification it applied (docs/scale.md#the-sla-ledger)."""
+    version, and has applied every incident event the store holds: each one up to the highest
+    notification it applied (the partitions of the event stream are consumed side by side:
+    one may be behind another), and none recorded after it (docs/scale.md#the-sla-ledger)."""
     position, version = store.ledger_position(), store.ledger_version()
     latest = contracts.latest.version if isinstance(contracts, ContractBook) else None
     if position is None or version is None:
         return Freshness(False, position, version, "never completed (run `slatrail replay`)")
     if latest is None or version != latest:
         why = f"measured by contract version {version}, the latest is {latest}"
+        return Freshness(False, position, version, why)
+    reached = store.ledger_reach(app.incident_notifications)
+    if reached is not None and reached < position:
+        why = (
+            f"an incident event recorded after notification {reached} not applied yet, though "
+            f"notification {position} is (a partition of the event stream behind another)"
+        )
         return Freshness(False, position, version, why)
     later = app.recorder.select_notifications(position + 1, 1, topics=INCIDENT_TOPICS)
     if later:

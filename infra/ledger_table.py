@@ -4,19 +4,23 @@ contract version measures found, tracking moved forward. Used by `ReadModelStore
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from eventsourcing.persistence import Tracking
 
+from slatrail.consumers.projection_ports import RecordedIds
 from slatrail.domain.contract_version import ContractBook
 from slatrail.domain.model import IncidentEvent
 from slatrail.infra.read_model_drivers import Cursor
 from slatrail.projections.ledger import (
+    LEDGER_APPLIED,
+    LEDGER_CONTIGUOUS,
     LEDGER_TABLE,
     TABLE_COLUMNS,
     LedgerInterval,
+    contiguous_reach,
     incident_ledger,
     measuring_segments,
     row_interval,
@@ -125,3 +129,58 @@ def mismatched(contracts: ContractBook) -> tuple[str, list[Any]]:
             params.append(end)
         right.append("(" + " AND ".join(parts) + ")")
     return "NOT (" + " OR ".join(right) + ")", params
+
+
+def keep_applied(cursor: Cursor, notifications: Iterable[int | None], before: int | None) -> None:
+    """In a batch's transaction: list the batch's store notifications above the contiguous
+    watermark as applied. A table kept before the watermark existed starts it at the highest
+    notification it had applied (`before`), which is what it was trusted to then."""
+    watermark = cursor.max_tracking_id(LEDGER_CONTIGUOUS)
+    if watermark is None:
+        watermark = before or 0
+        cursor.insert_tracking(Tracking(LEDGER_CONTIGUOUS, watermark))
+    above = sorted({n for n in notifications if n is not None and n > watermark})
+    if above:
+        cursor.executemany(
+            f"INSERT INTO {LEDGER_APPLIED} (notification_id) VALUES (?) "
+            "ON CONFLICT (notification_id) DO NOTHING",
+            [(n,) for n in above],
+        )
+
+
+Read = Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]
+
+
+def reach(watermark: int, read: Read, recorded: RecordedIds, limit: int) -> int:
+    """How far every incident event of the store is applied now, from the contiguous
+    `watermark`, looking at most `limit` notifications past it (`read`: a query on the
+    read-model database)."""
+    applied = [
+        int(row[0])
+        for row in read(
+            f"SELECT notification_id FROM {LEDGER_APPLIED} WHERE notification_id > ? "
+            "ORDER BY notification_id LIMIT ?",
+            (watermark, limit),
+        )
+    ]
+    if not applied:
+        return watermark
+    return contiguous_reach(watermark, applied, recorded(watermark + 1, applied[-1], limit))
+
+
+def close_gaps(cursor: Cursor, recorded: RecordedIds, limit: int) -> int | None:
+    """Move the contiguous watermark up as far as every incident event is applied, and forget
+    the applied notifications below it; returns the watermark (None: none kept)."""
+    watermark = cursor.max_tracking_id(LEDGER_CONTIGUOUS)
+    if watermark is None:
+        return None
+
+    def read(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+    reached = reach(watermark, read, recorded, limit)
+    if reached > watermark:
+        cursor.insert_tracking(Tracking(LEDGER_CONTIGUOUS, reached))
+        cursor.execute(f"DELETE FROM {LEDGER_APPLIED} WHERE notification_id <= ?", (reached,))
+    return reached

@@ -71,6 +71,8 @@ def _schema(big: str) -> list[str]:
         "CREATE INDEX IF NOT EXISTS rm_sla_ledger_order ON rm_sla_ledger "
         "(reported_us, incident_id, metric_rank, start_us)",
         "CREATE INDEX IF NOT EXISTS rm_sla_ledger_status ON rm_sla_ledger (status, start_us)",
+        # store notifications the ledger applied above its contiguous watermark (ledger.py)
+        f"CREATE TABLE IF NOT EXISTS rm_sla_ledger_applied (notification_id {big} PRIMARY KEY)",
     ]
 
 

@@ -23,19 +23,25 @@ from urllib.parse import unquote, urlparse
 import structlog
 from eventsourcing.persistence import IntegrityError, OperationalError, Tracking
 
+from slatrail.consumers.projection_ports import RecordedIds
 from slatrail.domain.contract_version import ContractBook
 from slatrail.domain.model import IncidentEvent
 from slatrail.infra.ledger_table import (
     advance,
     any_row,
+    close_gaps,
     delete_ledgers,
     insert_rows,
+    keep_applied,
     mismatched,
+    reach,
     replace_ledgers,
 )
 from slatrail.infra.read_model_drivers import ReadModelRecorder, open_recorder
 from slatrail.infra.store import StoreURLError
 from slatrail.projections.ledger import (
+    LEDGER_APPLIED,
+    LEDGER_CONTIGUOUS,
     LEDGER_CONTRACTS,
     LEDGER_PREFIX,
     LEDGER_TABLE,
@@ -63,13 +69,14 @@ ReadModelURLError = StoreURLError
 """A read-model URL slatrail cannot use."""
 
 _TABLES = {
-    SLA: ("rm_sla_events", "rm_sla_incidents", LEDGER_TABLE),
+    SLA: ("rm_sla_events", "rm_sla_incidents", LEDGER_TABLE, LEDGER_APPLIED),
     AUDIT: ("rm_audit_events",),
 }
 _COLUMNS = ", ".join(EVENT_COLUMNS)
 _RETRIES = 5  # a concurrent writer got further first: read the tracking again
 _LEDGER_BATCH = 5000  # ledger rows per insert / per page read
 _REMEASURE = 200  # incidents recomputed per transaction when a contract version is recorded
+GAP_LOOKAHEAD = 5000  # store notifications looked at past the ledger's contiguous watermark
 log = structlog.get_logger("slatrail.read_models")
 
 
@@ -187,7 +194,9 @@ class ReadModelStore:
                 if starting:
                     cursor.insert_tracking(Tracking(LEDGER_CONTRACTS, ledger.latest.version))
                 if cursor.max_tracking_id(LEDGER_CONTRACTS) is not None:
+                    before = cursor.max_tracking_id(LEDGER_TRACKING)
                     advance(cursor, LEDGER_TRACKING, notification)
+                    keep_applied(cursor, (item.store_notification for item in batch), before)
         return written
 
     def remeasure(self, contracts: ContractBook, *, limit: int = _REMEASURE) -> int:
@@ -268,8 +277,10 @@ class ReadModelStore:
                     pending = []
             written += self._insert_ledger(pending)
             with self._recorder.write() as cursor:
+                cursor.execute(f"DELETE FROM {LEDGER_APPLIED}")
                 cursor.insert_tracking(Tracking(LEDGER_CONTRACTS, version))
                 cursor.insert_tracking(Tracking(LEDGER_TRACKING, position))
+                cursor.insert_tracking(Tracking(LEDGER_CONTIGUOUS, position))
         return written
 
     def _insert_ledger(self, rows: list[tuple[Any, ...]]) -> int:
@@ -282,6 +293,25 @@ class ReadModelStore:
     def ledger_position(self) -> int | None:
         """The highest store notification the ledger table has applied (None: not built)."""
         return self._recorder.max_tracking_id(LEDGER_TRACKING)
+
+    def ledger_contiguous(self) -> int | None:
+        """The notification up to which the ledger table has applied every incident event of
+        the store, as last moved up (None: a table kept before it was tracked)."""
+        return self._recorder.max_tracking_id(LEDGER_CONTIGUOUS)
+
+    def ledger_reach(self, recorded: RecordedIds, *, limit: int = GAP_LOOKAHEAD) -> int | None:
+        """How far the ledger table has applied every incident event of the store now (reading
+        only; None: no watermark kept)."""
+        watermark = self.ledger_contiguous()
+        if watermark is None:
+            return None
+        return reach(watermark, self._recorder.read, recorded, limit)
+
+    def close_ledger_gaps(self, recorded: RecordedIds, *, limit: int = GAP_LOOKAHEAD) -> int | None:
+        """Move the ledger's contiguous watermark up over every gap that has closed (the
+        projection consumer, after each batch); returns it."""
+        with self._lock, self._recorder.write() as cursor:
+            return close_gaps(cursor, recorded, limit)
 
     def ledger_version(self) -> int | None:
         """The contract version the whole table is measured by (None: not complete)."""

@@ -212,6 +212,11 @@ def _closed(rows: list[LedgerInterval]) -> list[LedgerInterval]:
 
 LEDGER_TABLE = "rm_sla_ledger"
 LEDGER_TRACKING = "ledger@store"  # the highest store notification the table has applied
+# Every incident event the store recorded up to this notification is applied (the partitions
+# of `incidents.events` are consumed side by side, so one can be ahead of another); the ones
+# applied above it are listed in LEDGER_APPLIED until the gap below them closes.
+LEDGER_CONTIGUOUS = "ledger@contiguous"
+LEDGER_APPLIED = "rm_sla_ledger_applied"
 LEDGER_CONTRACTS = "ledger@contracts"  # the contract version the whole table is measured by
 LEDGER_PREFIX = "ledger@"
 TABLE_COLUMNS = (
@@ -221,6 +226,19 @@ TABLE_COLUMNS = (
 _RANK = {metric: rank for rank, metric in enumerate(Metric)}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO = timedelta(microseconds=1)
+
+
+def contiguous_reach(watermark: int, applied: Iterable[int], recorded: Iterable[int]) -> int:
+    """How far the ledger table has applied every incident event of the store: from
+    `watermark` (all applied up to it), over `recorded` (the store's incident notifications
+    after it, in order) while each one is among `applied` (the ones applied above it)."""
+    done = set(applied)
+    reach = watermark
+    for notification in recorded:
+        if notification not in done:
+            break
+        reach = notification
+    return reach
 
 
 def to_us(moment: datetime | None) -> int | None:

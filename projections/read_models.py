@@ -62,11 +62,21 @@ def check_read_models(names: Iterable[str]) -> list[str]:
 
 @dataclass(frozen=True, slots=True)
 class TrackedEvent:
-    """An event with the position it was read at (`source` names the sequence)."""
+    """An event with the position it was read at (`source` names the sequence) and, when read
+    from a stream, the store notification it was recorded at (`notification`)."""
 
     source: str
     position: int
     event: IncidentEvent
+    notification: int | None = None
+
+    @property
+    def store_notification(self) -> int | None:
+        """The store notification id of the event, where known (read from the store: its
+        position)."""
+        if self.notification is not None:
+            return self.notification
+        return self.position if self.source == STORE_SOURCE else None
 
 
 # -- rows: IncidentEvent ⇄ the columns of a read-model table ---------------------------------

@@ -109,6 +109,7 @@ def build_projections(container: Container, *, read_models: Any = None) -> Worke
         batch_size=s.kafka_batch_size,
         unreachable_after_s=_unreachable_after(container),
         contracts=lambda: container.contract_book,  # keeps the SLA ledger (docs/scale.md)
+        recorded=container.app.incident_notifications,
     )
 
 

@@ -62,6 +62,7 @@ class LedgerTableContract:
         assert store.ledger_position() is None
         assert store.rebuild_ledger(ledgers(), 42, 1) == len(expected)
         assert (store.ledger_position(), store.ledger_version()) == (42, 1)
+        assert store.ledger_contiguous() == 42  # everything up to it is in the rebuilt table
         assert list(store.ledger_intervals(page=3)) == expected
         start, end = utc(2026, 3, 2, 11, 30), utc(2026, 3, 2, 12, 0)
         window = [i for i in expected if i.customer == "acme" and overlaps(i, start, end)]
@@ -94,6 +95,18 @@ class LedgerTableContract:
         expected = [i for h in histories for i in incident_ledger(h, book)]
         assert list(store.ledger_intervals()) == expected
         assert (store.ledger_position(), store.ledger_version()) == (len(batch), 1)
+        # the store's incident notifications: 1 … len(batch), and one (len + 1) not applied
+        recorded = list(range(1, len(batch) + 2))
+
+        def incident_notifications(start: int, stop: int, limit: int) -> list[int]:
+            return [n for n in recorded if start <= n <= stop][:limit]
+
+        assert store.ledger_contiguous() == 0  # fed from the start
+        assert store.ledger_reach(incident_notifications) == len(batch)
+        assert store.ledger_reach(incident_notifications, limit=2) == 2
+        assert store.close_ledger_gaps(incident_notifications, limit=2) == 2
+        assert store.close_ledger_gaps(incident_notifications) == len(batch)
+        assert store.ledger_contiguous() == len(batch)
         v2 = replace(v1, version=2, contracts=contracts_from(V2), effective_from=utc(2026, 3, 2, 9))
         book = ContractBook((v1, v2))
         assert store.remeasure(book) == 1  # I-2 only (I-1 was reported before 09:00)

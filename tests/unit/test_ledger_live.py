@@ -25,7 +25,7 @@ from slatrail.infra.ledger_check import freshness
 from slatrail.infra.read_model_store import ReadModelStore
 from slatrail.infra.store import open_application
 from slatrail.projections.ledger import LedgerInterval, incident_ledger, measuring_segments, to_us
-from slatrail.projections.read_models import SLA, STORE_SOURCE, TrackedEvent
+from slatrail.projections.read_models import SLA, STORE_SOURCE, TrackedEvent, kafka_source
 from tests.builders import (
     CONTRACTS_TOML,
     contracts_from,
@@ -122,7 +122,7 @@ class Pipeline:
 
         self.consumer = ProjectionConsumer(
             read_models, source, envelopes=ENVELOPES, batch_size=4,
-            contracts=lambda: book(app),
+            contracts=lambda: book(app), recorded=app.incident_notifications,
         )  # fmt: skip
         self.consumer.open()
 
@@ -147,6 +147,7 @@ def test_the_consumer_keeps_the_ledger_equal_to_the_recomputed_one(
     pipeline.run()
     assert list(read_models.ledger_intervals()) == recomputed(app)
     assert freshness(read_models, app, book(app)).current
+    assert read_models.ledger_contiguous() == read_models.ledger_position()
 
     late_fact(app)
     assert not freshness(read_models, app, book(app)).current  # recorded, not applied yet
@@ -258,3 +259,58 @@ def test_the_measuring_steps_are_the_measuring_rule() -> None:
             step = [v for start, v in steps if start is None or start <= us][-1]
             assert step == book.measuring_version(moment).version, moment
         assert [v for _, v in steps] == expected
+
+
+def test_a_partition_behind_another_keeps_the_table_from_being_current(
+    app: SlatrailApplication, read_models: ReadModelStore
+) -> None:
+    """I-1's events come by one partition, I-2's and I-3's by another, which is ahead: the
+    table has applied the highest notification but not every one below it."""
+    first_part(app)
+
+    def by_partition(incidents: set[str], partition: int) -> list[TrackedEvent]:
+        return [
+            TrackedEvent(kafka_source(EVENTS, partition), offset, event, notification)
+            for offset, (notification, event) in enumerate(
+                (n, e) for n, e in app.all_events() if e.incident_id in incidents
+            )
+        ]
+
+    behind, ahead = by_partition({"I-1"}, 0), by_partition({"I-2", "I-3"}, 1)
+    highest = max(e.notification or 0 for e in behind + ahead)
+    assert ahead[-1].notification == highest  # the partition ahead holds the latest event
+    read_models.apply(ahead, contracts=book(app), notification=highest)
+    assert read_models.ledger_position() == highest
+    fresh = freshness(read_models, app, book(app))
+    assert not fresh.current and fresh.why is not None
+    assert "behind another" in fresh.why
+    assert read_models.close_ledger_gaps(app.incident_notifications) == 0  # I-1's are missing
+    read_models.apply(behind, contracts=book(app), notification=behind[-1].notification)
+    assert freshness(read_models, app, book(app)).current  # seen before the watermark moves
+    assert read_models.close_ledger_gaps(app.incident_notifications) == highest
+    assert read_models.ledger_contiguous() == highest
+    assert list(read_models.ledger_intervals()) == recomputed(app)
+    late_fact(app)  # recorded, not applied: not current, however far the watermark is
+    assert not freshness(read_models, app, book(app)).current
+
+
+def test_a_table_kept_before_the_watermark_is_trusted_to_its_highest_notification(
+    app: SlatrailApplication, read_models: ReadModelStore
+) -> None:
+    first_part(app)
+    events = [TrackedEvent(STORE_SOURCE, n, e) for n, e in app.all_events()]
+    read_models.apply(events, contracts=book(app), notification=events[-1].position)
+    with read_models._recorder.write() as cursor:  # as a table written by an earlier release
+        cursor.execute(
+            f"DELETE FROM {read_models._recorder.tracking_table} WHERE application_name = ?",
+            ("ledger@contiguous",),
+        )
+    assert read_models.ledger_contiguous() is None
+    assert freshness(read_models, app, book(app)).current
+    late_fact(app)
+    (notification, event), *_ = app.all_events(start=events[-1].position + 1)
+    later = TrackedEvent(kafka_source(EVENTS, 0), 0, event, notification)
+    read_models.apply([later], contracts=book(app), notification=notification)
+    assert read_models.ledger_contiguous() == events[-1].position  # started where it was
+    assert read_models.close_ledger_gaps(app.incident_notifications) == notification
+    assert freshness(read_models, app, book(app)).current
