@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import ProgrammingError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from psycopg.sql import SQL, Identifier
 
@@ -64,11 +64,17 @@ class IndexedPostgresRecorder(PostgresApplicationRecorder):
             rows="SELECT * FROM unnest(" + ", ".join(f"%b::{t}[]" for t in _INDEX_TYPES) + ")",
             least="least", greatest="greatest",
         )  # fmt: skip
+        # The notification ids come back as one array (a row each, as dictionaries, cost a
+        # tenth of the insert); ascending is the order given: the table is locked and the
+        # rows are numbered as unnest yields them.
         self._insert_arrays = SQL(
-            "INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state) "
+            "WITH inserted AS (INSERT INTO {schema}.{table} "
+            "(originator_id, originator_version, topic, state) "
             "SELECT * FROM unnest(%b::uuid[], %b::int8[], %b::text[], %b::bytea[]) "
-            "RETURNING notification_id"
+            "RETURNING notification_id) "
+            "SELECT array_agg(notification_id ORDER BY notification_id) AS ids FROM inserted"
         ).format(schema=schema, table=Identifier(self.events_table_name))
+        self._insert_query: bytes | None = None  # rendered once, with the first connection
 
     def _insert_stored_events(
         self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -78,13 +84,29 @@ class IndexedPostgresRecorder(PostgresApplicationRecorder):
             # the order given), the rows sent as binary arrays
             self._lock_table(curs)
             self._notify_channel(curs)
-            curs.execute(self._insert_arrays, _event_columns(stored_events))
+            if self._insert_query is None:
+                self._insert_query = self._insert_arrays.as_bytes(curs)
+            curs.execute(self._insert_query, _event_columns(stored_events))
         else:
             super()._insert_stored_events(curs, stored_events, **kwargs)
         entries: Sequence[IndexEntry] = kwargs.get(INDEX_ROWS) or ()
         if entries:  # under the table lock just taken: no two writers interleave rows
             with curs.connection.cursor() as index_cursor:
                 self._upsert_entries(index_cursor, entries)
+
+    def _fetch_ids_after_insert_events(
+        self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        if self.datastore.originator_id_type != "uuid":
+            return super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+        row = curs.fetchone()
+        ids: list[int] = list(row["ids"] or ()) if row is not None else []
+        if len(ids) != len(stored_events):
+            raise ProgrammingError(
+                f"Couldn't get all notification IDs (got {len(ids)}, expected "
+                f"{len(stored_events)})"
+            )
+        return ids
 
     def _upsert_entries(self, curs: Any, entries: Sequence[IndexEntry]) -> None:
         """One statement for every row; one per row when an incident comes twice (a single
