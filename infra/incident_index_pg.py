@@ -103,8 +103,7 @@ class IndexedPostgresRecorder(PostgresApplicationRecorder):
         ids: list[int] = list(row["ids"] or ()) if row is not None else []
         if len(ids) != len(stored_events):
             raise ProgrammingError(
-                f"Couldn't get all notification IDs (got {len(ids)}, expected "
-                f"{len(stored_events)})"
+                f"Couldn't get all notification IDs (got {len(ids)}, expected {len(stored_events)})"
             )
         return ids
 

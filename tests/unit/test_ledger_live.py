@@ -106,6 +106,13 @@ def recomputed(app: SlatrailApplication) -> list[LedgerInterval]:
     return [i for events in histories for i in incident_ledger(events, book(app))]
 
 
+def apply_the_store(app: SlatrailApplication, read_models: ReadModelStore) -> list[TrackedEvent]:
+    """Every recorded event applied with the ledger, in store order (as `replay` feeds)."""
+    events = [TrackedEvent(STORE_SOURCE, n, e) for n, e in app.all_events()]
+    read_models.apply(events, contracts=book(app), notification=events[-1].position)
+    return events
+
+
 class Pipeline:
     """The store's relay into an in-memory broker, and the projection consumer of `serve`."""
 
@@ -229,8 +236,7 @@ def test_a_new_version_re_measures_a_bounded_chunk_per_call(
     app: SlatrailApplication, read_models: ReadModelStore
 ) -> None:
     first_part(app)
-    events = [TrackedEvent(STORE_SOURCE, n, e) for n, e in app.all_events()]
-    read_models.apply(events, contracts=book(app), notification=events[-1].position)
+    apply_the_store(app, read_models)
     assert read_models.remeasure(book(app)) == 0  # up to date: nothing to do
     second_version(app)
     assert read_models.remeasure(book(app), limit=1) == 1  # I-2
@@ -298,8 +304,7 @@ def test_a_table_kept_before_the_watermark_is_trusted_to_its_highest_notificatio
     app: SlatrailApplication, read_models: ReadModelStore
 ) -> None:
     first_part(app)
-    events = [TrackedEvent(STORE_SOURCE, n, e) for n, e in app.all_events()]
-    read_models.apply(events, contracts=book(app), notification=events[-1].position)
+    events = apply_the_store(app, read_models)
     with read_models._recorder.write() as cursor:  # as a table written by an earlier release
         cursor.execute(
             f"DELETE FROM {read_models._recorder.tracking_table} WHERE application_name = ?",
