@@ -6,8 +6,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 import pytest
+from eventsourcing.persistence import StoredEvent
 
 from slatrail.application.selection import IndexQuery, sla_query
 from slatrail.infra.store import open_application
@@ -214,8 +216,9 @@ def test_index_entries_are_read_a_page_at_a_time_and_each_comes_once(
 def test_sqlite_numbers_every_saved_event_by_its_rowid(
     tmp_path: Path, table_at_limit: bool
 ) -> None:
-    """The recorder inserts a save's rows in one statement and numbers them by their rowids;
-    a table whose largest rowid reached 2^63 - 1 gets random ones, looked up row by row."""
+    """The recorder inserts a save's rows in one statement and numbers them by their rowids, in
+    the order given; a table whose largest rowid reached 2^63 - 1 gets random ones, looked up
+    row by row."""
     import sqlite3
 
     store = tmp_path / "store.db"
@@ -227,23 +230,8 @@ def test_sqlite_numbers_every_saved_event_by_its_rowid(
                     "INSERT INTO stored_events (rowid, originator_id, originator_version, topic,"
                     " state) VALUES (?, 'x', 1, 'probe', x'00')", (2**63 - 1,),
                 )  # fmt: skip
-        numbered: list[tuple[str, int, int]] = []  # what `save` hands on (to the relay)
-        notify = app._notify
-
-        def keep(recordings: list[Any]) -> None:
-            numbered.extend(
-                (r.notification.originator_id.hex, r.notification.originator_version,
-                 r.notification.id) for r in recordings
-            )  # fmt: skip
-            notify(recordings)
-
-        app._notify = keep  # type: ignore[method-assign]
-        messages = [
-            wire("reported", T0 + timedelta(minutes=n), reported_data("acme"), incident_id=f"N-{n}")
-            for n in range(40)
-        ]
-        outcomes = app.record([decode(line(m)) for m in messages], now=NOW)
-        assert {str(o.status) for o in outcomes} == {"accepted"}
+        stored = [StoredEvent(uuid4(), 1, f"topic-{n}", bytes([n])) for n in range(40)]
+        ids = app.recorder.insert_events(stored)
         with sqlite3.connect(store) as db:
             rowids = {
                 (o, v): rowid
@@ -251,8 +239,8 @@ def test_sqlite_numbers_every_saved_event_by_its_rowid(
                     "SELECT rowid, originator_id, originator_version FROM stored_events"
                 )
             }
-        assert len(rowids) == 80 + table_at_limit  # an incident event and a receipt each
-        assert len(numbered) == 40
-        assert all(rowids[(o, v)] == n for o, v, n in numbered)
+        assert ids is not None and len(ids) == len(stored) == len(set(ids))
+        assert ids == [rowids[(s.originator_id.hex, 1)] for s in stored]
+        assert (ids == list(range(ids[0], ids[0] + 40))) is not table_at_limit
     finally:
         app.close()

@@ -92,3 +92,25 @@ def test_the_record_path_stores_receipts_that_refuse_a_second_message(
         assert send(app, report, other) == ["duplicate", "rejected"]
     finally:
         app.close()
+
+
+def test_save_hands_its_recordings_to_notify_and_the_record_path_builds_none(
+    tmp_path: Path,
+) -> None:
+    """`save` is the library's: it returns each event's `Recording` and calls the `_notify`
+    hook with them. The record path builds none (nothing in slatrail listens to the hook)."""
+    app = open_application(f"sqlite:///{tmp_path / 'store.db'}", contracts_from())
+    try:
+        notified: list[list[Any]] = []
+        app._notify = notified.append  # type: ignore[method-assign]
+        assert send(app, wire("reported", T0, reported_data(), incident_id="R-1")) == ["accepted"]
+        assert notified == []
+        receipt: Any = MessageReceipt.received(
+            message_id="m-9", incident_id="R-1", fingerprint="0" * 64, position=1, now=T0
+        )
+        recordings = app.save(receipt)
+        assert notified == [recordings]
+        assert [r.notification.originator_id for r in recordings] == [receipt_uuid("m-9")]
+        assert recordings[0].notification.id == app.recorder.max_notification_id()
+    finally:
+        app.close()
