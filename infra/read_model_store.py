@@ -309,9 +309,14 @@ class ReadModelStore:
 
     def close_ledger_gaps(self, recorded: RecordedIds, *, limit: int = GAP_LOOKAHEAD) -> int | None:
         """Move the ledger's contiguous watermark up over every gap that has closed (the
-        projection consumer, after each batch); returns it."""
-        with self._lock, self._recorder.write() as cursor:
-            return close_gaps(cursor, recorded, limit)
+        projection consumer, after each batch); returns it. Another writer moving it at the
+        same time (a second `serve`) is no failure: None, and the next batch tries again."""
+        try:
+            with self._lock, self._recorder.write() as cursor:
+                return close_gaps(cursor, recorded, limit)
+        except (IntegrityError, OperationalError) as error:
+            log.info("ledger_watermark_race", error_class=type(error).__name__)
+            return None
 
     def ledger_version(self) -> int | None:
         """The contract version the whole table is measured by (None: not complete)."""

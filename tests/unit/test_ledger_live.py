@@ -319,3 +319,20 @@ def test_a_table_kept_before_the_watermark_is_trusted_to_its_highest_notificatio
     assert read_models.ledger_contiguous() == events[-1].position  # started where it was
     assert read_models.close_ledger_gaps(app.incident_notifications) == notification
     assert freshness(read_models, app, book(app)).current
+
+
+def test_a_watermark_moved_by_another_writer_meanwhile_is_no_failure(
+    app: SlatrailApplication, read_models: ReadModelStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from eventsourcing.persistence import IntegrityError
+
+    import slatrail.infra.read_model_store as read_model_store
+
+    first_part(app)
+    apply_the_store(app, read_models)
+
+    def raced(*args: Any) -> int:
+        raise IntegrityError("UNIQUE constraint failed: tracking")  # a second `serve` won
+
+    monkeypatch.setattr(read_model_store, "close_gaps", raced)
+    assert read_models.close_ledger_gaps(app.incident_notifications) is None
