@@ -122,8 +122,8 @@ def canonical_json(value: Any) -> bytes:
     with sorted keys, no spaces, UTF-8 (not ASCII escapes), as Python's `json` writes it.
 
     Values made of objects, arrays, strings, integers, booleans and nulls alone, the shape of
-    every hashed event and message, are written by orjson (a tenth of the time, the same
-    bytes); anything else (a number with a fraction, which the two write differently, or a
+    every hashed event and message, are written by orjson (about a third of the time, the
+    same bytes); anything else (a number with a fraction, which the two write differently, or a
     type either would refuse) by `json` itself (the same bytes:
     tests/unit/test_canonical_json.py)."""
     if is_plain_json(value):
