@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -125,13 +125,36 @@ def canonical_json(value: Any) -> bytes:
     every hashed event and message, are written by orjson (about a third of the time, the
     same bytes); anything else (a number with a fraction, which the two write differently, or a
     type either would refuse) by `json` itself (the same bytes:
-    tests/unit/test_canonical_json.py)."""
-    if is_plain_json(value):
+    tests/unit/test_canonical_json.py; and an orjson that writes any of `_AGREEMENT` otherwise
+    is not used at all)."""
+    if _ORJSON_AGREES and is_plain_json(value):
         try:
             return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
         except orjson.JSONEncodeError:  # an integer beyond 64 bits, a lone surrogate, …
             pass
+    return _json_canonical(value)
+
+
+def _json_canonical(value: Any) -> bytes:
     return _CANONICAL.encode(value).encode("utf-8")
+
+
+# Every recorded hash depends on these bytes: an installed orjson that writes any of these
+# otherwise than `json` does (a release that escapes differently) is not used.
+_AGREEMENT: tuple[Any, ...] = (
+    {"b": [1, -(2**63), 2**64 - 1, True, False, None], "a": {"é": "ü 漢 😀", "Z": ""}},
+    {"esc": '"\\/\b\f\n\r\t\u0000\u001f\u007f\u0080\u009f\u2028\u2029\ufeff'},
+    [],
+    {},
+)
+
+
+def orjson_agrees(dumps: Callable[..., bytes] = orjson.dumps) -> bool:
+    """Whether `dumps` (orjson's) writes every value of `_AGREEMENT` as `json` does."""
+    return all(dumps(v, option=orjson.OPT_SORT_KEYS) == _json_canonical(v) for v in _AGREEMENT)
+
+
+_ORJSON_AGREES = orjson_agrees()
 
 
 def is_plain_json(value: Any) -> bool:

@@ -7,6 +7,7 @@ import json
 from enum import StrEnum
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -82,3 +83,12 @@ def test_plain_values_go_to_the_fast_encoder_and_the_rest_to_json() -> None:
     assert model.is_plain_json({"a": [1, "x", None, True, {"b": (2,)}]})
     for other in ({"a": 1.5}, {"a": _Kind.A}, {1: "a"}, {"a": {1, 2}}, {"a": b"x"}):
         assert not model.is_plain_json(other)
+
+
+def test_the_installed_orjson_agrees_and_one_that_writes_otherwise_would_not_be_used() -> None:
+    assert model.orjson_agrees() and model._ORJSON_AGREES
+
+    def escaping_slashes(value: Any, option: int = 0) -> bytes:
+        return orjson.dumps(value, option=option).replace(b"/", b"\\/")
+
+    assert not model.orjson_agrees(escaping_slashes)
