@@ -24,6 +24,7 @@ from urllib.parse import quote
 
 import pytest
 
+from slatrail.infra.ingest import BATCH_SIZE
 from tests.builders import CONTRACTS_TOML, jsonl, reported_data, wire
 
 pytestmark = pytest.mark.e2e
@@ -617,7 +618,7 @@ def _wait(predicate: Callable[[], bool], timeout: float) -> bool:
 def test_ctrl_c_while_ingest_waits_for_input_records_what_was_read_and_exits_130(
     tmp_path, contracts_file
 ) -> None:
-    good = messages(600)
+    good = messages(BATCH_SIZE + 100)
     bad = ['{"not": "a message"}', "{torn"]
     proc = subprocess.Popen(
         [SLATRAIL, "--store", "sqlite:///s.db", "--contracts", str(contracts_file), "ingest",
@@ -628,16 +629,16 @@ def test_ctrl_c_while_ingest_waits_for_input_records_what_was_read_and_exits_130
     assert proc.stdin is not None
     proc.stdin.write(jsonl(good) + "\n".join(bad) + "\n")
     proc.stdin.flush()
-    # the first batch of 500 is recorded; the rest waits in the batch for more input
-    assert _wait(lambda: _store_count(tmp_path / "s.db") >= 500, 60), proc.poll()
+    # the first batch is recorded; the rest waits in the next batch for more input
+    assert _wait(lambda: _store_count(tmp_path / "s.db") >= BATCH_SIZE, 60), proc.poll()
     time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "Traceback" not in err, err
-    assert "accepted 600, duplicate 0, rejected 2" in out, out
-    assert "interrupted after 602 lines" in err, err
-    assert _incidents(tmp_path / "s.db") == 600  # the batch in flight was recorded
+    assert f"accepted {len(good)}, duplicate 0, rejected 2" in out, out
+    assert f"interrupted after {len(good) + 2} lines" in err, err
+    assert _incidents(tmp_path / "s.db") == len(good)  # the batch in flight was recorded
     dead = (tmp_path / "slatrail-stdin.rejected.jsonl").read_text().splitlines()
     assert len(dead) == 2
     assert all(json.loads(line)["code"] for line in dead)  # whole lines
