@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from eventsourcing.persistence import PersistenceError
+from eventsourcing.persistence import IntegrityError, PersistenceError
 
 from slatrail.application.lazy_log import LazyLogger
 from slatrail.application.service import SlatrailApplication
@@ -193,12 +193,7 @@ class Container:
                     book = ContractBook((version,))
                     recorded = 0
                 else:
-                    app.record_contracts(
-                        text, source=source, effective_from=SINCE_EVER, actor="slatrail",
-                        reason="first use of the store", now=self.clock(),
-                    )  # fmt: skip
-                    book = app.contract_book()
-                    assert book is not None
+                    book = self._record_first_version(app, text, source)
                     recorded = book.latest.version
             else:
                 if self.settings.contracts is not None:
@@ -209,6 +204,30 @@ class Container:
         elif self.contracts_check_s is not None:
             self._follow_the_record()
         return self._book
+
+    def _record_first_version(
+        self, app: SlatrailApplication, text: str, source: str
+    ) -> ContractBook:
+        """Record the given file as version 1 of a store that has none. Another writer may
+        record it in the same instant (two `serve`s started at once on a new store): its
+        version stands, and the file given here is checked against it as on any later start."""
+        try:
+            app.record_contracts(
+                text, source=source, effective_from=SINCE_EVER, actor="slatrail",
+                reason="first use of the store", now=self.clock(),
+            )  # fmt: skip
+        except IntegrityError:
+            log.info("contracts_recorded_by_another_writer")
+            book = app.contract_book()
+            if book is None:
+                raise
+            if self.settings.contracts is not None:
+                _check_given_contracts(book, text, source, self.clock())
+            app.use_contract_book(book)
+            return book
+        book = app.contract_book()
+        assert book is not None
+        return book
 
     def _follow_the_record(self) -> None:
         """Re-read the versions when the store's contract history has grown (the record is

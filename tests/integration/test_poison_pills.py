@@ -179,7 +179,7 @@ def test_store_trouble_is_raised_not_turned_into_dead_letters(
     def unreachable(*args: Any, **kwargs: Any) -> None:
         raise OperationalError("database is locked")
 
-    monkeypatch.setattr(app, "save", unreachable)
+    monkeypatch.setattr(app.recorder, "insert_events", unreachable)  # the store itself
     with pytest.raises(OperationalError):
         app.record([decode(line(good(1)))], now=NOW)
     monkeypatch.undo()

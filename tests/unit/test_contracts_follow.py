@@ -5,10 +5,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from slatrail.domain.contract_version import SINCE_EVER
+import pytest
+from eventsourcing.application import AggregateNotFoundError, Repository
+
+from slatrail.application.service import SlatrailApplication
+from slatrail.domain.contract_version import CONTRACTS_ID, SINCE_EVER
 from slatrail.infra.bootstrap import Container
 from slatrail.infra.commands.serve import build_alert_timer
+from slatrail.infra.errors import UsageError
 from slatrail.infra.settings import Settings
 from slatrail.infra.store import open_application
 from slatrail.infra.wire import decode
@@ -60,3 +66,45 @@ def test_a_serving_container_follows_a_version_recorded_by_another_process(
     assert once.contract_book.latest.version == 1
     serving.close()
     once.close()
+
+
+def test_two_writers_starting_at_once_on_a_new_store_share_the_first_version(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    """Both read no version and record the file as version 1: the second's save fails on the
+    first's, which it then takes (checked against its file) instead of failing to start."""
+    contracts = tmp_path / "contracts.toml"
+    contracts.write_text(CONTRACTS_TOML, encoding="utf-8")
+    store = f"sqlite:///{tmp_path / 'store.db'}"
+    first = Container(Settings(store=store, contracts=contracts))
+    assert first.contract_book.latest.version == 1  # the first writer recorded it …
+    read_before_it: list[str] = ["contract_book", "repository.get"]  # … after the second read
+
+    real_book = SlatrailApplication.contract_book
+
+    def contract_book(self: SlatrailApplication) -> Any:
+        if "contract_book" in read_before_it:
+            read_before_it.remove("contract_book")
+            return None
+        return real_book(self)
+
+    def get(self: Any, aggregate_id: Any, *args: Any, **kwargs: Any) -> Any:
+        if aggregate_id == CONTRACTS_ID and "repository.get" in read_before_it:
+            read_before_it.remove("repository.get")
+            raise AggregateNotFoundError(aggregate_id)
+        return real_get(self, aggregate_id, *args, **kwargs)
+
+    real_get = Repository.get
+    monkeypatch.setattr(SlatrailApplication, "contract_book", contract_book)
+    monkeypatch.setattr(Repository, "get", get)
+    second = Container(Settings(store=store, contracts=contracts))
+    assert second.contract_book.latest.version == 1
+    assert read_before_it == []  # the race was run
+    assert _report(second, "N-1") != "accepted"  # judged by the recorded version (no newco)
+
+    other = tmp_path / "other.toml"
+    other.write_text(NEWCO, encoding="utf-8")
+    read_before_it[:] = ["contract_book", "repository.get"]
+    third = Container(Settings(store=store, contracts=other))
+    with pytest.raises(UsageError, match="differs from the recorded contract version"):
+        third.contract_book  # noqa: B018 - another file is refused, as on any later start
