@@ -195,9 +195,15 @@ class Day:
         self.wait_alerts(due)
 
     def wait_alerts(self, count: int) -> None:
-        assert wait_until(lambda: len(self.alerts(timeout=2)) >= count, 30, 0.1), (
+        def arrived() -> bool:
+            try:
+                return len(self.alerts(timeout=5)) >= count
+            except AssertionError:  # a read of the topic that did not settle (a loaded broker)
+                return False
+
+        assert wait_until(arrived, 60, 0.1), (
             f"expected {count} alerts by {format_instant(self.now)}, got "
-            f"{[a['alert_key'] for a in self.alerts(timeout=2)]}\n"
+            f"{[a['alert_key'] for a in self.alerts(timeout=10)]}\n"
             + (self.serve.log_text()[-3000:] if self.serve else "")
         )
 
