@@ -1,5 +1,5 @@
 """The stored records of new events, encoded by orjson: byte for byte what eventsourcing's
-mapper writes, at a quarter of its cost.
+mapper writes, at under two thirds of its cost (16 µs against 26 µs an event, measured).
 
 The library's JSON transcoder hands every instant back to Python (`default=`) and encodes
 with the standard `json` module; an incident event's record cost a tenth of ingest's time

@@ -187,8 +187,8 @@ def _insert_numbered(
     c: SQLiteCursor, statement: str, table: str, stored_events: Sequence[StoredEvent]
 ) -> list[int]:
     """Insert the rows in one `executemany` and return their notification ids (rowids), in
-    the order given: what the library's recorder does one `execute` per row for (a fifth of
-    ingest's time on SQLite, docs/scale.md "Ingest").
+    the order given: what the library's recorder does with one `execute` per row
+    (docs/scale.md "Ingest").
 
     SQLite gives each new row the largest rowid plus one, and the transaction holds the write
     lock from its first insert to its commit, so the rows get consecutive ids ending at
