@@ -24,7 +24,9 @@ from eventsourcing.persistence import DatetimeAsISO, JSONTranscoder, Mapper, Sto
 from eventsourcing.utils import get_topic
 
 from slatrail.domain.incident import Incident
-from slatrail.domain.model import incident_uuid, is_plain_json
+from slatrail.domain.model import incident_uuid, is_plain_json, utc_isoformat
+
+_PLAIN_SCALARS = (str, int, bool, type(None))
 
 
 class EventRecords:
@@ -52,10 +54,11 @@ class EventRecords:
         if class_version > 1:
             state["class_version"] = class_version
         for name, value in state.items():
-            if type(value) is datetime:
-                state[name] = {"_type_": "datetime_iso", "_data_": value.isoformat()}
-        if not is_plain_json(state):
-            return self._mapper.to_stored_event(event)
+            kind = type(value)
+            if kind is datetime:  # in the transcoder's form: plain JSON
+                state[name] = {"_type_": "datetime_iso", "_data_": utc_isoformat(value)}
+            elif kind not in _PLAIN_SCALARS and not is_plain_json(value):
+                return self._mapper.to_stored_event(event)
         try:
             body = orjson.dumps(state)
         except orjson.JSONEncodeError:  # an integer beyond 64 bits, a lone surrogate, …

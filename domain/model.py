@@ -96,11 +96,21 @@ def receipt_key(message_id: str) -> int:
 def format_instant(moment: datetime) -> str:
     """RFC 3339 in UTC ending in `Z`; microseconds only when present.
 
-    (`isoformat` writes exactly that, faster than `strftime`: of a UTC time it ends in
-    `+00:00`, replaced by `Z`; any other offset is converted to UTC first.)"""
+    (`isoformat` writes exactly that, converted to UTC first, `+00:00` replaced by `Z`; of a
+    UTC time orjson writes the same, about a third of the time: `utc_isoformat`.)"""
     if moment.tzinfo is UTC:  # the common case: every decoded stored timestamp
+        if _ORJSON_WRITES_INSTANTS:
+            return orjson.dumps(moment, option=orjson.OPT_UTC_Z)[1:-1].decode("ascii")
         return moment.isoformat()[:-6] + "Z"
     return moment.astimezone(UTC).replace(tzinfo=None).isoformat() + "Z"
+
+
+def utc_isoformat(moment: datetime) -> str:
+    """`moment.isoformat()`; of a UTC time written by orjson (the same text, checked at
+    start-up against `_INSTANT_AGREEMENT`; tests/unit/test_canonical_json.py)."""
+    if moment.tzinfo is UTC and _ORJSON_WRITES_INSTANTS:
+        return orjson.dumps(moment)[1:-1].decode("ascii")
+    return moment.isoformat()
 
 
 def parse_instant(text: str) -> datetime:
@@ -155,6 +165,30 @@ def orjson_agrees(dumps: Callable[..., bytes] = orjson.dumps) -> bool:
 
 
 _ORJSON_AGREES = orjson_agrees()
+
+# Instants as every stored record and hash holds them: UTC, with and without microseconds, at
+# the ends of the range datetime can hold.
+_INSTANT_AGREEMENT: tuple[datetime, ...] = (
+    datetime(2026, 12, 2, 3, 4, 5, tzinfo=UTC),
+    datetime(2026, 12, 2, 3, 4, 5, 678901, tzinfo=UTC),
+    datetime(1970, 1, 1, 0, 0, 0, 1, tzinfo=UTC),
+    datetime(1, 1, 1, tzinfo=UTC),
+    datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+)
+
+
+def orjson_writes_instants(dumps: Callable[..., bytes] = orjson.dumps) -> bool:
+    """Whether `dumps` (orjson's) writes every instant of `_INSTANT_AGREEMENT` as `isoformat`
+    does (and as `Z` with `OPT_UTC_Z`)."""
+    return all(
+        dumps(moment)[1:-1].decode("ascii") == moment.isoformat()
+        and dumps(moment, option=orjson.OPT_UTC_Z)[1:-1].decode("ascii")
+        == moment.isoformat()[:-6] + "Z"
+        for moment in _INSTANT_AGREEMENT
+    )
+
+
+_ORJSON_WRITES_INSTANTS = orjson_writes_instants()
 
 
 def is_plain_json(value: Any) -> bool:
