@@ -549,7 +549,10 @@ class SlatrailApplication(Application[UUID]):
     def incident_notifications(self, start: int, stop: int, limit: int) -> list[int]:
         """The notification ids of the incident events recorded from `start` to `stop`
         (inclusive), at most `limit`, in order (the SLA ledger's contiguous watermark)."""
-        found = self.recorder.select_notifications(start, limit, stop=stop, topics=INCIDENT_TOPICS)
+        recorder = self.recorder
+        if isinstance(recorder, IndexedRecorder):
+            return recorder.select_notification_ids(start, stop, limit, INCIDENT_TOPICS)
+        found = recorder.select_notifications(start, limit, stop=stop, topics=INCIDENT_TOPICS)
         return [notification.id for notification in found]
 
     def all_events(
@@ -694,6 +697,10 @@ class IndexedRecorder(Protocol):
     def replace_index(self, entries: Sequence[IndexEntry]) -> None: ...
 
     def index_entries(self) -> Iterator[IndexEntry]: ...
+
+    def select_notification_ids(
+        self, start: int, stop: int, limit: int, topics: Sequence[str]
+    ) -> list[int]: ...
 
 
 def _index_entry(incident: Incident, pending: Sequence[Any]) -> IndexEntry:

@@ -244,3 +244,44 @@ def test_sqlite_numbers_every_saved_event_by_its_rowid(
         assert (ids == list(range(ids[0], ids[0] + 40))) is not table_at_limit
     finally:
         app.close()
+
+
+def test_incident_notification_ids_are_the_incident_rows_the_library_selects(
+    store_url: str,
+) -> None:
+    """The SLA ledger's gap check reads ids alone: the same ids, in the same order, as the
+    library's `select_notifications` of the incident topics (receipts and contract versions
+    between them left out), for any window and limit."""
+    from slatrail.application.service import INCIDENT_TOPICS
+
+    app = open_application(store_url, contracts_from())
+    try:
+        messages = [
+            wire(
+                "reported",
+                T0 + timedelta(minutes=n),
+                reported_data("acme"),
+                incident_id=f"N-{n % 4}",
+            )
+            for n in range(4)
+        ] + [
+            wire("acknowledged", T0 + timedelta(hours=n), {}, incident_id=f"N-{n % 4}")
+            for n in range(1, 4)
+        ]
+        for message in messages:  # one save each: events and receipts interleave
+            assert str(app.record([decode(line(message))], now=NOW)[0].status) == "accepted"
+        every = app.recorder.select_notifications(1, 1000)
+        assert {n.topic for n in every} - set(INCIDENT_TOPICS)  # other rows lie between
+        highest = every[-1].id
+        for start, stop, limit in [(1, highest, 1000), (2, highest - 1, 1000), (1, highest, 3),
+                                   (5, 5, 10), (highest + 1, highest + 9, 10)]:  # fmt: skip
+            expected = [
+                n.id
+                for n in app.recorder.select_notifications(
+                    start, limit, stop=stop, topics=INCIDENT_TOPICS
+                )
+            ]
+            assert app.incident_notifications(start, stop, limit) == expected
+        assert len(app.incident_notifications(1, highest, 1000)) == len(messages)
+    finally:
+        app.close()
