@@ -140,9 +140,7 @@ class IndexedPostgresRecorder(PostgresApplicationRecorder):
         statement = SQL(
             "SELECT notification_id FROM {schema}.{table} WHERE notification_id >= %s "
             "AND notification_id <= %s AND topic = ANY(%s) ORDER BY notification_id LIMIT %s"
-        ).format(
-            schema=Identifier(self.datastore.schema), table=Identifier(self.events_table_name)
-        )
+        ).format(schema=Identifier(self.datastore.schema), table=Identifier(self.events_table_name))
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute(statement, [start, stop, list(topics), limit], prepare=True)
             return [int(row["notification_id"]) for row in curs.fetchall()]
