@@ -35,6 +35,7 @@ from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, event
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench._bytecode import compile_slatrail
 from bench._data import jsonl
 
 BATCH = 250
@@ -129,6 +130,7 @@ def main() -> None:
         else "SQLite"
     )
     print(f"engine: {engine}")
+    compile_slatrail()
     to_batched: list[float] = []
     to_single: list[float] = []
     for number in range(1, rounds + 1):

@@ -40,6 +40,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench._bytecode import compile_slatrail
 from bench._data import wire_message
 from slatrail.domain.contract_version import SINCE_EVER
 from slatrail.infra.bootstrap import read_contracts, sample_contracts_text
@@ -194,6 +195,7 @@ def run(workdir: Path, count: int, *, timing: bool) -> None:
               f"built in {built:.0f} s ({rate:,.0f} events/s through record)")  # fmt: skip
     if not timing:
         return
+    compile_slatrail()
     env = {**os.environ, "SLATRAIL_STORE": store, "SLATRAIL_CONTRACTS": str(contracts),
            "SLATRAIL_LOG_LEVEL": "error"}  # fmt: skip
     cli = [sys.executable, "-m", "slatrail.infra.cli"]

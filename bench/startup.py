@@ -23,6 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench._bytecode import compile_slatrail
 from bench.scale import build, contracts_text
 
 COMMANDS = {
@@ -56,6 +57,7 @@ def main() -> None:
         contracts.write_text(contracts_text())
         store = f"sqlite:///{Path(tmp) / 'store.db'}"
         build(store, contracts, args.incidents)
+        compile_slatrail()
         incident = f"SC-{args.incidents // 2:07d}"
         env = {**os.environ, "SLATRAIL_STORE": store, "SLATRAIL_CONTRACTS": str(contracts),
                "SLATRAIL_LOG_LEVEL": "error"}  # fmt: skip
