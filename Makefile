@@ -9,11 +9,18 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
+# The modules' bytecode is written at install: an editable install leaves it to the first
+# start, and where PYTHONDONTWRITEBYTECODE is set every start compiles every module again.
+BYTECODE := $(BIN)/python -c 'import compileall, slatrail, sys; \
+	sys.exit(not all([compileall.compile_dir(p, quiet=1) for p in slatrail.__path__]))'
+
 install: $(BIN)/python
 	$(BIN)/pip install -qq -e . --config-settings editable_mode=strict
+	$(BYTECODE)
 
 install-test: $(BIN)/python
 	$(BIN)/pip install -qq -e '.[test]' --config-settings editable_mode=strict
+	$(BYTECODE)
 
 demo: install
 	$(BIN)/slatrail demo
