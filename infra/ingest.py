@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import os
+import select
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import IO
 
@@ -18,6 +20,9 @@ from slatrail.infra.wire import decode
 log = structlog.get_logger("slatrail.ingest")
 
 BATCH_SIZE = 2000
+# A pipe quiet this long has its batched lines recorded without waiting for a full batch.
+QUIET_S = 1.0
+READ_BYTES = 1 << 16
 
 
 class Ingestor:
@@ -69,15 +74,41 @@ class Ingestor:
             self.on_rejected(raw, outcome, line)
 
 
+def pipe_lines(fd: int, quiet_s: float = QUIET_S) -> Iterator[bytes | None]:
+    """The lines read from the pipe or terminal `fd` as they arrive (each with its line end;
+    the last one without, if the input ends without one), and `None` whenever nothing came for
+    `quiet_s` seconds while part of a line or nothing is pending: the input is quiet."""
+    parts: list[bytes] = []  # of a line not ended yet (a long line is not copied per read)
+    while True:
+        ready, _, _ = select.select([fd], [], [], quiet_s)
+        if not ready:
+            yield None
+            continue
+        chunk = os.read(fd, READ_BYTES)
+        if not chunk:
+            if parts:
+                yield b"".join(parts)
+            return
+        start = 0
+        while (end := chunk.find(b"\n", start)) >= 0:
+            parts.append(chunk[start : end + 1])
+            yield b"".join(parts)
+            parts = []
+            start = end + 1
+        if start < len(chunk):
+            parts.append(chunk[start:])
+
+
 def ingest_lines(
-    lines: Iterable[bytes],
+    lines: Iterable[bytes | None],
     app: SlatrailApplication,
     clock: Callable[[], datetime],
     rejected_out: IO[str] | Callable[[], IO[str]] | DeadLetterFile,
     progress: Callable[[int], None] | None = None,
 ) -> IngestCounts:
     """Record every non-blank line; rejected ones are appended to `rejected_out` as JSON
-    (to a `DeadLetterFile`: unless it holds that dead letter already, e.g. from an earlier run)."""
+    (to a `DeadLetterFile`: unless it holds that dead letter already, e.g. from an earlier run).
+    A `None` among the lines (a quiet pipe, `pipe_lines`) records the lines batched so far."""
     sink: IO[str] | DeadLetterFile | None = None if callable(rejected_out) else rejected_out
 
     def keep(raw: bytes, outcome: Outcome, line: int | None) -> None:
@@ -92,7 +123,12 @@ def ingest_lines(
             sink.write(encode_dead_letter(record) + "\n")
 
     ingestor = Ingestor(app, clock, keep)
-    for number, raw in enumerate(lines, start=1):
+    number = 0
+    for raw in lines:
+        if raw is None:
+            ingestor.flush()
+            continue
+        number += 1
         body = raw.rstrip(b"\r\n")
         if body.strip():
             ingestor.feed(body, number)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import stat
 import sys
 import threading
 from collections.abc import Iterable, Iterator
@@ -16,7 +17,7 @@ from slatrail.infra.batch_gc import fewer_collections
 from slatrail.infra.bootstrap import Container
 from slatrail.infra.deadletters import DeadLetterFile
 from slatrail.infra.errors import EXIT_INTERRUPTED
-from slatrail.infra.ingest import ingest_lines
+from slatrail.infra.ingest import ingest_lines, pipe_lines
 from slatrail.infra.pathargs import output_file
 from slatrail.infra.progress import Progress
 from slatrail.infra.render import echo, to_json
@@ -52,8 +53,21 @@ def _already(count: int) -> str:
     return f" ({count} already there from an earlier run, not repeated)"
 
 
-def _lines(stream: IO[bytes]) -> Iterator[bytes]:
-    yield from stream
+def _lines(stream: IO[bytes]) -> Iterator[bytes | None]:
+    """A file's lines; of a pipe or terminal, its lines as they come and a pause whenever it
+    is quiet (what is batched is recorded then, not only when a batch is full)."""
+    if stream is sys.stdin.buffer:
+        try:
+            fd = stream.fileno()
+            regular = stat.S_ISREG(os.fstat(fd).st_mode)
+        except (OSError, ValueError):  # no descriptor (a stand-in stream): read it as a file
+            return iter(stream)
+        if not regular:
+            return pipe_lines(fd)
+    return iter(stream)
+
+
+_END: Any = object()
 
 
 class StopReading:
@@ -83,19 +97,20 @@ class StopReading:
         if self._reading:
             raise KeyboardInterrupt
 
-    def lines(self, lines: Iterable[bytes]) -> Iterator[bytes]:
+    def lines(self, lines: Iterable[bytes | None]) -> Iterator[bytes | None]:
         iterator = iter(lines)
         while not self.interrupted:
             try:
                 self._reading = True
-                line = next(iterator, None)
+                line = next(iterator, _END)
                 self._reading = False
             except KeyboardInterrupt:
                 self._reading = False
                 return
-            if line is None:
+            if line is _END:
                 return
-            self.lines_read += 1
+            if line is not None:  # None: the input is quiet
+                self.lines_read += 1
             yield line
 
 

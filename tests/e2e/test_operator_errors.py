@@ -606,6 +606,14 @@ def _incidents(path: Path) -> int:
         )
 
 
+def _reported(path: Path) -> int:
+    """`_incidents`, 0 while the store or its table does not exist yet."""
+    try:
+        return _incidents(path) if path.exists() else 0
+    except sqlite3.OperationalError:
+        return 0
+
+
 def _wait(predicate: Callable[[], bool], timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -629,7 +637,7 @@ def test_ctrl_c_while_ingest_waits_for_input_records_what_was_read_and_exits_130
     assert proc.stdin is not None
     proc.stdin.write(jsonl(good) + "\n".join(bad) + "\n")
     proc.stdin.flush()
-    # the first batch is recorded; the rest waits in the next batch for more input
+    # the first batch is recorded; the rest is recorded when the pipe is quiet, or at Ctrl-C
     assert _wait(lambda: _store_count(tmp_path / "s.db") >= BATCH_SIZE, 60), proc.poll()
     time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
@@ -642,6 +650,36 @@ def test_ctrl_c_while_ingest_waits_for_input_records_what_was_read_and_exits_130
     dead = (tmp_path / "slatrail-stdin.rejected.jsonl").read_text().splitlines()
     assert len(dead) == 2
     assert all(json.loads(line)["code"] for line in dead)  # whole lines
+
+
+def test_ingest_from_a_quiet_pipe_records_what_came_without_waiting_for_a_full_batch(
+    tmp_path, contracts_file
+) -> None:
+    proc = subprocess.Popen(
+        [SLATRAIL, "--store", "sqlite:///s.db", "--contracts", str(contracts_file), "ingest",
+         "-"],
+        cwd=tmp_path, env=env_without_settings(), stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stdin is not None
+    try:
+        first, second = messages(3, "A"), messages(2, "B")
+        # the last line arrives in two writes: only whole lines are recorded
+        text = jsonl(first)
+        proc.stdin.write(text[:-20])
+        proc.stdin.flush()
+        assert _wait(lambda: _reported(tmp_path / "s.db") == 2, 30), proc.poll()
+        proc.stdin.write(text[-20:] + jsonl(second))
+        proc.stdin.flush()
+        assert _wait(lambda: _reported(tmp_path / "s.db") == 5, 30), proc.poll()
+        assert proc.poll() is None  # still reading: recorded while the pipe stays open
+        out, err = proc.communicate(timeout=60)  # closes the pipe: the input ends
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "accepted 5, duplicate 0, rejected 0" in out, out
+    assert _incidents(tmp_path / "s.db") == 5
 
 
 def test_ctrl_c_while_ingest_is_recording_finishes_the_batch_and_keeps_counts_true(
