@@ -614,6 +614,16 @@ def _reported(path: Path) -> int:
         return 0
 
 
+def _ingest_from_a_pipe(tmp_path: Path, contracts_file: Path) -> subprocess.Popen[str]:
+    """`slatrail ingest -` on the store s.db, its standard input a pipe this test writes."""
+    return subprocess.Popen(
+        [SLATRAIL, "--store", "sqlite:///s.db", "--contracts", str(contracts_file), "ingest",
+         "-"],
+        cwd=tmp_path, env=env_without_settings(), stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
 def _wait(predicate: Callable[[], bool], timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -628,12 +638,7 @@ def test_ctrl_c_while_ingest_waits_for_input_records_what_was_read_and_exits_130
 ) -> None:
     good = messages(BATCH_SIZE + 100)
     bad = ['{"not": "a message"}', "{torn"]
-    proc = subprocess.Popen(
-        [SLATRAIL, "--store", "sqlite:///s.db", "--contracts", str(contracts_file), "ingest",
-         "-"],
-        cwd=tmp_path, env=env_without_settings(), stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    proc = _ingest_from_a_pipe(tmp_path, contracts_file)
     assert proc.stdin is not None
     proc.stdin.write(jsonl(good) + "\n".join(bad) + "\n")
     proc.stdin.flush()
@@ -655,12 +660,7 @@ def test_ctrl_c_while_ingest_waits_for_input_records_what_was_read_and_exits_130
 def test_ingest_from_a_quiet_pipe_records_what_came_without_waiting_for_a_full_batch(
     tmp_path, contracts_file
 ) -> None:
-    proc = subprocess.Popen(
-        [SLATRAIL, "--store", "sqlite:///s.db", "--contracts", str(contracts_file), "ingest",
-         "-"],
-        cwd=tmp_path, env=env_without_settings(), stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    proc = _ingest_from_a_pipe(tmp_path, contracts_file)
     assert proc.stdin is not None
     try:
         first, second = messages(3, "A"), messages(2, "B")
