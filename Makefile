@@ -11,8 +11,7 @@ $(BIN)/python:
 
 # The modules' bytecode is written at install: an editable install leaves it to the first
 # start, and where PYTHONDONTWRITEBYTECODE is set every start compiles every module again.
-BYTECODE := $(BIN)/python -c 'import compileall, slatrail, sys; \
-	sys.exit(not all([compileall.compile_dir(p, quiet=1) for p in slatrail.__path__]))'
+BYTECODE := $(BIN)/python -m bench._bytecode
 
 install: $(BIN)/python
 	$(BIN)/pip install -qq -e . --config-settings editable_mode=strict

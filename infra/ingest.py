@@ -74,7 +74,9 @@ class Ingestor:
             self.on_rejected(raw, outcome, line)
 
 
-def pipe_lines(fd: int, quiet_s: float = QUIET_S) -> Iterator[bytes | None]:
+def pipe_lines(
+    fd: int, quiet_s: float = QUIET_S, read_bytes: int = READ_BYTES
+) -> Iterator[bytes | None]:
     """The lines read from the pipe or terminal `fd` as they arrive (each with its line end;
     the last one without, if the input ends without one), and `None` whenever nothing came for
     `quiet_s` seconds while part of a line or nothing is pending: the input is quiet."""
@@ -84,7 +86,7 @@ def pipe_lines(fd: int, quiet_s: float = QUIET_S) -> Iterator[bytes | None]:
         if not ready:
             yield None
             continue
-        chunk = os.read(fd, READ_BYTES)
+        chunk = os.read(fd, read_bytes)
         if not chunk:
             if parts:
                 yield b"".join(parts)

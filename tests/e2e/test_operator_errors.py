@@ -587,12 +587,14 @@ def test_a_server_that_never_answers_times_out_within_the_connect_timeout(
 # -- Ctrl-C during ingest ---------------------------------------------------------------------
 
 
-def _store_count(path: Path) -> int:
+def _store_count(path: Path, topic_like: str = "%") -> int:
+    """Stored rows (of the topics like `topic_like`); 0 while the store or table is missing."""
     if not path.exists():
         return 0
     with sqlite3.connect(path) as db:
         try:
-            return int(db.execute("SELECT count(*) FROM stored_events").fetchone()[0])
+            query = "SELECT count(*) FROM stored_events WHERE topic LIKE ?"
+            return int(db.execute(query, [topic_like]).fetchone()[0])
         except sqlite3.OperationalError:
             return 0
 
@@ -604,14 +606,6 @@ def _incidents(path: Path) -> int:
                 "SELECT count(*) FROM stored_events WHERE topic LIKE '%Reported'"
             ).fetchone()[0]
         )
-
-
-def _reported(path: Path) -> int:
-    """`_incidents`, 0 while the store or its table does not exist yet."""
-    try:
-        return _incidents(path) if path.exists() else 0
-    except sqlite3.OperationalError:
-        return 0
 
 
 def _ingest_from_a_pipe(tmp_path: Path, contracts_file: Path) -> subprocess.Popen[str]:
@@ -668,10 +662,10 @@ def test_ingest_from_a_quiet_pipe_records_what_came_without_waiting_for_a_full_b
         text = jsonl(first)
         proc.stdin.write(text[:-20])
         proc.stdin.flush()
-        assert _wait(lambda: _reported(tmp_path / "s.db") == 2, 30), proc.poll()
+        assert _wait(lambda: _store_count(tmp_path / "s.db", "%Reported") == 2, 30), proc.poll()
         proc.stdin.write(text[-20:] + jsonl(second))
         proc.stdin.flush()
-        assert _wait(lambda: _reported(tmp_path / "s.db") == 5, 30), proc.poll()
+        assert _wait(lambda: _store_count(tmp_path / "s.db", "%Reported") == 5, 30), proc.poll()
         assert proc.poll() is None  # still reading: recorded while the pipe stays open
         out, err = proc.communicate(timeout=60)  # closes the pipe: the input ends
     finally:

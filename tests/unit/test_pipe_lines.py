@@ -13,7 +13,6 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from slatrail.infra import ingest
 from slatrail.infra.ingest import ingest_lines, pipe_lines
 from slatrail.infra.store import open_application
 from tests.builders import contracts_from, jsonl, reported_data, utc, wire
@@ -22,13 +21,8 @@ from tests.hypothesis_profiles import examples
 NOW = utc(2026, 3, 3)
 
 
-def _pipe() -> tuple[int, int]:
-    read, write = os.pipe()
-    return read, write
-
-
 def test_whole_lines_come_as_written_and_a_quiet_pipe_gives_a_pause() -> None:
-    read, write = _pipe()
+    read, write = os.pipe()
     try:
         lines = pipe_lines(read, quiet_s=0.05)
         os.write(write, b"one\ntw")
@@ -51,16 +45,15 @@ def test_whole_lines_come_as_written_and_a_quiet_pipe_gives_a_pause() -> None:
 def test_the_lines_joined_are_the_bytes_written_whatever_the_reads(
     writes: list[bytes], read_size: int
 ) -> None:
-    read, write = _pipe()
-    original = ingest.READ_BYTES
-    ingest.READ_BYTES = read_size  # reads smaller than a line: a line spans several reads
+    read, write = os.pipe()
     try:
         writer = threading.Thread(target=_write_all, args=(write, writes))
         writer.start()
-        got = [line for line in pipe_lines(read, quiet_s=0.01) if line is not None]
+        # reads smaller than a line: a line spans several reads
+        lines = pipe_lines(read, quiet_s=0.01, read_bytes=read_size)
+        got = [line for line in lines if line is not None]
         writer.join()
     finally:
-        ingest.READ_BYTES = original
         os.close(read)
     data = b"".join(writes)
     assert b"".join(got) == data
