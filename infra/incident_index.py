@@ -13,6 +13,7 @@ report order, streamed.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -40,6 +41,10 @@ INDEXES = (
     ("open_reported", "open, reported_us, incident_id"),
     ("reported_state", f"reported_us, incident_id, {_FILTERED}"),
 )
+# The closed incidents by their last change (`keyset_incident_ids`): an incident enters it when
+# it is resolved; the events of an open incident, most of them, never write to it.
+CLOSED_CHANGED = ("closed_changed", "last_us, reported_us, incident_id, open", "open = 0")
+CHANGED_CAP = 10_000
 UPSERT = (
     "INSERT INTO {table} (incident_id, customer, reported_us, starts_us, last_us, open, "
     "priority, resolved_us, postmortem_us) {rows} "
@@ -154,28 +159,63 @@ SelectPage = Callable[[str, Sequence[Any]], Sequence[Any]]
 
 
 def keyset_incident_ids(
-    table: str, query: IndexQuery, mark: str, select: SelectPage, *, row_values: bool = False
+    table: str,
+    query: IndexQuery,
+    mark: str,
+    select: SelectPage,
+    *,
+    row_values: bool = False,
+    closed_from: str | None = None,
 ) -> Iterator[str]:
     """The ids of the incidents `query` admits from the index `table`, in report order, a page
     of `PAGE` at a time: keyset pagination (each page starts after the last row of the one
     before), so no cursor is held open between pages and a writer is never blocked by a slow
     reader. `mark`: the driver's placeholder; `select` runs one page's statement;
     `row_values`: write the page start as a row comparison (PostgreSQL starts its index scan
-    there)."""
-    clause, params = where(query, mark)
-    after = " AND " if clause else " WHERE "
+    there).
+
+    `closed_from`: how to read the index of closed incidents by their last change
+    (`CLOSED_CHANGED`), when the table has it. "Open, or changed after X" over every customer
+    is then read as two parts, each from its own index — the open incidents, and the closed
+    ones changed after X — when the second has at most `CHANGED_CAP` rows (an X in the past
+    may admit most of the store: then one scan of the report order, as without that index).
+    The open ones are a few percent of a store; read as one scan, the open-incidents query
+    went over every incident ever reported (`escalations`, `sla --state open`)."""
+    parts = [(table, *where(query, mark))]
+    changed_after = query.open_or_changed_after
+    if closed_from is not None and changed_after is not None and query.customer is None:
+        rest, rest_params = where(replace(query, open_or_changed_after=None), mark)
+        join = " AND " if rest else " WHERE "
+        closed = (closed_from, f"{rest}{join}open = 0 AND last_us > {mark}",
+                  [*rest_params, to_us(changed_after)])  # fmt: skip
+        probe = f"SELECT incident_id FROM {closed[0]}{closed[1]} LIMIT {CHANGED_CAP + 1}"
+        if len(select(probe, closed[2])) <= CHANGED_CAP:
+            parts = [(table, f"{rest}{join}open = 1", rest_params), closed]
     if row_values:
         keyset = f"(reported_us, incident_id) > ({mark}, {mark})"
     else:
         keyset = f"(reported_us > {mark} OR (reported_us = {mark} AND incident_id > {mark}))"
+    order = f" ORDER BY reported_us, incident_id LIMIT {PAGE}"
     last: tuple[int, str] | None = None
     while True:
-        statement = f"SELECT incident_id, reported_us FROM {table}{clause}"
-        page_params = list(params)
-        if last is not None:
-            statement += after + keyset
-            page_params += [last[0], last[1]] if row_values else [last[0], last[0], last[1]]
-        rows = select(statement + f" ORDER BY reported_us, incident_id LIMIT {PAGE}", page_params)
+        statements, page_params = [], []
+        for source, clause, params in parts:
+            statement = f"SELECT incident_id, reported_us FROM {source}{clause}"
+            page_params += params
+            if last is not None:
+                statement += (" AND " if clause else " WHERE ") + keyset
+                page_params += [last[0], last[1]] if row_values else [last[0], last[0], last[1]]
+            statements.append(statement)
+        if len(statements) == 1:
+            statement = statements[0] + order
+        else:  # each part's page from its own index, the two merged by the database
+            statement = (
+                " UNION ALL ".join(
+                    f"SELECT * FROM ({s}{order}) AS part{n}" for n, s in enumerate(statements)
+                )
+                + order
+            )
+        rows = select(statement, page_params)
         for row in rows:
             yield str(row["incident_id"])
         if len(rows) < PAGE:
@@ -219,6 +259,8 @@ def _insert_numbered(
 class IndexedSQLiteRecorder(SQLiteApplicationRecorder):
     """eventsourcing's SQLite application recorder, keeping the incident index too."""
 
+    _closed_changed: bool | None = None  # whether the store has the CLOSED_CHANGED index
+
     def construct_create_table_statements(self) -> list[str]:
         return [
             *super().construct_create_table_statements(),
@@ -227,6 +269,8 @@ class IndexedSQLiteRecorder(SQLiteApplicationRecorder):
                 f"CREATE INDEX IF NOT EXISTS {INDEX_TABLE}_{name} ON {INDEX_TABLE} ({columns})"
                 for name, columns in INDEXES
             ),
+            f"CREATE INDEX IF NOT EXISTS {INDEX_TABLE}_{CLOSED_CHANGED[0]} ON {INDEX_TABLE} "
+            f"({CLOSED_CHANGED[1]}) WHERE {CLOSED_CHANGED[2]}",
         ]
 
     def _insert_events(
@@ -254,7 +298,14 @@ class IndexedSQLiteRecorder(SQLiteApplicationRecorder):
                 c.execute(statement, params)
                 return list(c.fetchall())
 
-        return keyset_incident_ids(INDEX_TABLE, query, "?", page)
+        closed = f"{INDEX_TABLE}_{CLOSED_CHANGED[0]}"
+        if self._closed_changed is None:  # a store made before that index: not until a writer
+            with self.datastore.transaction(commit=False) as c:
+                c.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?",
+                          (closed,))  # fmt: skip
+                self._closed_changed = c.fetchone() is not None
+        closed_from = f"{INDEX_TABLE} INDEXED BY {closed}" if self._closed_changed else None
+        return keyset_incident_ids(INDEX_TABLE, query, "?", page, closed_from=closed_from)
 
     def select_notification_ids(
         self, start: int, stop: int, limit: int, topics: Sequence[str]

@@ -19,6 +19,7 @@ from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastor
 from psycopg.sql import SQL, Identifier
 
 from slatrail.infra.incident_index import (
+    CLOSED_CHANGED,
     COLUMNS,
     INDEX_TABLE,
     INDEXES,
@@ -47,12 +48,16 @@ class IndexedPostgresRecorder(PostgresApplicationRecorder):
                 schema=schema, table=table
             )
         )
-        for name, columns in INDEXES:
+        for name, columns, predicate in (*((n, c, "") for n, c in INDEXES), CLOSED_CHANGED):
             self.sql_create_statements.append(
                 SQL(
-                    "CREATE INDEX IF NOT EXISTS {index} ON {schema}.{table} (" + columns + ")"
+                    "CREATE INDEX IF NOT EXISTS {index} ON {schema}.{table} ("
+                    + columns
+                    + ")"
+                    + (f" WHERE {predicate}" if predicate else "")
                 ).format(index=Identifier(f"{INDEX_TABLE}_{name}"), schema=schema, table=table)
             )
+        self._closed_changed: bool | None = None  # whether the store has that last index
         self._index_table = f'"{self.datastore.schema}"."{INDEX_TABLE}"'
         self._upsert = UPSERT.format(
             table=self._index_table,
@@ -130,7 +135,16 @@ class IndexedPostgresRecorder(PostgresApplicationRecorder):
                 curs.execute(statement.encode(), params)
                 return list(curs.fetchall())
 
-        return keyset_incident_ids(self._index_table, query, "%s", page, row_values=True)
+        if self._closed_changed is None:  # a store made before that index: not until a writer
+            name = f'"{self.datastore.schema}".{INDEX_TABLE}_{CLOSED_CHANGED[0]}'
+            with self.datastore.get_connection() as conn, conn.cursor() as curs:
+                curs.execute("SELECT to_regclass(%s) AS found", (name,))
+                row = curs.fetchone()
+            self._closed_changed = row is not None and row["found"] is not None
+        closed_from = self._index_table if self._closed_changed else None
+        return keyset_incident_ids(
+            self._index_table, query, "%s", page, row_values=True, closed_from=closed_from
+        )
 
     def select_notification_ids(
         self, start: int, stop: int, limit: int, topics: Sequence[str]
