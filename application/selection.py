@@ -23,6 +23,7 @@ from slatrail.projections.incident_index import IndexQuery, entry_of
 from slatrail.projections.sla import IncidentSla, incident_sla
 
 if TYPE_CHECKING:
+    from slatrail.domain.contract_version import ContractBook
     from slatrail.projections.availability import Month
 
 UTC_ZONE = ZoneInfo("UTC")
@@ -203,6 +204,38 @@ def customer_reports(
         selected_histories(store, query), contracts, months, as_of,
         as_known_at=as_known_at, customer=customer,
     )  # fmt: skip
+
+
+def selected_restatements(
+    store: IndexedHistories,
+    book: ContractBook,
+    months: Sequence[Month],
+    as_of: datetime,
+    known_at: datetime,
+    vs: datetime | None,
+    *,
+    customer: str | None = None,
+) -> dict[str, Any]:
+    """`restatements` one customer at a time, from the incidents the index selects for their
+    reports (memory holds one customer's incidents, not the store's): every customer the later
+    knowledge contracts for `months` (or `customer`, if it does), in report order — the
+    figures and clocks of one `restatements` call over the whole store, in the same order."""
+    from slatrail.projections.report import contracted_customers
+    from slatrail.projections.restatements import restatement_answer, restatements
+
+    contracted = contracted_customers(book.known_at(vs), months)
+    names = sorted(contracted) if customer is None else [customer] if customer in contracted else []
+    figures: list[dict[str, Any]] = []
+    clocks: list[dict[str, Any]] = []
+    for name in names:
+        # Known at `known_at` may differ from now in any state: only the time conditions hold.
+        query = report_query(months, as_of=as_of, as_known_at=known_at, customer=name)
+        part = restatements(
+            selected_histories(store, query), book, months, as_of, known_at, vs, customer=name
+        )
+        figures += part["figures"]
+        clocks += part["clocks"]
+    return restatement_answer(as_of, known_at, vs, figures, clocks)
 
 
 def unsettled_events(store: IndexedHistories, *, since: datetime) -> Iterator[IncidentEvent]:

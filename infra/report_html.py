@@ -388,8 +388,8 @@ def _trend_table(r: dict[str, Any]) -> dict[str, Any]:
             _pct(p["attainment"]["resolution"]),
             p["breached"],
             _duration(p["mttr_s"]),
-            f"{p['availability_percent']:.4f}%",
-            f"{p['credit_percent']:g}%",
+            "–" if p["availability_percent"] is None else f"{p['availability_percent']:.4f}%",
+            "–" if p["credit_percent"] is None else f"{p['credit_percent']:g}%",
         ]
         for p in points
     ]

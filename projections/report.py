@@ -442,6 +442,10 @@ def _trend_point(
     month: Month,
     as_of: datetime,
 ) -> dict[str, Any]:
+    terms = month_contracts(contracts, customer, month)
+    if terms.tier_of(customer) is None:
+        start, end = month.bounds(ZoneInfo(reporting_zone(terms, customer)))
+        return _uncontracted_point(month, len(_of_month(incidents, start, end)))
     avail: MonthlyAvailability = availability(
         (i.timeline for i in incidents), contracts, customer, month, as_of
     )
@@ -457,6 +461,23 @@ def _trend_point(
         "availability_percent": avail.percent,
         "downtime_s": avail.downtime_s,
         "credit_percent": avail.credit_percent,
+    }
+
+
+def _uncontracted_point(month: Month, incidents: int) -> dict[str, Any]:
+    """A trend month in which the customer had no contract (before their first, say): its
+    incidents counted, and no target, so no attainment, availability or credit
+    (docs/reports.md)."""
+    return {
+        "month": str(month),
+        "incidents": incidents,
+        "attainment": {str(m): None for m in Metric},
+        "breached": 0,
+        "mtta_s": None,
+        "mttr_s": None,
+        "availability_percent": None,
+        "downtime_s": None,
+        "credit_percent": None,
     }
 
 

@@ -12,7 +12,12 @@ from slatrail.domain.clocks import Metric
 from slatrail.domain.contract_version import ContractBook
 from slatrail.domain.model import IncidentEvent, format_instant, parse_instant
 from slatrail.projections.availability import Month
-from slatrail.projections.report import evaluated, reports_from, visible_timelines
+from slatrail.projections.report import (
+    contracted_customers,
+    evaluated,
+    reports_from,
+    visible_timelines,
+)
 
 FIGURES = (
     *(f"{m}.attainment" for m in Metric),
@@ -47,8 +52,12 @@ def restatements(
     then_seen = visible_timelines(histories, as_of, as_known_at=known_at, customer=customer)
     now_seen = visible_timelines(histories, as_of, as_known_at=vs, customer=customer)
     then_incidents, now_incidents = evaluated(then_seen, then_book), evaluated(now_seen, now_book)
-    then_reports = reports_from(
-        then_incidents, then_book, months, as_of, as_known_at=known_at, customer=customer
+    then_reports = (
+        reports_from(
+            then_incidents, then_book, months, as_of, as_known_at=known_at, customer=customer
+        )
+        if customer is None or customer in contracted_customers(then_book, months)
+        else []  # contracted only by a later version: no report then, its clocks are compared
     )
     now_reports = reports_from(
         now_incidents, now_book, months, as_of, as_known_at=vs, customer=customer
@@ -79,6 +88,16 @@ def restatements(
                         "old": a, "new": b, "causes": causes,
                     }
                 )  # fmt: skip
+    return restatement_answer(as_of, known_at, vs, figures, clocks)
+
+
+def restatement_answer(
+    as_of: datetime,
+    known_at: datetime,
+    vs: datetime | None,
+    figures: list[dict[str, Any]],
+    clocks: list[dict[str, Any]],
+) -> dict[str, Any]:
     return {
         "as_of": format_instant(as_of),
         "known_at": format_instant(known_at),

@@ -15,7 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from slatrail.application.queries import answer_as_of
-from slatrail.application.selection import customer_reports, report_customers
+from slatrail.application.selection import (
+    customer_reports,
+    report_customers,
+    selected_restatements,
+)
 from slatrail.application.service import SlatrailApplication
 from slatrail.domain.contract_version import ContractSource
 from slatrail.domain.model import format_instant
@@ -29,7 +33,6 @@ from slatrail.infra.store import open_application
 from slatrail.infra.timearg import instant, month, quarter
 from slatrail.infra.workers import forked_map, worker_count
 from slatrail.projections.availability import Month
-from slatrail.projections.restatements import restatements
 
 FORMATS = ("table", "json", "csv", "html")
 METRICS = ("response", "workaround", "resolution", "postmortem")
@@ -120,9 +123,9 @@ def run(container: Container, args: argparse.Namespace) -> int:
     if args.restated_since is not None:
         if args.as_known_at is not None and args.restated_since > args.as_known_at:
             raise UsageError("report: --restated-since must not be later than --as-known-at")
-        found = restatements(
-            container.app.histories().values(), container.contract_book, months, as_of,
-            args.restated_since, args.as_known_at, customer=args.customer,
+        found = selected_restatements(
+            container.app, container.contract_book, months, as_of, args.restated_since,
+            args.as_known_at, customer=args.customer,
         )  # fmt: skip
         for report in reports:
             report["restated"] = [

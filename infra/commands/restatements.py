@@ -6,12 +6,12 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from slatrail.application.selection import selected_restatements
 from slatrail.infra.bootstrap import Container
 from slatrail.infra.errors import UsageError
 from slatrail.infra.render import echo, table, terminal_safe, to_json
 from slatrail.infra.timearg import instant, month, quarter
 from slatrail.projections.availability import Month
-from slatrail.projections.restatements import restatements
 
 
 def register(subparsers: Any) -> None:
@@ -42,9 +42,9 @@ def run(container: Container, args: argparse.Namespace) -> int:
     contracted = book.customers()
     if args.customer is not None and args.customer not in contracted:
         raise UsageError(f"restatements: unknown customer {args.customer!r}")
-    result = restatements(
-        container.app.histories().values(), book, months, args.as_of or args.known_at,
-        args.known_at, args.vs, customer=args.customer,
+    result = selected_restatements(
+        container.app, book, months, args.as_of or args.known_at, args.known_at, args.vs,
+        customer=args.customer,
     )  # fmt: skip
     if args.format == "json":
         print(to_json(result))

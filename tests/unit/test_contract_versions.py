@@ -217,3 +217,29 @@ def test_the_html_report_names_the_contract_versions() -> None:
     )  # fmt: skip
     page = render_html(reports, generated_at=_at("2026-11-02T00:00:00Z"), source="c.toml")
     assert "under contract version(s) 1, 2" in page
+
+
+def test_the_report_of_a_customer_contracted_mid_month_has_trend_months_without_figures() -> None:
+    """A customer first contracted by a version in force from 2026-10-10: the October reports
+    of every customer are made (they had failed: the trend months before the contract had no
+    tier); the newcomer's trend months count its incidents and have no figure."""
+    newcomer = CONTRACTS_TOML + '\n[customers.newco]\ntier = "gold"\n'
+    app = _app_with(
+        (CONTRACTS_TOML, "1970-01-01T00:00:00Z", "2026-09-01T00:00:00Z"),
+        (newcomer, "2026-10-10T00:00:00Z", "2026-10-09T00:00:00Z"),
+    )
+    reports = monthly_reports(
+        _dayco_month().histories(), _book(app), [Month(2026, 10)], _at("2026-11-01T00:00:00Z")
+    )
+    assert [r["customer"] for r in reports] == ["acme", "dayco", "newco"]
+    (newco,) = (r for r in reports if r["customer"] == "newco")
+    assert newco["availability"]["percent"] == 100.0
+    assert [p["month"] for p in newco["trend"]] == ["2026-07", "2026-08", "2026-09"]
+    for point in newco["trend"]:
+        assert point["incidents"] == 0 and point["breached"] == 0
+        assert set(point["attainment"].values()) == {None}
+        assert (point["availability_percent"], point["downtime_s"], point["credit_percent"]) == (
+            None, None, None,
+        )  # fmt: skip
+    (dayco,) = (r for r in reports if r["customer"] == "dayco")
+    assert all(p["availability_percent"] == 100.0 for p in dayco["trend"])
