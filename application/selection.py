@@ -24,6 +24,7 @@ from slatrail.projections.sla import IncidentSla, incident_sla
 
 if TYPE_CHECKING:
     from slatrail.domain.contract_version import ContractBook
+    from slatrail.domain.contracts import Contracts
     from slatrail.projections.availability import Month
 
 UTC_ZONE = ZoneInfo("UTC")
@@ -236,6 +237,33 @@ def selected_restatements(
         figures += part["figures"]
         clocks += part["clocks"]
     return restatement_answer(as_of, known_at, vs, figures, clocks)
+
+
+def selected_whatif(
+    store: IndexedHistories,
+    recorded: ContractSource,
+    draft: Contracts,
+    months: Sequence[Month],
+    as_of: datetime,
+    *,
+    customer: str | None = None,
+) -> dict[str, Any]:
+    """`whatif` one customer at a time, from the incidents a report of `months` selects (what
+    is recorded decides which incidents may count; the contracts only measure them): every
+    customer the recorded contracts name for `months` (or `customer`), in report order — the
+    rows of one `whatif` call over the whole store, in the same order."""
+    from slatrail.projections.report import contracted_customers
+    from slatrail.projections.whatif import whatif
+
+    names = [customer] if customer is not None else sorted(contracted_customers(recorded, months))
+    answer: dict[str, Any] = {"as_of": None, "draft": draft.source, "rows": []}
+    for name in names:
+        query = report_query(months, as_of=as_of, as_known_at=None, customer=name)
+        part = whatif(selected_histories(store, query), recorded, draft, months, as_of,
+                      customer=name)  # fmt: skip
+        answer["as_of"] = part["as_of"] or answer["as_of"]
+        answer["rows"] += part["rows"]
+    return answer
 
 
 def unsettled_events(store: IndexedHistories, *, since: datetime) -> Iterator[IncidentEvent]:

@@ -9,13 +9,13 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader
 
+from slatrail.application.selection import selected_whatif
 from slatrail.infra.bootstrap import Container, read_contracts
 from slatrail.infra.errors import UsageError
 from slatrail.infra.pathargs import cannot_write, output_file_in_new_dirs
 from slatrail.infra.render import echo, table, terminal_safe, to_json
 from slatrail.infra.timearg import instant, month, quarter
 from slatrail.projections.availability import Month
-from slatrail.projections.whatif import whatif
 
 FORMATS = ("table", "json", "html")
 METRICS = ("response", "workaround", "resolution", "postmortem")
@@ -48,9 +48,7 @@ def run(container: Container, args: argparse.Namespace) -> int:
     if args.customer is not None and args.customer not in contracted | set(draft.spec.customers):
         raise UsageError(f"whatif: unknown customer {args.customer!r}")
     as_of = args.as_of or container.clock()
-    result = whatif(
-        container.app.histories().values(), book, draft, months, as_of, customer=args.customer
-    )
+    result = selected_whatif(container.app, book, draft, months, as_of, customer=args.customer)
     if args.format == "json":
         text = to_json(result) + "\n"
     elif args.format == "html":

@@ -1,6 +1,7 @@
-"""Restatements from the incident index, one customer at a time, equal restatements over the
-whole store: random histories whose events were recorded late, a contract version recorded
-between the two knowledge instants, random months, instants and customers."""
+"""Restatements and what-ifs from the incident index, one customer at a time, equal the same
+comparisons over the whole store: random histories whose events were recorded late, a
+contract version recorded between the two knowledge instants, a draft contract, random months,
+instants and customers."""
 
 from __future__ import annotations
 
@@ -13,13 +14,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from slatrail.application.selection import selected_restatements
+from slatrail.application.selection import selected_restatements, selected_whatif
 from slatrail.application.service import SlatrailApplication
 from slatrail.domain.contract_version import SINCE_EVER, ContractBook
 from slatrail.infra.store import open_application
 from slatrail.infra.wire import decode
 from slatrail.projections.availability import Month
 from slatrail.projections.restatements import restatements
+from slatrail.projections.whatif import whatif
 from tests.builders import CONTRACTS_TOML, contracts_from, line, reported_data, wire
 from tests.hypothesis_profiles import examples
 
@@ -135,5 +137,40 @@ def test_an_outage_that_looked_ongoing_then_restates_months_long_after_its_event
         assert found == restatements(every(app), book, months, known_at, known_at, None)
         changed = {(f["customer"], f["figure"]) for f in found["figures"]}
         assert ("acme", "availability.percent") in changed
+    finally:
+        app.close()
+
+
+@given(
+    st.integers(1, 7).flatmap(lambda k: st.tuples(*(incident(n) for n in range(k)))),
+    st.integers(0, 24 * 20),
+    st.sampled_from((0, -1, 1, 2)),
+    st.sampled_from((None, "acme", "dayco")),
+    st.sampled_from((LATER_TERMS, WITH_NEWCOMER)),
+)
+@settings(
+    max_examples=examples(100),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+def test_whatif_one_customer_at_a_time_equals_the_whole_store(
+    store: Path,
+    incidents: tuple[list[tuple[datetime, dict[str, Any]]], ...],
+    hours: int,
+    month_offset: int,
+    customer: str | None,
+    draft_text: str,
+) -> None:
+    app = recorded(store, list(incidents))
+    try:
+        book = app.contract_book()
+        assert isinstance(book, ContractBook)
+        reported = incidents[0][0][0]
+        as_of = reported + timedelta(hours=hours)
+        months = [Month(reported.year, reported.month).shifted(month_offset)]
+        draft = contracts_from(draft_text, "draft.toml")
+        assert selected_whatif(app, book, draft, months, as_of, customer=customer) == whatif(
+            every(app), book, draft, months, as_of, customer=customer
+        )
     finally:
         app.close()
