@@ -49,6 +49,15 @@ def incident(draw: st.DrawFn, n: int) -> list[tuple[datetime, dict[str, Any]]]:
     return out
 
 
+def stores_per_example(count: int) -> Any:
+    """`count` examples (under the `ci` profile), each recording a store of its own."""
+    return settings(
+        max_examples=examples(count),
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+
+
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Path]:
     yield tmp_path
@@ -79,11 +88,7 @@ def every(app: SlatrailApplication) -> list[list[Any]]:
     st.sampled_from((0, 0, 0, -1, 1)),
     st.sampled_from((None, "acme", "newco")),
 )
-@settings(
-    max_examples=examples(200),
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@stores_per_example(200)
 def test_restatements_one_customer_at_a_time_equal_the_whole_store(
     store: Path,
     incidents: tuple[list[tuple[datetime, dict[str, Any]]], ...],
@@ -148,11 +153,7 @@ def test_an_outage_that_looked_ongoing_then_restates_months_long_after_its_event
     st.sampled_from((None, "acme", "dayco")),
     st.sampled_from((LATER_TERMS, WITH_NEWCOMER)),
 )
-@settings(
-    max_examples=examples(100),
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@stores_per_example(100)
 def test_whatif_one_customer_at_a_time_equals_the_whole_store(
     store: Path,
     incidents: tuple[list[tuple[datetime, dict[str, Any]]], ...],
