@@ -284,10 +284,12 @@ class IndexedSQLiteRecorder(SQLiteApplicationRecorder):
         return returning
 
     def has_index(self) -> bool:
+        return self._in_schema("table", INDEX_TABLE)
+
+    def _in_schema(self, kind: str, name: str) -> bool:
+        """Whether the database has the table or index (`kind`) of that name."""
         with self.datastore.transaction(commit=False) as c:
-            c.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (INDEX_TABLE,)
-            )
+            c.execute("SELECT 1 FROM sqlite_master WHERE type = ? AND name = ?", (kind, name))
             return c.fetchone() is not None
 
     def select_incident_ids(self, query: IndexQuery) -> Iterator[str]:
@@ -300,10 +302,7 @@ class IndexedSQLiteRecorder(SQLiteApplicationRecorder):
 
         closed = f"{INDEX_TABLE}_{CLOSED_CHANGED[0]}"
         if self._closed_changed is None:  # a store made before that index: not until a writer
-            with self.datastore.transaction(commit=False) as c:
-                c.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?",
-                          (closed,))  # fmt: skip
-                self._closed_changed = c.fetchone() is not None
+            self._closed_changed = self._in_schema("index", closed)
         closed_from = f"{INDEX_TABLE} INDEXED BY {closed}" if self._closed_changed else None
         return keyset_incident_ids(INDEX_TABLE, query, "?", page, closed_from=closed_from)
 

@@ -122,10 +122,12 @@ class IndexedPostgresRecorder(PostgresApplicationRecorder):
             curs.executemany(self._upsert.encode(), rows)
 
     def has_index(self) -> bool:
+        return self._in_schema(INDEX_TABLE)
+
+    def _in_schema(self, name: str) -> bool:
+        """Whether the store's schema has the table or index of that name."""
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(
-                "SELECT to_regclass(%s) AS found", (f'"{self.datastore.schema}".{INDEX_TABLE}',)
-            )
+            curs.execute("SELECT to_regclass(%s) AS found", (f'"{self.datastore.schema}".{name}',))
             row = curs.fetchone()
         return row is not None and row["found"] is not None
 
@@ -136,11 +138,7 @@ class IndexedPostgresRecorder(PostgresApplicationRecorder):
                 return list(curs.fetchall())
 
         if self._closed_changed is None:  # a store made before that index: not until a writer
-            name = f'"{self.datastore.schema}".{INDEX_TABLE}_{CLOSED_CHANGED[0]}'
-            with self.datastore.get_connection() as conn, conn.cursor() as curs:
-                curs.execute("SELECT to_regclass(%s) AS found", (name,))
-                row = curs.fetchone()
-            self._closed_changed = row is not None and row["found"] is not None
+            self._closed_changed = self._in_schema(f"{INDEX_TABLE}_{CLOSED_CHANGED[0]}")
         closed_from = self._index_table if self._closed_changed else None
         return keyset_incident_ids(
             self._index_table, query, "%s", page, row_values=True, closed_from=closed_from
