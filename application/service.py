@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 from uuid import UUID
@@ -120,6 +120,17 @@ class DamagedStoreError(RuntimeError):
 def _store_trouble(error: BaseException) -> bool:
     """A failure of the store itself, not of one message (a `DataError` is the message's)."""
     return isinstance(error, PersistenceError) and not isinstance(error, DataError)
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedBatch:
+    """A batch applied and its records built, not stored yet (`SlatrailApplication.prepare`)."""
+
+    outcomes: list[Outcome]
+    receipts: Mapping[str, NewReceipt]
+    incidents: frozenset[UUID]  # the ids of the incidents it changed
+    processing: ProcessingEvent[UUID]
+    records: Sequence[DomainEventProtocol[UUID] | StoredEvent]
 
 
 class SlatrailApplication(Application[UUID]):
@@ -231,6 +242,34 @@ class SlatrailApplication(Application[UUID]):
     ) -> list[Outcome]:
         """One transaction for the batch. Receipts are read only when needed: when `careful`,
         when the incident already holds the message_id, or to explain a rejection."""
+        outcomes, touched, receipts = self._apply_batch(
+            batch, now, careful=careful, refs=refs, traces=traces
+        )
+        if touched or receipts:
+            try:
+                self._save_own((*touched.values(), *receipts.values()), notify=False)
+            except BaseException:
+                for aggregate_id in touched:
+                    self._incidents.pop(aggregate_id, None)
+                raise
+            for aggregate_id, incident in touched.items():
+                self._remember(aggregate_id, incident)
+        return outcomes
+
+    def _apply_batch(
+        self,
+        batch: Sequence[Decoded],
+        now: datetime,
+        *,
+        careful: bool,
+        refs: Mapping[int, str] | None = None,
+        traces: Mapping[int, str] | None = None,
+        after: PreparedBatch | None = None,
+    ) -> tuple[list[Outcome], dict[UUID, Incident], dict[str, NewReceipt]]:
+        """The batch applied to its incidents, nothing stored: (an outcome per message, the
+        incidents changed, the receipts to store). `after`: a batch whose write may still be
+        under way (`prepare`): the store cannot answer for its receipts and incidents yet, so
+        its receipts are asked first and its incidents are taken as remembered."""
         from slatrail.domain.messages import fingerprint, to_fact  # a writer's import (start-up)
 
         touched: dict[UUID, Incident] = {}
@@ -246,13 +285,18 @@ class SlatrailApplication(Application[UUID]):
                 fact = replace(fact, traceparent=traces[id(message)])
             print_ = fingerprint(obj)
             prior: Receipt | None = receipts.get(fact.message_id)
+            if prior is None and after is not None:
+                prior = after.receipts.get(fact.message_id)
             if prior is None and (careful or self._holds(fact, aggregate_id, touched)):
                 prior = self._receipt(fact.message_id)
             if prior is not None:
                 outcomes.append(self._repeat(fact, prior, print_))
                 continue
             try:
-                incident = self._apply(fact, aggregate_id, touched, now)
+                incident = self._apply(
+                    fact, aggregate_id, touched, now,
+                    unstored=after.incidents if after is not None else frozenset(),
+                )  # fmt: skip
             except Rejection as error:
                 earlier = None if careful else self._receipt(fact.message_id)
                 if earlier is not None:
@@ -269,16 +313,35 @@ class SlatrailApplication(Application[UUID]):
                     Status.ACCEPTED, fact.message_id, fact.incident_id, position=incident.version
                 )
             )
-        if touched or receipts:
-            try:
-                self._save_own((*touched.values(), *receipts.values()), notify=False)
-            except BaseException:
-                for aggregate_id in touched:
-                    self._incidents.pop(aggregate_id, None)
-                raise
-            for aggregate_id, incident in touched.items():
-                self._remember(aggregate_id, incident)
-        return outcomes
+        return outcomes, touched, receipts
+
+    # -- a batch's write overlapping the next batch (application/overlapped.py) ------------
+
+    def prepare(
+        self, batch: Sequence[Decoded], *, now: datetime, after: PreparedBatch | None = None
+    ) -> PreparedBatch:
+        """The first half of `record`: the batch applied to its incidents (remembered as they
+        now are) and its records built, nothing stored. `after`: the batch prepared before,
+        whose `write` may still be under way. Raises what applying raised; after a raise, or
+        after a failed `write` of `after`, the caller must `forget` and `record` instead."""
+        outcomes, touched, receipts = self._apply_batch(batch, now, careful=False, after=after)
+        processing, records = self._to_records((*touched.values(), *receipts.values()))
+        for aggregate_id, incident in touched.items():
+            self._remember(aggregate_id, incident)
+        return PreparedBatch(outcomes, receipts, frozenset(touched), processing, records)
+
+    def write(self, prepared: PreparedBatch) -> None:
+        """The second half: the prepared records stored in one transaction. It reads nothing
+        but `prepared`, so it may run in another thread while the next batch is prepared.
+        (No snapshot is taken: slatrail configures none; `_save_own` would take them.)"""
+        if prepared.records:
+            self._record_all(prepared.processing, prepared.records, recordings=False)
+
+    def forget(self) -> None:
+        """Drop the remembered incidents: the next batch reads them from the store."""
+        self._forget()
+
+    # -- saving ----------------------------------------------------------------------------
 
     def save(
         self,
@@ -298,6 +361,18 @@ class SlatrailApplication(Application[UUID]):
         """`save` of incidents and receipts. Without `notify` (the record path: nothing in
         slatrail listens to the library's `_notify` hook), the library's `Recording` of each
         event is not built and the hook not called (a twentieth of ingest's time)."""
+        processing, records = self._to_records(objs)
+        recordings = self._record_all(processing, records, recordings=notify)
+        self._take_snapshots(processing)
+        if notify:
+            self._notify(recordings)
+        return recordings
+
+    def _to_records(
+        self, objs: Sequence[Any]
+    ) -> tuple[ProcessingEvent[UUID], list[DomainEventProtocol[UUID] | StoredEvent]]:
+        """The events of incidents and receipts to store, receipts as records already, and the
+        index rows of the incidents (in the processing event's saved arguments)."""
         processing: ProcessingEvent[UUID] = ProcessingEvent()
         records: list[DomainEventProtocol[UUID] | StoredEvent] = []
         entries: list[IndexEntry] = []
@@ -318,11 +393,7 @@ class SlatrailApplication(Application[UUID]):
             records.extend(events)
         if entries:  # the recorder writes them in the events' transaction (docs/scale.md)
             processing.saved_kwargs[INDEX_ROWS] = entries
-        recordings = self._record_all(processing, records, recordings=notify)
-        self._take_snapshots(processing)
-        if notify:
-            self._notify(recordings)
-        return recordings
+        return processing, records
 
     def _record_all(
         self,
@@ -393,10 +464,19 @@ class SlatrailApplication(Application[UUID]):
         return incident is not None and fact.message_id in incident.message_ids
 
     def _apply(
-        self, fact: Fact, aggregate_id: UUID, touched: dict[UUID, Incident], now: datetime
+        self,
+        fact: Fact,
+        aggregate_id: UUID,
+        touched: dict[UUID, Incident],
+        now: datetime,
+        *,
+        unstored: frozenset[UUID] = frozenset(),
     ) -> Incident:
-        cached = aggregate_id not in touched and (
-            aggregate_id in self._incidents or aggregate_id in self._absent
+        # `unstored`: changed by a batch still being written, so the store is behind the cache
+        cached = (
+            aggregate_id not in touched
+            and aggregate_id not in unstored
+            and (aggregate_id in self._incidents or aggregate_id in self._absent)
         )
         try:
             return self._apply_to(fact, aggregate_id, touched, now)

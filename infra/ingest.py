@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import select
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import IO
@@ -11,6 +12,7 @@ from typing import IO
 import structlog
 
 from slatrail.application.outcomes import Decoded, IngestCounts, Outcome, Status
+from slatrail.application.overlapped import OverlappedRecording
 from slatrail.application.service import SlatrailApplication
 from slatrail.domain.errors import InvalidMessageError
 from slatrail.infra.deadletters import DeadLetterFile, encode_dead_letter
@@ -26,7 +28,9 @@ READ_BYTES = 1 << 16
 
 
 class Ingestor:
-    """Feeds raw messages to the application in batches; reports every outcome."""
+    """Feeds raw messages to the application in batches; reports every outcome. A batch is
+    written while the next one is read and applied (`OverlappedRecording`); `flush` records
+    the lines batched so far and waits until they are written."""
 
     def __init__(
         self,
@@ -34,6 +38,8 @@ class Ingestor:
         clock: Callable[[], datetime],
         on_rejected: Callable[[bytes, Outcome, int | None], None],
         batch_size: int = BATCH_SIZE,
+        *,
+        overlap_writes: bool = False,
     ) -> None:
         self.app = app
         self.clock = clock
@@ -41,6 +47,14 @@ class Ingestor:
         self.batch_size = batch_size
         self.counts = IngestCounts()
         self._batch: list[tuple[Decoded, bytes, int | None]] = []
+        self._recording = OverlappedRecording(app, overlap=overlap_writes)
+        self._in_flight: deque[list[tuple[Decoded, bytes, int | None]]] = deque()
+
+    def __enter__(self) -> Ingestor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._recording.close()
 
     def feed(self, raw: bytes, line: int | None = None) -> None:
         try:
@@ -50,15 +64,24 @@ class Ingestor:
             return
         self._batch.append((decoded, raw, line))
         if len(self._batch) >= self.batch_size:
-            self.flush()
+            self._start()
 
     def flush(self) -> None:
+        self._start()
+        self._report(self._recording.drain())
+
+    def _start(self) -> None:
         if not self._batch:
             return
         batch, self._batch = self._batch, []
-        outcomes = self.app.record([item[0] for item in batch], now=self.clock())
-        for (_, raw, line), outcome in zip(batch, outcomes, strict=True):
-            self._done(raw, outcome, line)
+        self._in_flight.append(batch)
+        self._report(self._recording.record([item[0] for item in batch], now=self.clock()))
+
+    def _report(self, ended: list[list[Outcome]]) -> None:
+        for outcomes in ended:
+            batch = self._in_flight.popleft()
+            for (_, raw, line), outcome in zip(batch, outcomes, strict=True):
+                self._done(raw, outcome, line)
 
     def _done(self, raw: bytes, outcome: Outcome, line: int | None) -> None:
         self.counts.add(outcome)
@@ -107,10 +130,14 @@ def ingest_lines(
     clock: Callable[[], datetime],
     rejected_out: IO[str] | Callable[[], IO[str]] | DeadLetterFile,
     progress: Callable[[int], None] | None = None,
+    *,
+    overlap_writes: bool = False,
 ) -> IngestCounts:
     """Record every non-blank line; rejected ones are appended to `rejected_out` as JSON
     (to a `DeadLetterFile`: unless it holds that dead letter already, e.g. from an earlier run).
-    A `None` among the lines (a quiet pipe, `pipe_lines`) records the lines batched so far."""
+    A `None` among the lines (a quiet pipe, `pipe_lines`) records the lines batched so far.
+    `overlap_writes`: each batch is written while the next is read and applied (a store that
+    is a server: docs/scale.md, "Writes overlapped")."""
     sink: IO[str] | DeadLetterFile | None = None if callable(rejected_out) else rejected_out
 
     def keep(raw: bytes, outcome: Outcome, line: int | None) -> None:
@@ -124,19 +151,19 @@ def ingest_lines(
         else:
             sink.write(encode_dead_letter(record) + "\n")
 
-    ingestor = Ingestor(app, clock, keep)
-    number = 0
-    for raw in lines:
-        if raw is None:
-            ingestor.flush()
-            continue
-        number += 1
-        body = raw.rstrip(b"\r\n")
-        if body.strip():
-            ingestor.feed(body, number)
-        if progress is not None:
-            progress(len(raw))
-    ingestor.flush()
+    with Ingestor(app, clock, keep, overlap_writes=overlap_writes) as ingestor:
+        number = 0
+        for raw in lines:
+            if raw is None:
+                ingestor.flush()
+                continue
+            number += 1
+            body = raw.rstrip(b"\r\n")
+            if body.strip():
+                ingestor.feed(body, number)
+            if progress is not None:
+                progress(len(raw))
+        ingestor.flush()
     if sink is not None:
         sink.flush()
     return ingestor.counts

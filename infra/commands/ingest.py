@@ -21,6 +21,7 @@ from slatrail.infra.ingest import ingest_lines, pipe_lines
 from slatrail.infra.pathargs import output_file
 from slatrail.infra.progress import Progress
 from slatrail.infra.render import echo, to_json
+from slatrail.infra.store import sqlite_path
 
 
 def register(subparsers: Any) -> None:
@@ -137,6 +138,7 @@ def run(container: Container, args: argparse.Namespace) -> int:
             counts = ingest_lines(
                 stop.lines(_lines(stream)),
                 container.app, container.clock, dead_letters, progress.advance,
+                overlap_writes=sqlite_path(container.settings.store) is None,
             )  # fmt: skip
     finally:
         progress.close()

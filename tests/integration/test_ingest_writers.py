@@ -183,3 +183,77 @@ def test_postgres_index_is_kept_whatever_the_environment_asks_of_the_library(
         assert list(app.select_incident_ids(IndexQuery()) or ()) == ["F-1"]
     finally:
         app.close()
+
+
+def _stream_across_batches() -> list[dict[str, Any] | str]:
+    """4,600 lines for `slatrail ingest` (batches of 2,000): new incidents, their next steps in
+    the next batch, repeats and refusals on both sides of each batch boundary."""
+    out: list[dict[str, Any] | str] = []
+    for n in range(1_150):
+        at = T0 + timedelta(minutes=n)
+        out.append(wire("reported", at, reported_data(), incident_id=f"W-{n}"))
+        if n % 50 == 49:
+            out.append("{torn")
+    for n in range(1_150):
+        at = T0 + timedelta(minutes=n + 5)
+        out.append(wire("acknowledged", at, incident_id=f"W-{n}"))
+        if n % 7 == 0:
+            out.append(wire("reported", at, reported_data(), incident_id=f"W-{n}"))  # again
+        if n % 9 == 0:
+            out.append(wire("reopened", at, {"reason": "not resolved"}, incident_id=f"W-{n}"))
+    reused = wire("acknowledged", T0, incident_id="W-0", message_id="W-1:reported")
+    out.append(reused)
+    for n in range(1_150):  # exact repeats of both earlier batches
+        out.append(out[n * 2 % len(out)])
+    return out
+
+
+def test_ingest_on_postgresql_with_writes_overlapped_records_what_sqlite_records(
+    postgres_url: str, tmp_path: Any
+) -> None:
+    """`slatrail ingest` writes each batch on PostgreSQL while the next is applied
+    (docs/scale.md, "Writes overlapped"); on SQLite one after another. The counts, the refused
+    lines and every stored event are the same."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.builders import CONTRACTS_TOML, jsonl
+
+    (tmp_path / "contracts.toml").write_text(CONTRACTS_TOML, encoding="utf-8")
+    (tmp_path / "in.jsonl").write_text(jsonl(_stream_across_batches()), encoding="utf-8")
+    sqlite_url = f"sqlite:///{tmp_path / 'store.db'}"
+
+    def slatrail(url: str, *argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(Path(sys.executable).parent / "slatrail"), "--store", url, "--contracts",
+             "contracts.toml", *argv],
+            cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+
+    answers = []
+    for url, rejected in ((sqlite_url, "sqlite.rejected"), (postgres_url, "pg.rejected")):
+        done = slatrail(url, "ingest", "in.jsonl", "--rejected", rejected, "--format", "json")
+        assert done.returncode == 1, done.stderr  # some lines are refused
+        verified = slatrail(url, "verify")  # every hash chain holds (recorded_at is hashed)
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+        counts = json.loads(done.stdout)
+        refused = [
+            (r.get("line"), r["code"], r["message_id"])
+            for r in map(json.loads, (tmp_path / rejected).read_text().splitlines())
+        ]
+        app = open_application(url, contracts_from())
+        try:
+            events = {
+                incident: [(e.position, e.type, e.message_id, e.occurred_at, dict(e.data))
+                           for e in history]
+                for incident, history in ((h[0].incident_id, h) for h in app.histories().values())
+            }  # fmt: skip
+            _, receipts = stored_counts(app)
+        finally:
+            app.close()
+        answers.append((counts["accepted"], counts["duplicate"], counts["rejected"],
+                        counts["rejected_by_code"], sorted(refused), events, receipts))  # fmt: skip
+    assert answers[0][0] > 2_000 and answers[0][1] > 1_000 and answers[0][2] > 100
+    assert answers[1] == answers[0]
