@@ -153,6 +153,13 @@ def _assigned(serve: ServeProcess, topic: str) -> set[str]:
     return held
 
 
+def _partition_events(serve: ServeProcess) -> str:
+    """What a serve process logged of its group membership, for a failure message."""
+    kept = ("partitions_assigned", "partitions_revoked", "worker_started", "health")
+    lines = [json.dumps(e) for e in serve.log_events() if e["event"] in kept]
+    return f"\n--- {serve.log_path.name}\n" + "\n".join(lines[-40:])
+
+
 def _last_health(serve: ServeProcess, worker: str) -> dict[str, Any]:
     found = [e for e in serve.log_events() if e["event"] == "health" and e["worker"] == worker]
     return found[-1] if found else {}
@@ -186,9 +193,11 @@ def test_two_serve_processes_share_partitions_and_agree_with_a_single_process(
     with running(pipe.serve("a")) as a:
         assert wait_until(lambda: len(_assigned(a, inbound)) == 4, 30), a.log_text()[-2000:]
         with running(pipe.serve("b")) as b:
+            # Usually ~6 s; a rebalance round the broker lets run to its rebalance timeout
+            # (max_poll_interval_ms, 30 s here) once took 38 s under the full suite's load.
             assert wait_until(
-                lambda: len(_assigned(a, inbound)) == 2 and len(_assigned(b, inbound)) == 2, 40
-            ), b.log_text()[-2000:]
+                lambda: len(_assigned(a, inbound)) == 2 and len(_assigned(b, inbound)) == 2, 90
+            ), _partition_events(a) + _partition_events(b)
             publish_messages(pipe.kafka.bootstrap, inbound, jsonl_bytes(messages), rate=1000)
             assert_pipeline_consistent(pipe, {m["message_id"] for m in messages}, timeout=120)
             time.sleep(2.5)  # one more health log each
