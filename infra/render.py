@@ -88,11 +88,11 @@ def indented_json(value: Any) -> str:
     incidents. orjson writes that text in 0.01 s, and writes it identically for the values
     `orjson_indents_exactly` accepts; every other value (a float orjson writes in another form,
     NaN, a subclass, a key that is not a string, …) is written by `json` itself."""
-    if _ORJSON_INDENTS and orjson_indents_exactly(value):
-        try:
+    try:
+        if _ORJSON_INDENTS and orjson_indents_exactly(value):
             return orjson.dumps(value, option=orjson.OPT_INDENT_2).decode("utf-8")
-        except orjson.JSONEncodeError:  # an integer beyond 64 bits, a lone surrogate, …
-            pass
+    except (orjson.JSONEncodeError, RecursionError):
+        pass  # an integer beyond 64 bits, a lone surrogate, nesting beyond orjson's 255 levels
     return json.dumps(value, ensure_ascii=False, indent=2)
 
 

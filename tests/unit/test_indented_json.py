@@ -84,3 +84,11 @@ def test_an_orjson_that_indents_otherwise_is_not_used(monkeypatch: pytest.Monkey
 
     monkeypatch.setattr(render.orjson, "dumps", dumps_spaced)
     assert not render.orjson_indent_agrees()
+
+
+@pytest.mark.parametrize("depth", [254, 256, 400])
+def test_deep_nesting_is_written_as_json_writes_it(depth: int) -> None:
+    value: Any = "x"
+    for n in range(depth):
+        value = [value] if n % 2 else {"k": value}
+    assert indented_json(value) == _reference(value)
